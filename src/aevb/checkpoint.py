@@ -1,0 +1,153 @@
+"""Run directories: config.json, model.safetensors, state.safetensors and metrics.jsonl.
+
+Nothing in a run directory is a pickle: weights, optimizer state and RNG states are
+safetensors, everything else JSON. Files are replaced atomically (temporary file, fsync,
+rename), so an interrupted write leaves the previous version in place.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as st_load
+from safetensors.torch import save as st_save
+
+from .errors import AevbError
+from .model import VAE, ModelConfig
+
+CONFIG = "config.json"
+WEIGHTS = "model.safetensors"
+STATE = "state.safetensors"
+METRICS = "metrics.jsonl"
+RUN_FILES = (CONFIG, WEIGHTS, STATE, METRICS)
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def prepare_run_dir(run_dir: Path) -> None:
+    """Create run_dir, refusing one that already holds a run: nothing trained is overwritten."""
+    run_dir = Path(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise AevbError(f"{run_dir} exists and is not a directory")
+    present = [name for name in RUN_FILES if (run_dir / name).exists()]
+    if present:
+        raise AevbError(f"{run_dir} already holds a run ({', '.join(present)}); "
+                        "choose another --out")
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+
+def write_config(run_dir: Path, info: dict) -> None:
+    atomic_write(Path(run_dir) / CONFIG, (json.dumps(info, indent=2) + "\n").encode())
+
+
+def read_config(run_dir) -> dict:
+    path = Path(run_dir) / CONFIG
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise AevbError(f"{run_dir}: not a run directory (no {CONFIG})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise AevbError(f"{path}: corrupt JSON") from None
+
+
+def save_checkpoint(run_dir: Path, model: VAE, optimizer: torch.optim.Optimizer,
+                    generators: dict[str, torch.Generator], progress: dict) -> None:
+    """Weights to model.safetensors; optimizer, RNG states and `progress` to state.safetensors."""
+    weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    tensors, scalars = {}, {}
+    opt = optimizer.state_dict()
+    for index, state in opt["state"].items():
+        for key, value in state.items():
+            if torch.is_tensor(value):
+                tensors[f"optimizer.{index}.{key}"] = value.detach().cpu().contiguous()
+            else:
+                scalars[f"{index}.{key}"] = value
+    for name, gen in generators.items():
+        tensors[f"rng.{name}"] = gen.get_state().cpu()
+    meta = {"progress": json.dumps(progress), "param_groups": json.dumps(opt["param_groups"]),
+            "optimizer_scalars": json.dumps(scalars)}
+    # The state first: weights without their state would resume from the wrong step.
+    atomic_write(Path(run_dir) / STATE, st_save(tensors, metadata=meta))
+    atomic_write(Path(run_dir) / WEIGHTS, st_save(weights, metadata={"format": "pt"}))
+
+
+def _read_safetensors(path: Path) -> tuple[dict, dict]:
+    try:
+        data = path.read_bytes()
+        tensors = st_load(data)
+        header_len = int.from_bytes(data[:8], "little")
+        meta = json.loads(data[8:8 + header_len]).get("__metadata__", {}) or {}
+    except FileNotFoundError:
+        raise AevbError(f"{path}: missing") from None
+    except (SafetensorError, ValueError, UnicodeDecodeError) as err:
+        raise AevbError(f"{path}: not a valid safetensors file ({err})") from None
+    return tensors, meta
+
+
+def load(run_dir, device: str | torch.device = "cpu") -> VAE:
+    """The trained model of a run directory, rebuilt from its config.json, in eval mode."""
+    info = read_config(run_dir)
+    try:
+        model = VAE(ModelConfig(**info["model"]))
+    except (KeyError, TypeError):
+        raise AevbError(f"{run_dir}/{CONFIG}: no valid model section") from None
+    weights, _ = _read_safetensors(Path(run_dir) / WEIGHTS)
+    try:
+        model.load_state_dict(weights, strict=True)
+    except RuntimeError:
+        raise AevbError(f"{run_dir}/{WEIGHTS}: weights do not fit the model in {CONFIG} "
+                        "(another configuration, or a damaged file)") from None
+    return model.to(device).eval()
+
+
+def load_training_state(run_dir, optimizer: torch.optim.Optimizer,
+                        generators: dict[str, torch.Generator]) -> dict:
+    """Restore optimizer and RNG states in place; returns the saved progress dict."""
+    tensors, meta = _read_safetensors(Path(run_dir) / STATE)
+    try:
+        scalars = json.loads(meta["optimizer_scalars"])
+        state: dict = {}
+        for key, value in tensors.items():
+            if key.startswith("optimizer."):
+                _, index, name = key.split(".", 2)
+                state.setdefault(int(index), {})[name] = value
+        for key, value in scalars.items():
+            index, name = key.split(".", 1)
+            state.setdefault(int(index), {})[name] = value
+        optimizer.load_state_dict({"state": state,
+                                   "param_groups": json.loads(meta["param_groups"])})
+        for name, gen in generators.items():
+            gen.set_state(tensors[f"rng.{name}"])
+        return json.loads(meta["progress"])
+    except (KeyError, ValueError, RuntimeError) as err:
+        raise AevbError(f"{run_dir}/{STATE}: damaged or from another run ({err})") from None
+
+
+def append_metrics(run_dir: Path, record: dict) -> None:
+    with open(Path(run_dir) / METRICS, "a") as f:
+        f.write(json.dumps(record) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def read_metrics(run_dir) -> list[dict]:
+    path = Path(run_dir) / METRICS
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

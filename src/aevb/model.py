@@ -1,0 +1,101 @@
+"""The variational autoencoder of Kingma & Welling (2013), section 3.
+
+theta -> z -> x: a prior p(z) = N(0, I), a generative model p_theta(x|z) (the decoder) and a
+recognition model q_phi(z|x) (the encoder). The model only maps tensors to distributions; the
+objectives that train it live in `aevb.objectives`.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+from torch.distributions import Independent
+
+from .distributions import standard_normal
+from .errors import AevbError
+from .networks import DECODERS, GaussianEncoder
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything needed to rebuild a model; saved inside every run directory.
+
+    data_shape: the shape of one data point, (H, W) for images or (D,); the networks see the
+    flattened D = prod(data_shape) values.
+    """
+
+    data_shape: tuple[int, ...]
+    latent_dim: int = 20
+    hidden: tuple[int, ...] = (500,)
+    likelihood: str = "bernoulli"
+
+    def __post_init__(self):
+        object.__setattr__(self, "data_shape", tuple(int(s) for s in self.data_shape))
+        object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
+        if self.latent_dim < 1:
+            raise AevbError(f"latent dimension must be at least 1, got {self.latent_dim}")
+        if any(h < 1 for h in self.hidden):
+            raise AevbError(f"hidden layer sizes must be at least 1, got {list(self.hidden)}")
+        if self.likelihood not in DECODERS:
+            raise AevbError(
+                f"unknown likelihood {self.likelihood!r}; choose one of {', '.join(DECODERS)}"
+            )
+
+    @property
+    def data_dim(self) -> int:
+        return math.prod(self.data_shape)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class VAE(nn.Module):
+    """q_phi(z|x) and p_theta(x|z) with a standard normal prior over z."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        self.encoder = GaussianEncoder(config.data_dim, config.hidden, config.latent_dim)
+        self.decoder = DECODERS[config.likelihood](
+            config.latent_dim, tuple(reversed(config.hidden)), config.data_dim
+        )
+
+    def encode(self, x: torch.Tensor) -> Independent:
+        """q_phi(z|x): x [N, D] (or [N, *data_shape]) -> distribution with batch [N], event [J]."""
+        return self.encoder(x.reshape(x.shape[0], -1))
+
+    def decode(self, z: torch.Tensor) -> Independent:
+        """p_theta(x|z): z [..., J] -> distribution with batch [...], event [D]."""
+        return self.decoder(z)
+
+    def prior(self) -> Independent:
+        """p(z) = N(0, I), event [J], on the model's device."""
+        weight = next(self.parameters())
+        return standard_normal(self.config.latent_dim, device=weight.device, dtype=weight.dtype)
+
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """n draws x ~ p_theta(x|z), z ~ p(z); returns [n, *data_shape].
+
+        For the decoder means (what the paper's figures show) use
+        `model.decode(z).mean` with z drawn from `model.prior()`.
+        """
+        weight = next(self.parameters())
+        z = torch.randn(n, self.config.latent_dim, generator=generator, device=weight.device)
+        p = self.decode(z)
+        if isinstance(p.base_dist, torch.distributions.Bernoulli):
+            x = torch.bernoulli(p.base_dist.probs, generator=generator)
+        else:
+            x = p.base_dist.loc + p.base_dist.scale * torch.randn(
+                p.base_dist.loc.shape, generator=generator, device=weight.device
+            )
+        return x.reshape(n, *self.config.data_shape)
+
+
+def initialize(model: nn.Module, std: float, generator: torch.Generator | None = None) -> None:
+    """Draw every parameter from N(0, std^2), as the paper does with std = 0.01 (section 5)."""
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(torch.randn(p.shape, generator=generator) * std)

@@ -1,0 +1,57 @@
+"""The SGVB estimators (section 2.3) and the importance-sampled log-likelihood.
+
+Each objective is a pure function of (model, x, eps): x is a batch [N, D], eps [L, N, J] holds the
+standard normal noise of the reparameterization z = mu + sigma * eps, and the result is one value
+per data point, [N], in nats. Callers reduce (the mean over a minibatch gives eq. 8 divided by N).
+The same functions serve training (L = 1) and evaluation (L = K = 5000, in chunks).
+"""
+from __future__ import annotations
+
+import torch
+
+from .distributions import kl_to_standard_normal, log_mean_exp, q_sample
+
+
+def log_weights(model, x: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+    """log p_theta(x, z_l) - log q_phi(z_l|x) for z_l = mu + sigma * eps_l; returns [L, N].
+
+    Each entry is a one-sample unbiased estimate of the lower bound; their exponentials are
+    unbiased estimates of p_theta(x).
+    """
+    q = model.encode(x)
+    z = q_sample(q, eps)  # [L, N, J]
+    return model.decode(z).log_prob(x) + model.prior().log_prob(z) - q.log_prob(z)
+
+
+def elbo_a(model, x: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+    """Generic SGVB estimator A (eq. 6), [N] nats:
+
+    L^A(theta, phi; x) = (1/L) sum_l [log p_theta(x, z_l) - log q_phi(z_l|x)].
+    """
+    return log_weights(model, x, eps).mean(0)
+
+
+def elbo_b(model, x: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+    """SGVB estimator B (eq. 7, Gaussian case eq. 10), [N] nats:
+
+    L^B(theta, phi; x) = -KL(q_phi(z|x) || p(z)) + (1/L) sum_l log p_theta(x|z_l),
+
+    with the KL term in closed form (appendix B), so only the reconstruction term is sampled.
+    """
+    q = model.encode(x)
+    z = q_sample(q, eps)  # [L, N, J]
+    return model.decode(z).log_prob(x).mean(0) - kl_to_standard_normal(q)
+
+
+def importance_log_likelihood(model, x: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+    """log p_theta(x) estimated by importance sampling with q_phi(z|x) as proposal, [N] nats:
+
+    log p(x) ~ log (1/K) sum_k p_theta(x, z_k) / q_phi(z_k|x),  K = eps.shape[0].
+
+    Its expectation is a lower bound that rises to log p(x) as K grows (Burda et al. 2015);
+    K = 1 gives estimator A. For large K use `aevb.evaluate`, which chunks over K.
+    """
+    return log_mean_exp(log_weights(model, x, eps), dim=0)
+
+
+ESTIMATORS = {"A": elbo_a, "B": elbo_b}
