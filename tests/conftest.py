@@ -1,0 +1,26 @@
+import os
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """The real data files (../shared/data in CI, through AEVB_DATA); tests never download."""
+    root = os.environ.get("AEVB_DATA")
+    if not root or not Path(root, "mnist").is_dir():
+        if os.environ.get("CI"):
+            pytest.fail("AEVB_DATA must point at the shared data in CI")
+        pytest.skip("AEVB_DATA not set: real-data test skipped")
+    return Path(root)
+
+
+@pytest.fixture(scope="session")
+def digits_run(tmp_path_factory):
+    """A small model trained for a few seconds on the bundled digits, shared by several tests."""
+    import aevb
+
+    out = tmp_path_factory.mktemp("runs") / "digits"
+    cfg = aevb.resolve(dataset="digits", latent_dim=4, hidden=(64,), epochs=30, lr=0.05,
+                       eval_points=3, out=str(out), download=False)
+    return aevb.train(cfg, progress=False)
