@@ -40,8 +40,8 @@ def atomic_write(path: Path, data: bytes) -> None:
         raise
 
 
-def prepare_run_dir(run_dir: Path) -> None:
-    """Create run_dir, refusing one that already holds a run: nothing trained is overwritten."""
+def refuse_existing_run(run_dir: Path) -> None:
+    """Raise if run_dir already holds a run: nothing trained is ever overwritten."""
     run_dir = Path(run_dir)
     if run_dir.exists() and not run_dir.is_dir():
         raise AevbError(f"{run_dir} exists and is not a directory")
@@ -49,7 +49,12 @@ def prepare_run_dir(run_dir: Path) -> None:
     if present:
         raise AevbError(f"{run_dir} already holds a run ({', '.join(present)}); "
                         "choose another --out")
-    run_dir.mkdir(parents=True, exist_ok=True)
+
+
+def prepare_run_dir(run_dir: Path) -> None:
+    """Create run_dir, refusing one that already holds a run."""
+    refuse_existing_run(run_dir)
+    Path(run_dir).mkdir(parents=True, exist_ok=True)
 
 
 def write_config(run_dir: Path, info: dict) -> None:

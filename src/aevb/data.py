@@ -173,15 +173,18 @@ def read_idx(path: Path) -> np.ndarray:
 
 def read_amat(path: Path) -> np.ndarray:
     """Larochelle & Murray's .amat text: one data point per line, 784 values of 0 or 1."""
-    raw = _read_bytes(Path(path))
-    try:
-        values = np.array(raw.split(), dtype=np.float32)
-    except ValueError:
-        raise AevbError(f"{path}: non-numeric value in .amat file") from None
-    lines = raw.count(b"\n") + (0 if raw.endswith(b"\n") or not raw else 1)
-    if lines == 0 or values.size != lines * 784 or not np.isin(values, (0.0, 1.0)).all():
+    raw = np.frombuffer(_read_bytes(Path(path)), dtype=np.uint8)
+    # The text is only "0", "1", spaces and newlines; anything else is not this format.
+    is_digit = (raw == ord("0")) | (raw == ord("1"))
+    if not np.all(is_digit | (raw == ord(" ")) | (raw == ord("\n")) | (raw == ord("\r"))) \
+            or np.any(is_digit[1:] & is_digit[:-1]):
+        raise AevbError(f"{path}: .amat files hold only 0/1 values separated by spaces")
+    values = raw[is_digit] - ord("0")
+    text_lines = [line for line in bytes(raw).splitlines() if line.strip()]
+    if not text_lines or any(len(line.split()) != 784 for line in (text_lines[0], text_lines[-1])) \
+            or values.size != len(text_lines) * 784:
         raise AevbError(f"{path}: expected lines of 784 binary values")
-    return values.reshape(lines, 784)
+    return values.astype(np.float32).reshape(len(text_lines), 784)
 
 
 def read_frey(path: Path) -> np.ndarray:

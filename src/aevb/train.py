@@ -94,6 +94,8 @@ def make_optimizer(config: TrainConfig, model: VAE, n_train: int) -> torch.optim
 def train(config: TrainConfig, *, progress: bool = True) -> Path:
     """Train a VAE as `config` says; returns the run directory holding its results."""
     device = pick_device(config.device)
+    if config.out:  # fail before the (possibly slow) data loading
+        checkpoint.refuse_existing_run(Path(config.out))
     data = load_dataset(config.dataset, data_dir=config.data_dir, download=config.download,
                         test_fraction=config.test_fraction, seed=config.seed)
     config = resolve_data_settings(config, data)
