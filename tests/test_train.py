@@ -7,7 +7,8 @@ import torch
 import aevb
 from aevb.checkpoint import read_config, read_metrics
 from aevb.errors import AevbError
-from aevb.train import average_bound, eval_schedule, fixed_binarization
+from aevb.evaluate import average_bound, evaluation_set
+from aevb.train import eval_schedule
 
 
 def _digits(tmp_path, name, **kw):
@@ -58,7 +59,7 @@ def test_loaded_model_reproduces_the_trained_bound_exactly(digits_run):
 
     cfg = read_config(digits_run)["config"]
     model = aevb.load(digits_run)
-    test = fixed_binarization(load_dataset("digits", seed=cfg["seed"]).test, cfg["seed"] + 2)
+    test = evaluation_set(load_dataset("digits", seed=cfg["seed"]).test, "test", cfg["seed"], True)
     # The training loop evaluated its own in-memory model with the same data and noise.
     assert average_bound(model, test, cfg["seed"] + 4) == read_metrics(digits_run)[-1]["test_elbo"]
 

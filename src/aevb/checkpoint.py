@@ -145,7 +145,11 @@ def load_training_state(run_dir, optimizer: torch.optim.Optimizer,
 
 
 def append_metrics(run_dir: Path, record: dict) -> None:
-    with open(Path(run_dir) / METRICS, "a") as f:
+    append_jsonl(Path(run_dir) / METRICS, record)
+
+
+def append_jsonl(path: Path, record: dict) -> None:
+    with open(path, "a") as f:
         f.write(json.dumps(record) + "\n")
         f.flush()
         os.fsync(f.fileno())

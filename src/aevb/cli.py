@@ -90,7 +90,115 @@ def _run_train(args) -> int:
     last = read_metrics(run_dir)[-1]
     print(f"trained on {last['samples']} samples: train bound {last['train_elbo']:.2f} nats, "
           f"test bound {last['test_elbo']:.2f} nats per data point")
-    print(f"results in {run_dir}/ (config.json, model.safetensors, metrics.jsonl)")
+    print(f"results in {run_dir}/ (report.html, figures, model.safetensors, metrics.jsonl)")
+    return 0
+
+
+def _add_evaluate(sub) -> None:
+    p = sub.add_parser("evaluate", help="lower bound and importance-sampled log-likelihood")
+    p.add_argument("run_dir")
+    p.add_argument("--split", choices=("test", "train"), default="test")
+    p.add_argument("--importance-samples", type=_number, default=5000, metavar="K")
+    p.add_argument("--batch-size", type=_number, default=100, metavar="B")
+    p.add_argument("--data", help="score a .npy/.npz file or an image folder instead of a split")
+    p.add_argument("--per-example", metavar="FILE.npy", help="save one log p(x) per data point")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+
+
+def _run_evaluate(args) -> int:
+    import json
+    from pathlib import Path
+
+    import numpy as np
+
+    from .checkpoint import append_jsonl
+    from .evaluate import evaluate_run
+
+    per_example = Path(args.per_example) if args.per_example else None
+    if per_example is not None:
+        if per_example.suffix != ".npy":
+            raise AevbError(f"--per-example must name a .npy file, got {per_example}")
+        if per_example.exists():
+            raise AevbError(f"{per_example} exists; choose another file (nothing is overwritten)")
+    result = evaluate_run(args.run_dir, split=args.split,
+                          importance_samples=args.importance_samples,
+                          batch_size=args.batch_size, data=args.data, device=args.device)
+    summary = result.summary()
+    if args.data is None:
+        append_jsonl(Path(args.run_dir) / "evaluations.jsonl", summary)
+    if per_example is not None:
+        np.save(per_example, result.per_example)
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(f"{result.split}: {result.n} data points, lower bound {result.elbo:.2f} nats, "
+              f"log-likelihood {result.log_likelihood:.2f} nats "
+              f"(K = {result.importance_samples}, {result.seconds:.1f} s)")
+    return 0
+
+
+def _add_figures(sub) -> None:
+    for name, text in (("manifold", "decoder means over a latent grid (Figure 4)"),
+                       ("sample", "decoder means for z from the prior (Figure 5)"),
+                       ("reconstruct", "test images beside their reconstructions"),
+                       ("latent", "test-set latent means, coloured by label"),
+                       ("report", "write report.html with every figure embedded")):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("run_dir")
+        if name != "report":
+            p.add_argument("--out", metavar="FILE.png", help="default: inside RUN_DIR")
+        if name in ("manifold", "sample", "reconstruct"):
+            p.add_argument("-n", type=_number, default={"manifold": 20, "sample": 100,
+                                                        "reconstruct": 10}[name],
+                           help="grid side, number of samples, or number of images")
+        if name == "manifold":
+            p.add_argument("--dims", type=_sizes, default=(0, 1), help="two latent axes, e.g. 0,1")
+        if name == "sample":
+            p.add_argument("--seed", type=int, default=0)
+    p = sub.add_parser("plot", help="bound against training samples for runs (Figure 2)")
+    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    p.add_argument("--out", metavar="FILE.png", help="default: RUN_DIR/curves.png for one run, "
+                   "curves.png here for several")
+
+
+def _run_figure(args) -> int:
+    from pathlib import Path
+
+    from . import plots, report
+    from .checkpoint import load, read_config, read_metrics
+    from .evaluate import dataset_of_run, evaluation_set
+
+    if args.command == "plot":
+        runs = [(report.run_label(read_config(r)), read_metrics(r)) for r in args.run_dirs]
+        default = Path(args.run_dirs[0]) / "curves.png" if len(runs) == 1 else Path("curves.png")
+        print(plots.curves(runs, args.out or default))
+        return 0
+    if args.command == "report":
+        report.write_figures(args.run_dir)
+        print(report.write_report(args.run_dir))
+        return 0
+    model = load(args.run_dir)
+    n = getattr(args, "n", 1)
+    if n < 1:
+        raise AevbError(f"-n must be at least 1, got {n}")
+    file = {"manifold": "manifold.png", "sample": "samples.png",
+            "reconstruct": "reconstructions.png", "latent": "latent.png"}[args.command]
+    out = args.out or Path(args.run_dir) / file
+    if args.command == "manifold":
+        if len(args.dims) != 2:
+            raise AevbError(f"--dims takes two latent axes, got {list(args.dims)}")
+        print(plots.manifold(model, out, n=n, dims=tuple(args.dims)))
+    elif args.command == "sample":
+        print(plots.samples(model, out, n=n, seed=args.seed))
+    else:
+        c = read_config(args.run_dir)["config"]
+        data = dataset_of_run(args.run_dir)
+        test = evaluation_set(data.test, "test", c["seed"], c["binarize"])
+        if args.command == "reconstruct":
+            print(plots.reconstructions(model, test, out, n=n))
+        else:
+            print(plots.latent_scatter(model, test, out, labels=data.test_labels))
     return 0
 
 
@@ -98,10 +206,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="aevb", description="Auto-Encoding Variational Bayes")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     _add_train(sub)
+    _add_evaluate(sub)
+    _add_figures(sub)
     return parser
 
 
-COMMANDS = {"train": _run_train}
+COMMANDS = {"train": _run_train, "evaluate": _run_evaluate, "manifold": _run_figure,
+            "sample": _run_figure, "reconstruct": _run_figure, "latent": _run_figure,
+            "plot": _run_figure, "report": _run_figure}
 
 
 def main(argv: list[str] | None = None) -> int:

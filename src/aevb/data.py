@@ -336,6 +336,16 @@ def load_dataset(name: str, *, data_dir=None, download: bool = True,
                     "or give a .npy/.npz file or a folder of images")
 
 
+def load_user_data(path: str) -> torch.Tensor:
+    """All rows of a user's .npy/.npz file or image folder as float32 [N, D] in [0, 1]."""
+    p = Path(path)
+    if p.is_dir():
+        return _to_tensor(read_image_folder(p))
+    if p.suffix in (".npy", ".npz") and p.is_file():
+        return _to_tensor(read_array(p)[0])
+    raise AevbError(f"{path}: no such .npy/.npz file or image folder")
+
+
 DATASETS = ("mnist", "fashion-mnist", "binarized-mnist", "frey-face", "digits")
 # Grey-level datasets modelled with the Bernoulli decoder on dynamically binarized batches.
 BINARIZED_BY_DEFAULT = ("mnist", "fashion-mnist", "digits")

@@ -22,7 +22,8 @@ from .config import DEFAULT_EPOCHS, TrainConfig
 from .data import BINARIZED_BY_DEFAULT, Dataset, load_dataset
 from .errors import AevbError
 from .model import VAE, ModelConfig, initialize
-from .objectives import ESTIMATORS, elbo_b
+from .evaluate import SEED_OFFSETS, average_bound, evaluation_set
+from .objectives import ESTIMATORS
 
 
 def pick_device(name: str) -> torch.device:
@@ -53,24 +54,6 @@ def eval_schedule(total: int, eval_points: int) -> list[int]:
     start = max(1.0, total / 1e3)
     points = np.unique(np.round(np.geomspace(start, total, eval_points)).astype(np.int64))
     return [int(p) for p in points]
-
-
-def fixed_binarization(x: torch.Tensor, seed: int) -> torch.Tensor:
-    """One Bernoulli draw per pixel from a fixed seed, so every evaluation sees the same bits."""
-    gen = torch.Generator(device=x.device).manual_seed(seed)
-    return torch.bernoulli(x, generator=gen)
-
-
-@torch.no_grad()
-def average_bound(model: VAE, x: torch.Tensor, seed: int, batch: int = 2000) -> float:
-    """Mean estimator-B bound over x [N, D] with L = 1 and noise fixed by `seed`, in nats."""
-    gen = torch.Generator(device=x.device).manual_seed(seed)
-    total = 0.0
-    for start in range(0, len(x), batch):
-        xb = x[start:start + batch]
-        eps = torch.randn(1, len(xb), model.config.latent_dim, generator=gen, device=x.device)
-        total += float(elbo_b(model, xb, eps).sum())
-    return total / len(x)
 
 
 def default_run_dir(config: TrainConfig) -> Path:
@@ -124,10 +107,10 @@ def train(config: TrainConfig, *, progress: bool = True) -> Path:
     })
 
     x_train, x_test = data.train.to(device), data.test.to(device)
-    eval_train, eval_test = x_train[:config.eval_examples], x_test
-    if config.binarize:
-        eval_train = fixed_binarization(eval_train, config.seed + 1)
-        eval_test = fixed_binarization(eval_test, config.seed + 2)
+    eval_train = evaluation_set(x_train, "train", config.seed, config.binarize)
+    eval_train = eval_train[:config.eval_examples]
+    eval_test = evaluation_set(x_test, "test", config.seed, config.binarize)
+    noise_seed = {split: config.seed + SEED_OFFSETS[split][1] for split in ("train", "test")}
     gen = torch.Generator(device=device).manual_seed(config.seed)
     schedule = eval_schedule(total, config.eval_points)
     seen, epoch, train_time, start_wall = 0, 0, 0.0, time.perf_counter()
@@ -135,8 +118,8 @@ def train(config: TrainConfig, *, progress: bool = True) -> Path:
     def evaluate_and_save():
         model.eval()
         record = {"samples": seen, "epoch": seen / n_train,
-                  "train_elbo": average_bound(model, eval_train, config.seed + 3),
-                  "test_elbo": average_bound(model, eval_test, config.seed + 4),
+                  "train_elbo": average_bound(model, eval_train, noise_seed["train"]),
+                  "test_elbo": average_bound(model, eval_test, noise_seed["test"]),
                   "seconds": time.perf_counter() - start_wall,
                   "samples_per_second": seen / train_time if train_time else None}
         model.train()
@@ -184,4 +167,8 @@ def train(config: TrainConfig, *, progress: bool = True) -> Path:
     if record["samples"] != seen:
         evaluate_and_save()
     bar.close()
+    from .report import write_figures, write_report
+
+    write_figures(run_dir, data)
+    write_report(run_dir)
     return run_dir

@@ -1,0 +1,160 @@
+"""Honest evaluation: the average lower bound and the importance-sampled log-likelihood.
+
+log p_theta(x) ~ log (1/K) sum_k p_theta(x, z_k) / q_phi(z_k|x), z_k ~ q_phi(z|x), with
+K = 5000 as in Burda et al. (2015). Both numbers are in nats per data point, natural sign
+(negative for binary data). The noise and, for binary data, the binarization of the evaluated
+set come from fixed seeds, so evaluating one model twice gives identical numbers.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+
+from .objectives import elbo_b, log_weights
+
+# Elements per [K_chunk, N_chunk, width] activation: bounds memory for any K (about 128 MB
+# per float32 tensor, a few of them alive at once).
+CHUNK_ELEMENTS = 32 * 2**20
+
+
+# Seed offsets per split: (binarization, noise of the bound). Training and `aevb evaluate`
+# use the same ones, so the bound `evaluate` reports equals the last one in metrics.jsonl.
+SEED_OFFSETS = {"train": (1, 3), "test": (2, 4), "data": (6, 7)}
+
+
+def evaluation_set(x: torch.Tensor, split: str, seed: int, binarize: bool) -> torch.Tensor:
+    """The fixed version of a split that every evaluation of a run sees."""
+    return fixed_binarization(x, seed + SEED_OFFSETS[split][0]) if binarize else x
+
+
+def fixed_binarization(x: torch.Tensor, seed: int) -> torch.Tensor:
+    """One Bernoulli draw per pixel from a fixed seed, so every evaluation sees the same bits."""
+    gen = torch.Generator(device=x.device).manual_seed(seed)
+    return torch.bernoulli(x, generator=gen)
+
+
+@torch.no_grad()
+def per_example_bound(model, x: torch.Tensor, seed: int, batch: int = 2000) -> torch.Tensor:
+    """Estimator B with L = 1 and noise fixed by `seed` for every row of x [N, D]; [N] nats."""
+    gen = torch.Generator(device=x.device).manual_seed(seed)
+    out = []
+    for start in range(0, len(x), batch):
+        xb = x[start:start + batch]
+        eps = torch.randn(1, len(xb), model.config.latent_dim, generator=gen, device=x.device,
+                          dtype=xb.dtype)
+        out.append(elbo_b(model, xb, eps))
+    return torch.cat(out)
+
+
+def average_bound(model, x: torch.Tensor, seed: int, batch: int = 2000) -> float:
+    """Mean of `per_example_bound` over x, in nats per data point."""
+    return float(per_example_bound(model, x, seed, batch).double().mean())
+
+
+def _widest(model) -> int:
+    return max(model.config.data_dim, *model.config.hidden, 2 * model.config.latent_dim)
+
+
+@torch.no_grad()
+def importance_log_likelihood(model, x: torch.Tensor, k: int, seed: int,
+                              batch_size: int = 100, k_chunk: int | None = None) -> torch.Tensor:
+    """log p_theta(x) for every row of x [N, D] by importance sampling with K = k; [N] nats.
+
+    Data points go in batches of `batch_size`; the K samples in chunks of `k_chunk` (chosen
+    from CHUNK_ELEMENTS when None) whose log-weights are combined with logsumexp, so memory
+    stays bounded for any K and the result equals the one-shot computation.
+    """
+    if k_chunk is None:
+        k_chunk = max(1, min(k, CHUNK_ELEMENTS // (batch_size * _widest(model))))
+    gen = torch.Generator(device=x.device).manual_seed(seed)
+    out = []
+    for start in range(0, len(x), batch_size):
+        xb = x[start:start + batch_size]
+        # All K noise draws at once ([K, N_b, J] is small next to the activations), so the
+        # chunk size changes nothing but memory.
+        eps = torch.randn(k, len(xb), model.config.latent_dim, generator=gen,
+                          device=x.device, dtype=xb.dtype)
+        partial = [torch.logsumexp(log_weights(model, xb, eps[done:done + k_chunk]), dim=0)
+                   for done in range(0, k, k_chunk)]  # [N_b] each
+        out.append(torch.logsumexp(torch.stack(partial), dim=0) - math.log(k))
+    return torch.cat(out)
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    split: str
+    n: int
+    elbo: float  # mean lower bound (estimator B, L = 1), nats per data point
+    log_likelihood: float  # mean importance-sampled log p(x), nats per data point
+    importance_samples: int
+    seconds: float
+    per_example: np.ndarray = field(repr=False)  # [n] log p(x) estimates
+
+    def summary(self) -> dict:
+        d = asdict(self)
+        d.pop("per_example")
+        return d
+
+
+def evaluate(model, x: torch.Tensor, *, split: str, importance_samples: int = 5000,
+             batch_size: int = 100, seed: int = 0) -> Evaluation:
+    """Bound and importance-sampled log-likelihood of `model` on the rows of x [N, D].
+
+    x should come from `evaluation_set`; `seed` is the run's seed.
+    """
+    start = time.perf_counter()
+    x = x.to(next(model.parameters()).device)
+    elbo = average_bound(model, x, seed + SEED_OFFSETS[split][1])
+    ll = importance_log_likelihood(model, x, importance_samples, seed + 5, batch_size)
+    return Evaluation(split, len(x), elbo, float(ll.double().mean()), importance_samples,
+                      time.perf_counter() - start, ll.cpu().numpy())
+
+
+def dataset_of_run(run_dir):
+    """The dataset a run was trained on, with the same split."""
+    from .checkpoint import read_config
+    from .data import load_dataset
+
+    c = read_config(run_dir)["config"]
+    return load_dataset(c["dataset"], data_dir=c["data_dir"], download=c["download"],
+                        test_fraction=c["test_fraction"], seed=c["seed"])
+
+
+def evaluate_run(run_dir, *, split: str = "test", importance_samples: int = 5000,
+                 batch_size: int = 100, data: str | None = None,
+                 device: str = "auto") -> Evaluation:
+    """Evaluate a run directory's model on a split of its dataset, or on a user's file/folder.
+
+    `data`: a .npy/.npz file or an image folder, scored whole (all its rows); it must have the
+    model's data size. For a Bernoulli model, grey-level data is binarized with a fixed seed.
+    """
+    from .checkpoint import load, read_config
+    from .data import load_user_data
+    from .errors import AevbError
+    from .train import pick_device
+
+    if importance_samples < 1:
+        raise AevbError(f"importance samples must be at least 1, got {importance_samples}")
+    if batch_size < 1:
+        raise AevbError(f"batch size must be at least 1, got {batch_size}")
+    config = read_config(run_dir)["config"]
+    model = load(run_dir, pick_device(device))
+    if data is not None:
+        x, split = load_user_data(data), "data"
+        if x.shape[1] != model.config.data_dim:
+            raise AevbError(f"{data}: data points have {x.shape[1]} values, the model expects "
+                            f"{model.config.data_dim} (shape {list(model.config.data_shape)})")
+        is_binary = bool(((x == 0) | (x == 1)).all())
+        binarize = model.config.likelihood == "bernoulli" and not is_binary
+    else:
+        if split not in ("train", "test"):
+            raise AevbError(f"split must be train or test, got {split!r}")
+        dataset = dataset_of_run(run_dir)
+        x, binarize = (dataset.train if split == "train" else dataset.test), config["binarize"]
+    x = evaluation_set(x, split, config["seed"], binarize)
+    return evaluate(model, x, split=split, importance_samples=importance_samples,
+                    batch_size=batch_size, seed=config["seed"])

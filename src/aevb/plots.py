@@ -1,0 +1,164 @@
+"""The paper's pictures as PNG files: manifolds (Fig. 4), samples (Fig. 5), curves (Fig. 2),
+reconstructions and the latent scatter.
+
+Image grids are written pixel for pixel with Pillow (each data pixel becomes a `scale` x `scale`
+block), so their size is known exactly; charts use matplotlib's object API without pyplot, so
+nothing global is touched.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from scipy.stats import norm
+
+from .errors import AevbError
+
+
+def image_shape(data_shape: Sequence[int]) -> tuple[int, int]:
+    """How to show one data point: (H, W) images as they are, flat vectors as a square or a row."""
+    if len(data_shape) == 2:
+        return int(data_shape[0]), int(data_shape[1])
+    d = int(np.prod(data_shape))
+    side = math.isqrt(d)
+    return (side, side) if side * side == d else (1, d)
+
+
+def save_grid(images: np.ndarray, rows: int, cols: int, path, scale: int | None = None,
+              pad: int = 1) -> Path:
+    """Tile images [rows * cols, H, W] with values in [0, 1] into one greyscale PNG.
+
+    Size: (cols * (W + pad) + pad) * scale wide, (rows * (H + pad) + pad) * scale high; the
+    default scale shows every tile about 56 pixels across (2 for MNIST, 7 for 8x8 digits).
+    """
+    from PIL import Image
+
+    n, h, w = images.shape
+    scale = scale or max(1, round(56 / max(h, w)))
+    canvas = np.ones((rows * (h + pad) + pad, cols * (w + pad) + pad), dtype=np.float32)
+    for i in range(min(n, rows * cols)):
+        r, c = divmod(i, cols)
+        top, left = pad + r * (h + pad), pad + c * (w + pad)
+        canvas[top:top + h, left:left + w] = images[i]
+    pixels = (np.clip(canvas, 0, 1) * 255).round().astype(np.uint8)
+    pixels = pixels.repeat(scale, axis=0).repeat(scale, axis=1)
+    Image.fromarray(pixels, mode="L").save(path)
+    return Path(path)
+
+
+def _means(model, z: torch.Tensor) -> np.ndarray:
+    with torch.no_grad():
+        mean = model.decode(z.to(next(model.parameters()).device)).mean
+    return mean.float().cpu().numpy().reshape(len(z), *image_shape(model.config.data_shape))
+
+
+def manifold(model, path, n: int = 20, dims: tuple[int, int] = (0, 1),
+             scale: int | None = None) -> Path:
+    """Decoder means over an n x n grid of z (Figure 4).
+
+    The grid is the unit square's midpoints (i + 1/2) / n mapped through the inverse Gaussian
+    CDF, so equal areas of the grid carry equal prior mass. With more than two latent
+    dimensions, `dims` are varied and the others held at 0; with one, a single row.
+    """
+    j = model.config.latent_dim
+    d0, d1 = dims
+    if not (0 <= d0 < j and (j == 1 or (0 <= d1 < j and d0 != d1))):
+        raise AevbError(f"manifold dimensions {dims} do not fit a {j}-dimensional latent space")
+    coords = torch.tensor(norm.ppf((np.arange(n) + 0.5) / n), dtype=torch.float32)
+    if j == 1:
+        return save_grid(_means(model, coords[:, None]), 1, n, path, scale)
+    z = torch.zeros(n * n, j)
+    # Rows run from high to low z_d1, so "up" in the picture is up in latent space.
+    z[:, d1] = coords.flip(0).repeat_interleave(n)
+    z[:, d0] = coords.repeat(n)
+    return save_grid(_means(model, z), n, n, path, scale)
+
+
+def samples(model, path, n: int = 100, seed: int = 0, scale: int | None = None) -> Path:
+    """Decoder means for n draws z ~ p(z) (Figure 5), in a near-square grid."""
+    z = torch.randn(n, model.config.latent_dim, generator=torch.Generator().manual_seed(seed))
+    cols = math.ceil(math.sqrt(n))
+    return save_grid(_means(model, z), math.ceil(n / cols), cols, path, scale)
+
+
+def reconstructions(model, x: torch.Tensor, path, n: int = 10, scale: int | None = None) -> Path:
+    """Top row: data points x; bottom row: decoder means at z = mean of q_phi(z|x)."""
+    x = x[:n]
+    with torch.no_grad():
+        z = model.encode(x.to(next(model.parameters()).device)).mean
+    shape = image_shape(model.config.data_shape)
+    both = np.concatenate([x.cpu().numpy().reshape(len(x), *shape), _means(model, z)])
+    return save_grid(both, 2, len(x), path, scale)
+
+
+def latent_means(model, x: torch.Tensor, batch: int = 2000) -> np.ndarray:
+    with torch.no_grad():
+        device = next(model.parameters()).device
+        return torch.cat([model.encode(x[i:i + batch].to(device)).mean.cpu()
+                          for i in range(0, len(x), batch)]).numpy()
+
+
+def latent_scatter(model, x: torch.Tensor, path, labels=None, size=(6.0, 6.0),
+                   dpi: int = 100) -> Path:
+    """Means of q_phi(z|x) for every row of x, coloured by label; PCA to 2-D beyond two dims."""
+    mu = latent_means(model, x)
+    title = "latent means"
+    if mu.shape[1] > 2:
+        centred = mu - mu.mean(0)
+        _, _, vt = np.linalg.svd(centred, full_matrices=False)
+        mu, title = centred @ vt[:2].T, "latent means, first two principal components"
+    elif mu.shape[1] == 1:
+        mu = np.concatenate([mu, np.zeros_like(mu)], 1)
+    fig, ax = _figure(size, dpi)
+    colours = None if labels is None else np.asarray(labels)
+    points = ax.scatter(mu[:, 0], mu[:, 1], c=colours, s=3, cmap="tab10", alpha=0.7)
+    if colours is not None:
+        fig.colorbar(points, ax=ax, label="label")
+    ax.set_title(title)
+    ax.set_xlabel("z1" if title == "latent means" else "PC 1")
+    ax.set_ylabel("z2" if title == "latent means" else "PC 2")
+    return _save(fig, path, dpi)
+
+
+def curves(runs: Sequence[tuple[str, list[dict]]], path, size=(8.0, 5.0), dpi: int = 100) -> Path:
+    """Lower bound per data point against training samples evaluated (Figure 2's layout).
+
+    runs: (label, metrics records) pairs; train dashed, test solid, log x-axis.
+    """
+    fig, ax = _figure(size, dpi)
+    for i, (label, records) in enumerate(runs):
+        rec = [r for r in records if r["samples"] > 0]
+        if not rec:
+            continue
+        colour = f"C{i % 10}"
+        s = [r["samples"] for r in rec]
+        ax.plot(s, [r["test_elbo"] for r in rec], "-", color=colour, label=f"{label} (test)")
+        ax.plot(s, [r["train_elbo"] for r in rec], "--", color=colour, label=f"{label} (train)")
+    values = [r[k] for _, recs in runs for r in recs if r["samples"] > 0
+              for k in ("train_elbo", "test_elbo")]
+    if values:
+        # The first steps can sit hundreds of nats lower; show where the runs spend their time.
+        lo, hi = np.percentile(values, 10), max(values)
+        ax.set_ylim(lo - 0.05 * (hi - lo + 1), hi + 0.05 * (hi - lo + 1))
+    ax.set_xscale("log")
+    ax.set_xlabel("# training samples evaluated")
+    ax.set_ylabel("lower bound per data point (nats)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, path, dpi)
+
+
+def _figure(size, dpi):
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=size, dpi=dpi)
+    return fig, fig.add_subplot()
+
+
+def _save(fig, path, dpi) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=dpi)  # no bbox="tight": the pixel size stays size * dpi
+    return Path(path)

@@ -1,0 +1,97 @@
+"""A run's pictures and its self-contained report.html (images embedded, opens offline)."""
+from __future__ import annotations
+
+import base64
+import html
+import json
+from pathlib import Path
+
+from . import plots
+from .checkpoint import atomic_write, load, read_config, read_metrics
+from .data import Dataset
+from .evaluate import dataset_of_run, evaluation_set
+
+FIGURES = {  # file name -> caption
+    "curves.png": "Lower bound per data point against training samples evaluated (paper, Fig. 2)",
+    "manifold.png": "Decoder means over a grid of z through the inverse Gaussian CDF (Fig. 4)",
+    "samples.png": "Decoder means for z drawn from the prior (Fig. 5)",
+    "reconstructions.png": "Test data (top) and decoder means at the mean of q(z|x) (bottom)",
+    "latent.png": "Means of q(z|x) over the test set",
+}
+
+
+def run_label(info: dict) -> str:
+    c = info["config"]
+    return (f"{Path(c['dataset']).name} N_z={c['latent_dim']} "
+            f"h={','.join(map(str, c['hidden']))} {c['optimizer']} {c['lr']:g}")
+
+
+def write_figures(run_dir, data: Dataset | None = None) -> list[Path]:
+    """Every figure of FIGURES into run_dir; returns their paths."""
+    run_dir = Path(run_dir)
+    info = read_config(run_dir)
+    model = load(run_dir)
+    data = data if data is not None else dataset_of_run(run_dir)
+    test = data.test
+    test = evaluation_set(test, "test", info["config"]["seed"], info["config"]["binarize"])
+    return [
+        plots.curves([(run_label(info), read_metrics(run_dir))], run_dir / "curves.png"),
+        plots.manifold(model, run_dir / "manifold.png"),
+        plots.samples(model, run_dir / "samples.png"),
+        plots.reconstructions(model, test, run_dir / "reconstructions.png"),
+        plots.latent_scatter(model, test, run_dir / "latent.png", labels=data.test_labels),
+    ]
+
+
+def _img(path: Path) -> str:
+    data = base64.b64encode(path.read_bytes()).decode()
+    return f'<img src="data:image/png;base64,{data}" alt="{html.escape(path.name)}">'
+
+
+def write_report(run_dir) -> Path:
+    """report.html with settings, the metrics table and every figure present, embedded."""
+    run_dir = Path(run_dir)
+    info = read_config(run_dir)
+    metrics = read_metrics(run_dir)
+    evaluations = [json.loads(line) for line in (run_dir / "evaluations.jsonl").read_text()
+                   .splitlines()] if (run_dir / "evaluations.jsonl").exists() else []
+    esc = html.escape
+    rows = "".join(
+        f"<tr><td>{m['samples']:,}</td><td>{m['epoch']:.2f}</td><td>{m['train_elbo']:.2f}</td>"
+        f"<td>{m['test_elbo']:.2f}</td><td>{m['seconds']:.1f}</td></tr>" for m in metrics)
+    settings = "".join(f"<tr><th>{esc(k)}</th><td>{esc(json.dumps(v))}</td></tr>"
+                       for k, v in info["config"].items())
+    figures = "".join(
+        f"<figure>{_img(run_dir / name)}<figcaption>{esc(caption)}</figcaption></figure>"
+        for name, caption in FIGURES.items() if (run_dir / name).exists())
+    ll = ""
+    for e in evaluations:
+        ll += (f"<p>Importance-sampled log-likelihood ({e['split']}, K = "
+              f"{e['importance_samples']}): <b>{e['log_likelihood']:.2f}</b> nats; "
+              f"lower bound {e['elbo']:.2f} nats, over {e['n']} data points.</p>")
+    page = f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>aevb run {esc(run_dir.name)}</title>
+<style>
+body {{ font-family: sans-serif; margin: 2em; color: #222; }}
+table {{ border-collapse: collapse; margin: 1em 0; }}
+td, th {{ border: 1px solid #ccc; padding: 2px 8px; text-align: right; font-size: 13px; }}
+figure {{ display: inline-block; margin: 0 1em 1em 0; vertical-align: top; }}
+figcaption {{ font-size: 13px; max-width: 420px; }}
+img {{ image-rendering: pixelated; }}
+</style></head><body>
+<h1>{esc(run_label(info))}</h1>
+<p>Run directory <code>{esc(str(run_dir))}</code>; aevb {esc(info['versions']['aevb'])},
+torch {esc(info['versions']['torch'])}, device {esc(info.get('device', '?'))}.</p>
+{ll}
+<h2>Figures</h2>
+{figures}
+<h2>Lower bound (nats per data point)</h2>
+<table><tr><th>samples</th><th>epoch</th><th>train</th><th>test</th><th>seconds</th></tr>
+{rows}</table>
+<h2>Settings</h2>
+<table>{settings}</table>
+</body></html>
+"""
+    out = run_dir / "report.html"
+    atomic_write(out, page.encode())
+    return out
