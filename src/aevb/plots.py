@@ -114,7 +114,8 @@ def latent_scatter(model, x: torch.Tensor, path, labels=None, size=(6.0, 6.0),
         mu = np.concatenate([mu, np.zeros_like(mu)], 1)
     fig, ax = _figure(size, dpi)
     colours = None if labels is None else np.asarray(labels)
-    points = ax.scatter(mu[:, 0], mu[:, 1], c=colours, s=3, cmap="tab10", alpha=0.7)
+    points = ax.scatter(mu[:, 0], mu[:, 1], c=colours, s=3, alpha=0.7,
+                        cmap="tab10" if colours is not None else None)
     if colours is not None:
         fig.colorbar(points, ax=ax, label="label")
     ax.set_title(title)
