@@ -11,7 +11,7 @@ from .checkpoint import load  # noqa: E402
 from .config import PRESETS, TrainConfig, resolve  # noqa: E402
 from .errors import AevbError  # noqa: E402
 from .model import VAE, ModelConfig  # noqa: E402
-from .train import train  # noqa: E402  (the function shadows the module name on purpose)
+from .train import resume, train  # noqa: E402  (the function shadows the module name)
 
-__all__ = ["load", "train", "TrainConfig", "resolve", "PRESETS", "VAE", "ModelConfig",
+__all__ = ["load", "train", "resume", "TrainConfig", "resolve", "PRESETS", "VAE", "ModelConfig",
            "AevbError"]

@@ -72,8 +72,10 @@ def read_config(run_dir) -> dict:
 
 
 def save_checkpoint(run_dir: Path, model: VAE, optimizer: torch.optim.Optimizer,
-                    generators: dict[str, torch.Generator], progress: dict) -> None:
-    """Weights to model.safetensors; optimizer, RNG states and `progress` to state.safetensors."""
+                    generators: dict[str, torch.Generator], progress: dict,
+                    order: torch.Tensor | None = None) -> None:
+    """Weights to model.safetensors; optimizer, RNG states, the current epoch's data order and
+    `progress` to state.safetensors."""
     weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     tensors, scalars = {}, {}
     opt = optimizer.state_dict()
@@ -85,9 +87,13 @@ def save_checkpoint(run_dir: Path, model: VAE, optimizer: torch.optim.Optimizer,
                 scalars[f"{index}.{key}"] = value
     for name, gen in generators.items():
         tensors[f"rng.{name}"] = gen.get_state().cpu()
+    if order is not None:
+        tensors["order"] = order.detach().cpu().contiguous()
     meta = {"progress": json.dumps(progress), "param_groups": json.dumps(opt["param_groups"]),
             "optimizer_scalars": json.dumps(scalars)}
-    # The state first: weights without their state would resume from the wrong step.
+    # The state file holds its own copy of the weights, so it is complete on its own: a kill
+    # between the two renames leaves a state that resumes exactly and weights that still load.
+    tensors.update({f"model.{k}": v for k, v in weights.items()})
     atomic_write(Path(run_dir) / STATE, st_save(tensors, metadata=meta))
     atomic_write(Path(run_dir) / WEIGHTS, st_save(weights, metadata={"format": "pt"}))
 
@@ -121,11 +127,17 @@ def load(run_dir, device: str | torch.device = "cpu") -> VAE:
     return model.to(device).eval()
 
 
-def load_training_state(run_dir, optimizer: torch.optim.Optimizer,
-                        generators: dict[str, torch.Generator]) -> dict:
-    """Restore optimizer and RNG states in place; returns the saved progress dict."""
+def load_training_state(run_dir, model: VAE, optimizer: torch.optim.Optimizer,
+                        generators: dict[str, torch.Generator], rank: int = 0) -> dict:
+    """Restore weights, optimizer and RNG states in place from state.safetensors; returns
+    {"progress": dict, "order": tensor or None}.
+
+    Only rank 0's noise generator is saved; other ranks keep their freshly seeded one.
+    """
     tensors, meta = _read_safetensors(Path(run_dir) / STATE)
     try:
+        model.load_state_dict({k[len("model."):]: v for k, v in tensors.items()
+                               if k.startswith("model.")}, strict=True)
         scalars = json.loads(meta["optimizer_scalars"])
         state: dict = {}
         for key, value in tensors.items():
@@ -138,10 +150,20 @@ def load_training_state(run_dir, optimizer: torch.optim.Optimizer,
         optimizer.load_state_dict({"state": state,
                                    "param_groups": json.loads(meta["param_groups"])})
         for name, gen in generators.items():
-            gen.set_state(tensors[f"rng.{name}"])
-        return json.loads(meta["progress"])
-    except (KeyError, ValueError, RuntimeError) as err:
+            if name != "noise" or rank == 0:
+                gen.set_state(tensors[f"rng.{name}"])
+        return {"progress": json.loads(meta["progress"]), "order": tensors.get("order")}
+    except (KeyError, ValueError, RuntimeError, TypeError) as err:
         raise AevbError(f"{run_dir}/{STATE}: damaged or from another run ({err})") from None
+
+
+def read_progress(run_dir) -> dict:
+    """The progress record of a run's last checkpoint (samples, epoch, ...)."""
+    _, meta = _read_safetensors(Path(run_dir) / STATE)
+    try:
+        return json.loads(meta["progress"])
+    except (KeyError, ValueError):
+        raise AevbError(f"{run_dir}/{STATE}: no progress record") from None
 
 
 def append_metrics(run_dir: Path, record: dict) -> None:
@@ -156,7 +178,20 @@ def append_jsonl(path: Path, record: dict) -> None:
 
 
 def read_metrics(run_dir) -> list[dict]:
+    """The evaluation records; a line cut short by a crash is skipped."""
     path = Path(run_dir) / METRICS
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    records = []
+    for line in path.read_text().splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return records
+
+
+def truncate_metrics(run_dir, samples: int) -> None:
+    """Drop records made after the checkpoint at `samples` (they will be made again)."""
+    kept = [r for r in read_metrics(run_dir) if r["samples"] <= samples]
+    atomic_write(Path(run_dir) / METRICS, "".join(json.dumps(r) + "\n" for r in kept).encode())

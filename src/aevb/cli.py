@@ -9,7 +9,7 @@ import sys
 import typing
 from dataclasses import MISSING, fields
 
-from .errors import AevbError
+from .errors import AevbError, Interrupted
 
 
 class _Parser(argparse.ArgumentParser):
@@ -70,6 +70,8 @@ def _add_train(sub) -> None:
     p.add_argument("--preset", choices=None, metavar="{" + ",".join(PRESETS) + "}",
                    help="the paper's settings; any other flag overrides them")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--resume", metavar="RUN_DIR",
+                   help="continue an interrupted run from its last checkpoint (no other options)")
     for field in fields(TrainConfig):
         default = field.default if field.default is not MISSING else None
         # Defaults stay in TrainConfig: an absent flag is left out, so presets can apply.
@@ -82,10 +84,25 @@ def _run_train(args) -> int:
     from . import config as config_module
     from .train import train
 
-    options = {k: v for k, v in vars(args).items() if k not in ("command", "preset", "quiet")}
-    cfg = config_module.resolve(args.preset, **options)
-    run_dir = train(cfg, progress=not args.quiet)
+    options = {k: v for k, v in vars(args).items()
+               if k not in ("command", "preset", "quiet", "resume")}
+    if args.resume is not None:
+        if options or args.preset:
+            raise AevbError("--resume takes no other training options: the run's config.json "
+                            "holds them")
+        from .train import resume
+
+        run_dir = resume(args.resume, progress=not args.quiet)
+    else:
+        cfg = config_module.resolve(args.preset, **options)
+        run_dir = train(cfg, progress=not args.quiet)
+    from . import distributed
     from .checkpoint import read_metrics
+
+    if not distributed.is_main():
+        distributed.teardown()
+        return 0
+    distributed.teardown()
 
     last = read_metrics(run_dir)[-1]
     print(f"trained on {last['samples']} samples: train bound {last['train_elbo']:.2f} nats, "
@@ -223,6 +240,9 @@ def main(argv: list[str] | None = None) -> int:
     except AevbError as err:
         print(f"aevb: error: {err}", file=sys.stderr)
         return 2
+    except Interrupted as stop:
+        print(f"aevb: interrupted: {stop}", file=sys.stderr)
+        return 128 + stop.signum
     except KeyboardInterrupt:
         print("aevb: interrupted", file=sys.stderr)
         return 130

@@ -33,6 +33,7 @@ class TrainConfig:
     epochs: float | None = None  # passes over the training set (neither: DEFAULT_EPOCHS)
     eval_points: int = 20  # log-spaced evaluations of the train and test bound
     eval_examples: int = 10000  # training points used for the train bound (the first ones)
+    checkpoint_every: int = 100_000  # samples between checkpoints (also at every evaluation)
     test_fraction: float = 0.1  # held-out share for datasets without a fixed test set
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda
@@ -41,7 +42,8 @@ class TrainConfig:
     out: str | None = None  # run directory; None: runs/<date-time>-<dataset>-nz<N>
 
     def __post_init__(self):
-        object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
+        _check_types(self)
+        object.__setattr__(self, "hidden", tuple(self.hidden))
         checks = [
             (self.latent_dim >= 1, f"latent dimension must be at least 1, got {self.latent_dim}"),
             (len(self.hidden) >= 1 and all(h >= 1 for h in self.hidden),
@@ -65,6 +67,8 @@ class TrainConfig:
             (self.samples is None or self.epochs is None, "give samples or epochs, not both"),
             (self.eval_points >= 1, f"eval-points must be at least 1, got {self.eval_points}"),
             (self.eval_examples >= 1, f"eval-examples must be at least 1, got {self.eval_examples}"),
+            (self.checkpoint_every >= 1,
+             f"checkpoint-every must be at least 1, got {self.checkpoint_every}"),
             (0 < self.test_fraction < 1, f"test-fraction must lie in (0, 1), got {self.test_fraction}"),
             (self.device in ("auto", "cpu", "cuda"),
              f"device must be auto, cpu or cuda, got {self.device!r}"),
@@ -83,6 +87,23 @@ class TrainConfig:
         if unknown:
             raise AevbError(f"unknown config field(s): {', '.join(unknown)}")
         return cls(**values)
+
+
+_TYPES = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,),
+          "None": (type(None),), "tuple[int, ...]": (tuple, list)}
+
+
+def _check_types(config) -> None:
+    """Each field must hold a value of its annotated type (from JSON or Python callers)."""
+    for f in fields(config):
+        value = getattr(config, f.name)
+        allowed = tuple(t for part in str(f.type).split("|") for t in _TYPES[part.strip()])
+        ok = isinstance(value, allowed) and not (isinstance(value, bool) and bool not in allowed)
+        if ok and isinstance(value, (tuple, list)):
+            ok = all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+        if not ok:
+            raise AevbError(f"{f.name.replace('_', '-')} must be of type {f.type}, "
+                            f"got {value!r}")
 
 
 # The paper's settings (section 5): Adagrad, minibatches of M = 100, L = 1, N(0, 0.01^2)

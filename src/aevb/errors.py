@@ -7,3 +7,11 @@ Anything else that escapes is a bug in aevb and keeps its traceback.
 
 class AevbError(ValueError):
     """Bad input: an unknown name, a missing or corrupt file, an invalid setting."""
+
+
+class Interrupted(Exception):
+    """Training stopped by SIGINT/SIGTERM after saving a checkpoint; exit status 128 + signum."""
+
+    def __init__(self, signum: int, message: str):
+        super().__init__(message)
+        self.signum = signum

@@ -1,28 +1,33 @@
 """Training by stochastic gradient ascent on the minibatch SGVB bound (Algorithm 1, section 5).
 
 The loop knows nothing about the networks: it draws a minibatch and noise, calls an objective
-from `aevb.objectives`, and steps the optimizer. Every random number comes from one seeded
-generator, so the same seed and config give the same metrics on the same machine.
+from `aevb.objectives`, and steps the optimizer. Every random number comes from seeded
+generators whose states are checkpointed with the position in the data order, so a run that
+is interrupted and resumed gives the same metrics as one that never stopped (bitwise on CPU).
+Under torchrun each process trains on its share of every global minibatch, gradients are
+averaged by DistributedDataParallel, and only rank 0 writes.
 """
 from __future__ import annotations
 
 import dataclasses
 import math
 import platform
+import signal
 import sys
 import time
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from . import __version__, checkpoint
+from . import __version__, checkpoint, distributed
 from .config import DEFAULT_EPOCHS, TrainConfig
 from .data import BINARIZED_BY_DEFAULT, Dataset, load_dataset
-from .errors import AevbError
-from .model import VAE, ModelConfig, initialize
+from .errors import AevbError, Interrupted
 from .evaluate import SEED_OFFSETS, average_bound, evaluation_set
+from .model import VAE, ModelConfig, initialize
 from .objectives import ESTIMATORS
 
 
@@ -66,7 +71,7 @@ def default_run_dir(config: TrainConfig) -> Path:
 def make_optimizer(config: TrainConfig, model: VAE, n_train: int) -> torch.optim.Optimizer:
     # The N(0, s^2 I) weight prior adds log p(theta) / N to the per-data-point bound (eq. 8
     # divided by N); its gradient -theta / (s^2 N) is exactly an L2 weight decay.
-    decay = 0.0 if config.weight_prior_std is None else 1.0 / (config.weight_prior_std ** 2 * n_train)
+    decay = 0.0 if config.weight_prior_std is None else 1.0 / (config.weight_prior_std**2 * n_train)
     cls = {"adagrad": torch.optim.Adagrad, "adam": torch.optim.Adam}[config.optimizer]
     try:  # the fused kernels are ~30% faster on CPU; not every device/optimizer has them
         return cls(model.parameters(), lr=config.lr, weight_decay=decay, fused=True)
@@ -74,101 +79,227 @@ def make_optimizer(config: TrainConfig, model: VAE, n_train: int) -> torch.optim
         return cls(model.parameters(), lr=config.lr, weight_decay=decay)
 
 
+@dataclass
+class Progress:
+    """Where the loop stands; saved with every checkpoint."""
+
+    samples: int = 0  # training data points evaluated so far (all processes together)
+    epoch: int = 0  # completed passes over the training set
+    position: int = 0  # index into this epoch's data order
+    train_seconds: float = 0.0  # time spent in training steps, evaluation excluded
+    wall_seconds: float = 0.0  # time since the run started, over all sessions
+
+
+@dataclass
+class _Run:
+    """Everything the loop touches, built fresh by `train` or from a checkpoint by `resume`."""
+
+    config: TrainConfig
+    run_dir: Path
+    data: Dataset
+    model: VAE
+    optimizer: torch.optim.Optimizer
+    generators: dict  # "order": data order (shared by all processes), "noise": this process's
+    total: int
+    progress: Progress
+    order: torch.Tensor | None = None  # the current epoch's permutation of the training set
+
+
+def _setup(config: TrainConfig, data: Dataset, device, run_dir: Path) -> _Run:
+    n_train = len(data.train)
+    total = config.samples or int(round((config.epochs or DEFAULT_EPOCHS) * n_train))
+    model = VAE(ModelConfig(data.shape, config.latent_dim, config.hidden, config.likelihood))
+    initialize(model, config.init_std, torch.Generator().manual_seed(config.seed))
+    model.to(device)
+    rank = distributed.rank()
+    generators = {
+        "order": torch.Generator(device=device).manual_seed(config.seed),
+        # Binarization and eps differ between processes, the data order does not.
+        "noise": torch.Generator(device=device).manual_seed(config.seed + 1_000_003 * (rank + 1)),
+    }
+    return _Run(config, run_dir, data, model, make_optimizer(config, model, n_train),
+                generators, total, Progress())
+
+
+def _load_data(config: TrainConfig) -> Dataset:
+    return load_dataset(config.dataset, data_dir=config.data_dir, download=config.download,
+                        test_fraction=config.test_fraction, seed=config.seed)
+
+
 def train(config: TrainConfig, *, progress: bool = True) -> Path:
     """Train a VAE as `config` says; returns the run directory holding its results."""
-    device = pick_device(config.device)
+    device = distributed.setup(pick_device(config.device))
     if config.out:  # fail before the (possibly slow) data loading
         checkpoint.refuse_existing_run(Path(config.out))
-    data = load_dataset(config.dataset, data_dir=config.data_dir, download=config.download,
-                        test_fraction=config.test_fraction, seed=config.seed)
+    data = _load_data(config)
     config = resolve_data_settings(config, data)
     run_dir = Path(config.out) if config.out else default_run_dir(config)
     config = dataclasses.replace(config, out=str(run_dir))
-    n_train = len(data.train)
-    total = config.samples or int(round((config.epochs or DEFAULT_EPOCHS) * n_train))
+    run = _setup(config, data, device, run_dir)
+    if distributed.is_main():
+        checkpoint.prepare_run_dir(run_dir)
+        checkpoint.write_config(run_dir, {
+            "config": config.to_dict(), "model": run.model.config.to_dict(),
+            "data": {"name": data.name, "n_train": len(data.train), "n_test": len(data.test),
+                     "shape": list(data.shape), "split_seed": config.seed,
+                     "test_fraction": config.test_fraction},
+            "total_samples": run.total,
+            "versions": {"aevb": __version__, "torch": torch.__version__,
+                         "python": platform.python_version()},
+            "device": str(device), "world_size": distributed.world_size(),
+        })
+    return _loop(run, progress, fresh=True)
 
-    model_config = ModelConfig(data.shape, config.latent_dim, config.hidden, config.likelihood)
-    model = VAE(model_config)
-    initialize(model, config.init_std, torch.Generator().manual_seed(config.seed))
-    model.to(device)
-    optimizer = make_optimizer(config, model, n_train)
-    objective = ESTIMATORS[config.estimator]
 
-    checkpoint.prepare_run_dir(run_dir)
-    checkpoint.write_config(run_dir, {
-        "config": config.to_dict(), "model": model_config.to_dict(),
-        "data": {"name": data.name, "n_train": n_train, "n_test": len(data.test),
-                 "shape": list(data.shape), "split_seed": config.seed,
-                 "test_fraction": config.test_fraction},
-        "total_samples": total,
-        "versions": {"aevb": __version__, "torch": torch.__version__,
-                     "python": platform.python_version()},
-        "device": str(device),
-    })
+def resume(run_dir, *, progress: bool = True) -> Path:
+    """Continue an interrupted run from its last checkpoint, exactly where it stopped."""
+    run_dir = Path(run_dir)
+    info = checkpoint.read_config(run_dir)
+    config = TrainConfig.from_dict({**info["config"], "hidden": tuple(info["config"]["hidden"])})
+    device = distributed.setup(pick_device(config.device))
+    run = _setup(config, _load_data(config), device, run_dir)
+    saved = checkpoint.load_training_state(run_dir, run.model, run.optimizer, run.generators,
+                                           rank=distributed.rank())
+    run.progress = Progress(**saved["progress"])
+    run.order = saved["order"].to(device) if saved["order"] is not None else None
+    if run.progress.samples >= run.total:
+        raise AevbError(f"{run_dir} has finished training ({run.total} samples); nothing to resume")
+    if distributed.is_main():
+        # Evaluations written after the checkpoint are made again on the way.
+        checkpoint.truncate_metrics(run_dir, run.progress.samples)
+    return _loop(run, progress, fresh=False)
 
-    x_train, x_test = data.train.to(device), data.test.to(device)
-    eval_train = evaluation_set(x_train, "train", config.seed, config.binarize)
-    eval_train = eval_train[:config.eval_examples]
-    eval_test = evaluation_set(x_test, "test", config.seed, config.binarize)
-    noise_seed = {split: config.seed + SEED_OFFSETS[split][1] for split in ("train", "test")}
-    gen = torch.Generator(device=device).manual_seed(config.seed)
-    schedule = eval_schedule(total, config.eval_points)
-    seen, epoch, train_time, start_wall = 0, 0, 0.0, time.perf_counter()
+
+class _Interrupt:
+    """Turns SIGINT/SIGTERM into a flag the loop checks between steps."""
+
+    def __init__(self):
+        self.signal = None
+        self.previous = {}
+
+    def __enter__(self):
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self.previous[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread: leave signals alone
+                pass
+        return self
+
+    def _handle(self, signum, frame):
+        self.signal = signum
+
+    def __exit__(self, *exc):
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+
+
+class _ObjectiveModule(torch.nn.Module):
+    """The objective as a module, only so DistributedDataParallel can hook its forward pass."""
+
+    def __init__(self, model: VAE, objective):
+        super().__init__()
+        self.model, self.objective = model, objective
+
+    def forward(self, x, eps):
+        return self.objective(self.model, x, eps)
+
+
+def _loop(run: _Run, progress: bool, fresh: bool) -> Path:
+    cfg, model, optimizer, p = run.config, run.model, run.optimizer, run.progress
+    device = next(model.parameters()).device
+    rank, world, main = distributed.rank(), distributed.world_size(), distributed.is_main()
+    if cfg.batch_size < world:
+        raise AevbError(f"batch size {cfg.batch_size} is smaller than the {world} processes")
+    x_train = run.data.train.to(device)
+    n_train = len(x_train)
+    eval_train = evaluation_set(x_train, "train", cfg.seed, cfg.binarize)[:cfg.eval_examples]
+    eval_test = evaluation_set(run.data.test.to(device), "test", cfg.seed, cfg.binarize)
+    noise_seed = {split: cfg.seed + SEED_OFFSETS[split][1] for split in ("train", "test")}
+    schedule = [s for s in eval_schedule(run.total, cfg.eval_points) if s > p.samples]
+    step_fn = distributed.wrap(_ObjectiveModule(model, ESTIMATORS[cfg.estimator]))
+    session_start, wall_before = time.perf_counter(), p.wall_seconds
+
+    def save():
+        if main:
+            p.wall_seconds = wall_before + time.perf_counter() - session_start
+            checkpoint.save_checkpoint(run.run_dir, model, optimizer, run.generators,
+                                       dataclasses.asdict(p), run.order)
 
     def evaluate_and_save():
-        model.eval()
-        record = {"samples": seen, "epoch": seen / n_train,
-                  "train_elbo": average_bound(model, eval_train, noise_seed["train"]),
-                  "test_elbo": average_bound(model, eval_test, noise_seed["test"]),
-                  "seconds": time.perf_counter() - start_wall,
-                  "samples_per_second": seen / train_time if train_time else None}
-        model.train()
-        if not (math.isfinite(record["train_elbo"]) and math.isfinite(record["test_elbo"])):
-            raise AevbError(f"the bound became {record['test_elbo']} after {seen} samples; "
-                            f"the last good checkpoint in {run_dir} is kept (try a smaller lr)")
-        checkpoint.append_metrics(run_dir, record)
-        checkpoint.save_checkpoint(run_dir, model, optimizer, {"train": gen},
-                                   {"samples": seen, "epoch": epoch, "finished": seen >= total})
-        return record
+        if main:
+            model.eval()
+            record = {"samples": p.samples, "epoch": p.samples / n_train,
+                      "train_elbo": average_bound(model, eval_train, noise_seed["train"]),
+                      "test_elbo": average_bound(model, eval_test, noise_seed["test"]),
+                      "seconds": wall_before + time.perf_counter() - session_start,
+                      "samples_per_second":
+                          p.samples / p.train_seconds if p.train_seconds else None}
+            model.train()
+            if not (math.isfinite(record["train_elbo"]) and math.isfinite(record["test_elbo"])):
+                raise AevbError(f"the bound became {record['test_elbo']} at step "
+                                f"{p.samples // cfg.batch_size} ({p.samples} samples); the last "
+                                f"good checkpoint in {run.run_dir} is kept (try a smaller lr)")
+            checkpoint.append_metrics(run.run_dir, record)
+            save()
+            bar.set_postfix(test_elbo=f"{record['test_elbo']:.2f}",
+                            samples_per_s=f"{p.samples / max(p.train_seconds, 1e-9):.0f}")
 
     from tqdm import tqdm
 
-    bar = tqdm(total=total, unit="sample", unit_scale=True, disable=not progress,
-               file=sys.stderr, dynamic_ncols=True)
-    record = evaluate_and_save()
-    next_eval = 0
+    bar = tqdm(total=run.total, initial=p.samples, unit="sample", unit_scale=True,
+               disable=not (progress and main), file=sys.stderr, dynamic_ncols=True)
+    if fresh:
+        evaluate_and_save()
+    last_save = p.samples
     model.train()
-    while seen < total:
-        order = torch.randperm(n_train, generator=gen, device=device)
-        for start in range(0, n_train, config.batch_size):
-            if seen >= total:
-                break
+    with _Interrupt() as interrupt:
+        while p.samples < run.total:
+            if run.order is None:
+                run.order = torch.randperm(n_train, generator=run.generators["order"],
+                                           device=device)
+                p.position = 0
             t0 = time.perf_counter()
-            idx = order[start:start + min(config.batch_size, total - seen)]
+            # The global minibatch; this process takes every world-th point of it.
+            size = min(cfg.batch_size, run.total - p.samples, n_train - p.position)
+            idx = run.order[p.position:p.position + size][rank::world]
             x = x_train[idx]
-            if config.binarize:
-                x = torch.bernoulli(x, generator=gen)
-            eps = torch.randn(config.mc_samples, len(idx), config.latent_dim,
-                              generator=gen, device=device)
-            loss = -objective(model, x, eps).mean()
+            if cfg.binarize:
+                x = torch.bernoulli(x, generator=run.generators["noise"])
+            eps = torch.randn(cfg.mc_samples, len(idx), cfg.latent_dim,
+                              generator=run.generators["noise"], device=device)
+            loss = -step_fn(x, eps).mean()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            if not torch.isfinite(loss):
+                raise AevbError(f"the loss became {loss.item()} at step "
+                                f"{p.samples // cfg.batch_size} ({p.samples} samples); the last "
+                                f"good checkpoint in {run.run_dir} is kept (try a smaller lr)")
             optimizer.step()
-            train_time += time.perf_counter() - t0
-            seen += len(idx)
-            bar.update(len(idx))
-            if seen >= schedule[next_eval]:
-                record = evaluate_and_save()
-                while next_eval < len(schedule) - 1 and schedule[next_eval] <= seen:
-                    next_eval += 1
-                bar.set_postfix(test_elbo=f"{record['test_elbo']:.2f}",
-                                samples_per_s=f"{seen / train_time:.0f}")
-        epoch += 1
-    if record["samples"] != seen:
-        evaluate_and_save()
+            p.train_seconds += time.perf_counter() - t0
+            p.samples += size
+            p.position += size
+            bar.update(size)
+            if p.position >= n_train:
+                p.epoch += 1
+                run.order = None
+            if schedule and p.samples >= schedule[0]:
+                evaluate_and_save()
+                last_save = p.samples
+                schedule = [s for s in schedule if s > p.samples]
+            elif p.samples - last_save >= cfg.checkpoint_every:
+                save()
+                last_save = p.samples
+            if interrupt.signal is not None:
+                save()
+                bar.close()
+                raise Interrupted(interrupt.signal,
+                                  f"checkpoint saved after {p.samples} samples; continue with: "
+                                  f"aevb train --resume {run.run_dir}")
     bar.close()
-    from .report import write_figures, write_report
+    distributed.check_replicas_identical(model)
+    if main:
+        from .report import write_figures, write_report
 
-    write_figures(run_dir, data)
-    write_report(run_dir)
-    return run_dir
+        write_figures(run.run_dir, run.data)
+        write_report(run.run_dir)
+    return run.run_dir

@@ -1,0 +1,209 @@
+"""Resumable training, safe loading, numerical faults and hostile input."""
+import json
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import aevb
+from aevb.checkpoint import read_metrics
+from aevb.config import TrainConfig
+from aevb.data import read_amat, read_array, read_idx
+from aevb.errors import AevbError
+
+SETTINGS = ["--dataset", "digits", "--latent-dim", "3", "--hidden", "200", "--epochs", "40",
+            "--eval-points", "12", "--checkpoint-every", "2000", "--quiet"]
+
+
+def _aevb(*args, **kw):
+    return subprocess.Popen([sys.executable, "-m", "aevb", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, **kw)
+
+
+def _comparable(run):
+    return [{k: m[k] for k in ("samples", "epoch", "train_elbo", "test_elbo")}
+            for m in read_metrics(run)]
+
+
+def _wait_for_progress(run, proc, records):
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if (run / "metrics.jsonl").exists() and len(read_metrics(run)) >= records:
+            return
+        time.sleep(0.05)
+    raise AssertionError("training ended or stalled before it could be interrupted")
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    out = tmp_path_factory.mktemp("ref") / "run"
+    proc = _aevb("train", *SETTINGS, "--out", str(out))
+    assert proc.wait(timeout=300) == 0, proc.stderr.read()
+    return out
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+def test_killed_and_resumed_run_gives_the_same_metrics(uninterrupted, tmp_path, sig):
+    out = tmp_path / "run"
+    proc = _aevb("train", *SETTINGS, "--out", str(out))
+    _wait_for_progress(out, proc, records=7)
+    proc.send_signal(sig)
+    code = proc.wait(timeout=60)
+    if sig == signal.SIGTERM:
+        assert code == 128 + signal.SIGTERM and "--resume" in proc.stderr.read()
+    state = json.loads(json.dumps(aevb.checkpoint.read_progress(out)))
+    assert 0 < state["samples"] < 64680  # stopped mid-run with a loadable checkpoint
+    aevb.load(out)
+    resumed = _aevb("train", "--resume", str(out), "--quiet")
+    assert resumed.wait(timeout=300) == 0, resumed.stderr.read()
+    assert _comparable(out) == _comparable(uninterrupted)
+    assert (out / "model.safetensors").read_bytes() == \
+        (uninterrupted / "model.safetensors").read_bytes()
+
+
+def test_resume_refuses_a_finished_run_and_other_options(uninterrupted):
+    r = subprocess.run([sys.executable, "-m", "aevb", "train", "--resume", str(uninterrupted)],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and "finished" in r.stderr
+    r = subprocess.run([sys.executable, "-m", "aevb", "train", "--resume", str(uninterrupted),
+                        "--lr", "0.1"], capture_output=True, text=True)
+    assert r.returncode == 2 and "--resume" in r.stderr
+
+
+class _Payload:
+    def __reduce__(self):
+        return (os.system, (f"touch {os.environ['AEVB_PWNED']}",))
+
+
+def test_a_pickle_payload_in_a_checkpoint_is_refused_unexecuted(digits_run, tmp_path,
+                                                                 monkeypatch):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(digits_run, run)
+    marker = tmp_path / "pwned"
+    monkeypatch.setenv("AEVB_PWNED", str(marker))
+    (run / "model.safetensors").write_bytes(pickle.dumps({"weights": _Payload()}))
+    with pytest.raises(AevbError, match="not a valid safetensors"):
+        aevb.load(run)
+    assert not marker.exists()
+    # torch's own format, also a pickle inside a zip, is refused the same way.
+    import torch
+
+    torch.save({"w": torch.zeros(1)}, run / "model.safetensors")
+    with pytest.raises(AevbError, match="not a valid safetensors"):
+        aevb.load(run)
+
+
+def test_truncated_and_foreign_weights_are_refused(digits_run, tmp_path):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(digits_run, run)
+    weights = (run / "model.safetensors").read_bytes()
+    (run / "model.safetensors").write_bytes(weights[: len(weights) // 2])
+    with pytest.raises(AevbError, match="not a valid safetensors"):
+        aevb.load(run)
+    (run / "model.safetensors").write_bytes(weights)
+    info = json.loads((run / "config.json").read_text())
+    info["model"]["latent_dim"] = 7
+    (run / "config.json").write_text(json.dumps(info))
+    with pytest.raises(AevbError, match="do not fit"):
+        aevb.load(run)
+
+
+def test_a_diverging_run_stops_with_a_message_and_keeps_its_checkpoint(tmp_path):
+    out = tmp_path / "run"
+    r = subprocess.run([sys.executable, "-m", "aevb", "train", "--dataset", "digits",
+                        "--likelihood", "gaussian", "--binarize", "false", "--optimizer", "adam",
+                        "--lr", "1e4", "--epochs", "50", "--out", str(out), "--quiet"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2, r.stderr
+    assert "step" in r.stderr and "checkpoint" in r.stderr and "Traceback" not in r.stderr
+    aevb.load(out)  # the last good checkpoint still loads
+    assert all(np.isfinite(m["test_elbo"]) for m in read_metrics(out))
+
+
+# ------------------------------------------------------------- property-based hostile input
+
+FAST = settings(max_examples=60, deadline=None,
+                suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+@FAST
+@given(st.binary(max_size=300))
+def test_idx_parser_gives_only_clean_errors(tmp_path, blob):
+    path = tmp_path / "x.idx"
+    path.write_bytes(blob)
+    try:
+        read_idx(path)
+    except AevbError:
+        pass
+
+
+@FAST
+@given(st.binary(max_size=300))
+def test_gzip_idx_parser_gives_only_clean_errors(tmp_path, blob):
+    import gzip
+
+    path = tmp_path / "x.gz"
+    path.write_bytes(gzip.compress(blob)[: max(1, len(blob))])
+    try:
+        read_idx(path)
+    except AevbError:
+        pass
+
+
+@FAST
+@given(st.binary(max_size=300) | st.text(alphabet="01 \n", max_size=300).map(str.encode))
+def test_amat_parser_gives_only_clean_errors(tmp_path, blob):
+    path = tmp_path / "x.amat"
+    path.write_bytes(blob)
+    try:
+        read_amat(path)
+    except AevbError:
+        pass
+
+
+@FAST
+@given(st.binary(max_size=400))
+def test_array_reader_gives_only_clean_errors(tmp_path, blob):
+    path = tmp_path / "x.npy"
+    path.write_bytes(b"\x93NUMPY" + blob if blob[:1] == b"\x00" else blob)
+    try:
+        read_array(path)
+    except AevbError:
+        pass
+
+
+_values = st.none() | st.booleans() | st.integers(-5, 10**6) | \
+    st.floats(allow_nan=True, allow_infinity=True) | st.text(max_size=8) | \
+    st.lists(st.integers(-3, 600), max_size=3)
+
+
+@FAST
+@given(st.dictionaries(st.sampled_from([f.name for f in
+                                        __import__("dataclasses").fields(TrainConfig)]
+                                       + ["bogus"]), _values, max_size=6))
+def test_config_loader_gives_only_clean_errors(cfg):
+    try:
+        TrainConfig.from_dict(cfg)
+    except AevbError:
+        pass
+
+
+@FAST
+@given(st.binary(max_size=200))
+def test_run_directory_loader_gives_only_clean_errors(tmp_path, blob):
+    (tmp_path / "config.json").write_bytes(blob)
+    try:
+        aevb.load(tmp_path)
+    except AevbError:
+        pass
