@@ -3,61 +3,14 @@ import math
 
 import numpy as np
 import pytest
-import scipy.stats
 import torch
-from torch import nn
 
 import aevb
 from aevb.data import load_dataset
-from aevb.distributions import diagonal_gaussian, standard_normal
 from aevb.evaluate import (average_bound, evaluation_set, importance_log_likelihood,
                            per_example_bound)
 from aevb.objectives import importance_log_likelihood as one_shot
-
-
-class LinearGaussian(nn.Module):
-    """p(z) = N(0, I), p(x|z) = N(Wz + b, s^2 I), so p(x) = N(b, W W^T + s^2 I) exactly.
-
-    q(z|x) has the exact posterior mean and `scale` times the posterior standard deviation
-    (the posterior covariance is (I + W^T W / s^2)^-1; W is chosen with orthogonal columns so
-    that it is diagonal and q's diagonal Gaussian family holds a scaled copy of it).
-    """
-
-    def __init__(self, scale: float):
-        super().__init__()
-        g = torch.Generator().manual_seed(0)
-        d, j, self.s = 5, 2, 0.5
-        w, _ = torch.linalg.qr(torch.randn(d, j, generator=g, dtype=torch.float64))
-        self.w = nn.Parameter(w * torch.tensor([1.5, 0.7], dtype=torch.float64))
-        self.b = nn.Parameter(torch.randn(d, generator=g, dtype=torch.float64))
-        self.scale = scale
-
-        class Config:
-            latent_dim = j
-            data_dim = d
-            hidden = (1,)
-        self.config = Config()
-
-    def posterior_var(self):
-        return 1.0 / (1.0 + (self.w**2).sum(0) / self.s**2)  # [J], diagonal by construction
-
-    def encode(self, x):
-        var = self.posterior_var()
-        mean = (x - self.b) @ self.w / self.s**2 * var
-        return diagonal_gaussian(mean, torch.log(var * self.scale**2).expand_as(mean))
-
-    def decode(self, z):
-        loc = z @ self.w.T + self.b
-        return torch.distributions.Independent(
-            torch.distributions.Normal(loc, torch.full_like(loc, self.s)), 1)
-
-    def prior(self):
-        return standard_normal(2, dtype=torch.float64)
-
-    def exact_log_px(self, x):
-        w, b = self.w.detach().numpy(), self.b.detach().numpy()
-        cov = w @ w.T + self.s**2 * np.eye(len(b))
-        return scipy.stats.multivariate_normal(b, cov).logpdf(x.numpy())
+from linear_gaussian import LinearGaussian
 
 
 def test_importance_sampling_matches_the_exact_log_likelihood():

@@ -54,4 +54,15 @@ def importance_log_likelihood(model, x: torch.Tensor, eps: torch.Tensor) -> torc
     return log_mean_exp(log_weights(model, x, eps), dim=0)
 
 
+def minibatch_estimate(per_example: torch.Tensor, dataset_size: int) -> torch.Tensor:
+    """The minibatch estimate of the full-data bound (eq. 8), in nats for the whole dataset:
+
+    L(theta, phi; X) ~ L^M(theta, phi; X^M) = (N / M) sum_{i=1}^{M} L~(theta, phi; x^(i)),
+
+    where per_example [M] holds the estimates L~ for a minibatch X^M drawn from N data points.
+    Unbiased: its average over all minibatches is the sum of L~ over the dataset.
+    """
+    return dataset_size / per_example.shape[0] * per_example.sum()
+
+
 ESTIMATORS = {"A": elbo_a, "B": elbo_b}

@@ -267,6 +267,8 @@ def _loop(run: _Run, progress: bool, fresh: bool) -> Path:
                 x = torch.bernoulli(x, generator=run.generators["noise"])
             eps = torch.randn(cfg.mc_samples, len(idx), cfg.latent_dim,
                               generator=run.generators["noise"], device=device)
+            # objectives.minibatch_estimate (eq. 8) divided by N: the mean bound per data point,
+            # so step sizes do not scale with the dataset size.
             loss = -step_fn(x, eps).mean()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
