@@ -121,6 +121,12 @@ def _add_evaluate(sub) -> None:
     p.add_argument("--per-example", metavar="FILE.npy", help="save one log p(x) per data point")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--method", choices=("importance", "hmc-harmonic"), default="importance",
+                   help="importance sampling with q(z|x), or the paper's appendix D estimator "
+                   "(HMC draws from the posterior; then --importance-samples is the number "
+                   "of draws per data point, the paper's 50)")
+    p.add_argument("--limit", type=_number, help="only the first LIMIT data points "
+                   "(appendix D used the first 1000)")
 
 
 def _run_evaluate(args) -> int:
@@ -140,7 +146,8 @@ def _run_evaluate(args) -> int:
             raise AevbError(f"{per_example} exists; choose another file (nothing is overwritten)")
     result = evaluate_run(args.run_dir, split=args.split,
                           importance_samples=args.importance_samples,
-                          batch_size=args.batch_size, data=args.data, device=args.device)
+                          batch_size=args.batch_size, data=args.data, device=args.device,
+                          method=args.method, limit=args.limit)
     summary = result.summary()
     if args.data is None:
         append_jsonl(Path(args.run_dir) / "evaluations.jsonl", summary)
@@ -150,8 +157,8 @@ def _run_evaluate(args) -> int:
         print(json.dumps(summary))
     else:
         print(f"{result.split}: {result.n} data points, lower bound {result.elbo:.2f} nats, "
-              f"log-likelihood {result.log_likelihood:.2f} nats "
-              f"(K = {result.importance_samples}, {result.seconds:.1f} s)")
+              f"log-likelihood {result.log_likelihood:.2f} nats ({result.method}, "
+              f"K = {result.importance_samples}, {result.seconds:.1f} s)")
     return 0
 
 

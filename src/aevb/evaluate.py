@@ -84,14 +84,49 @@ def importance_log_likelihood(model, x: torch.Tensor, k: int, seed: int,
     return torch.cat(out)
 
 
+@torch.no_grad()
+def hmc_harmonic_log_likelihood(model, x: torch.Tensor, n_samples: int = 50,
+                                n_leapfrog: int = 4, burn_in: int = 100,
+                                seed: int = 0) -> torch.Tensor:
+    """The paper's appendix D estimate of log p_theta(x) for every row of x [N, D]; [N] nats.
+
+    1. draw n_samples z from the posterior p_theta(z|x) by HMC (started at the mean of q, if
+       the model has an encoder), 2. fit a Gaussian q(z) with full covariance to them, 3. draw
+    n_samples fresh posterior samples z_l and use
+        p_theta(x) ~ [ (1/L) sum_l q(z_l) / (p(z_l) p_theta(x|z_l)) ]^-1,
+    unbiased for 1/p(x) because E_posterior[q(z) / p(x, z)] = 1/p(x) for any density q.
+    Reliable only for a low-dimensional z (the paper used N_z = 3), where the fit is good.
+    """
+    from . import hmc
+
+    gen = torch.Generator(device=x.device).manual_seed(seed)
+
+    def log_joint(z):  # [N, J] -> [N], log p(z) + log p(x|z)
+        return model.prior().log_prob(z) + model.decode(z).log_prob(x)
+
+    z0 = model.encode(x).mean if hasattr(model, "encode") else \
+        torch.zeros(len(x), model.config.latent_dim, dtype=x.dtype, device=x.device)
+    first = hmc.sample(log_joint, z0, n_samples, n_leapfrog, burn_in, generator=gen)
+    mean = first.z.mean(0)  # [N, J]
+    centred = first.z - mean  # [S, N, J]
+    cov = torch.einsum("sni,snj->nij", centred, centred) / (n_samples - 1)
+    cov = cov + 1e-6 * torch.eye(cov.shape[-1], dtype=x.dtype, device=x.device)
+    q = torch.distributions.MultivariateNormal(mean, covariance_matrix=cov)
+    second = hmc.sample(log_joint, first.z[-1], n_samples, n_leapfrog, burn_in=0,
+                        step_size=first.step_size, generator=gen)
+    log_ratio = torch.stack([q.log_prob(z) - log_joint(z) for z in second.z])  # [S, N]
+    return -(torch.logsumexp(log_ratio, dim=0) - math.log(n_samples))
+
+
 @dataclass(frozen=True)
 class Evaluation:
     split: str
     n: int
     elbo: float  # mean lower bound (estimator B, L = 1), nats per data point
     log_likelihood: float  # mean importance-sampled log p(x), nats per data point
-    importance_samples: int
+    importance_samples: int  # K, or for method hmc-harmonic the HMC draws per data point
     seconds: float
+    method: str
     per_example: np.ndarray = field(repr=False)  # [n] log p(x) estimates
 
     def summary(self) -> dict:
@@ -100,8 +135,11 @@ class Evaluation:
         return d
 
 
+METHODS = ("importance", "hmc-harmonic")
+
+
 def evaluate(model, x: torch.Tensor, *, split: str, importance_samples: int = 5000,
-             batch_size: int = 100, seed: int = 0) -> Evaluation:
+             batch_size: int = 100, seed: int = 0, method: str = "importance") -> Evaluation:
     """Bound and importance-sampled log-likelihood of `model` on the rows of x [N, D].
 
     x should come from `evaluation_set`; `seed` is the run's seed.
@@ -109,9 +147,14 @@ def evaluate(model, x: torch.Tensor, *, split: str, importance_samples: int = 50
     start = time.perf_counter()
     x = x.to(next(model.parameters()).device)
     elbo = average_bound(model, x, seed + SEED_OFFSETS[split][1])
-    ll = importance_log_likelihood(model, x, importance_samples, seed + 5, batch_size)
+    if method == "importance":
+        ll = importance_log_likelihood(model, x, importance_samples, seed + 5, batch_size)
+    else:
+        ll = torch.cat([hmc_harmonic_log_likelihood(model, x[i:i + batch_size],
+                                                    n_samples=importance_samples, seed=seed + 5)
+                        for i in range(0, len(x), batch_size)])
     return Evaluation(split, len(x), elbo, float(ll.double().mean()), importance_samples,
-                      time.perf_counter() - start, ll.cpu().numpy())
+                      time.perf_counter() - start, method, ll.cpu().numpy())
 
 
 def dataset_of_run(run_dir):
@@ -125,8 +168,8 @@ def dataset_of_run(run_dir):
 
 
 def evaluate_run(run_dir, *, split: str = "test", importance_samples: int = 5000,
-                 batch_size: int = 100, data: str | None = None,
-                 device: str = "auto") -> Evaluation:
+                 batch_size: int = 100, data: str | None = None, device: str = "auto",
+                 method: str = "importance", limit: int | None = None) -> Evaluation:
     """Evaluate a run directory's model on a split of its dataset, or on a user's file/folder.
 
     `data`: a .npy/.npz file or an image folder, scored whole (all its rows); it must have the
@@ -137,6 +180,12 @@ def evaluate_run(run_dir, *, split: str = "test", importance_samples: int = 5000
     from .errors import AevbError
     from .train import pick_device
 
+    if method not in METHODS:
+        raise AevbError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+    if method == "hmc-harmonic" and importance_samples < 2:
+        raise AevbError("hmc-harmonic needs at least 2 HMC draws per data point")
+    if limit is not None and limit < 1:
+        raise AevbError(f"limit must be at least 1, got {limit}")
     if importance_samples < 1:
         raise AevbError(f"importance samples must be at least 1, got {importance_samples}")
     if batch_size < 1:
@@ -155,6 +204,6 @@ def evaluate_run(run_dir, *, split: str = "test", importance_samples: int = 5000
             raise AevbError(f"split must be train or test, got {split!r}")
         dataset = dataset_of_run(run_dir)
         x, binarize = (dataset.train if split == "train" else dataset.test), config["binarize"]
-    x = evaluation_set(x, split, config["seed"], binarize)
+    x = evaluation_set(x, split, config["seed"], binarize)[:limit]
     return evaluate(model, x, split=split, importance_samples=importance_samples,
-                    batch_size=batch_size, seed=config["seed"])
+                    batch_size=batch_size, seed=config["seed"], method=method)
