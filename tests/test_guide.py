@@ -3,6 +3,7 @@ import re
 from pathlib import Path
 
 import pytest
+import torch
 
 GUIDE = Path(__file__).resolve().parents[1] / "docs" / "guide.md"
 
@@ -16,11 +17,15 @@ def test_every_python_block_runs_in_order(tmp_path, monkeypatch, capsys):
     assert len(blocks) >= 8
     monkeypatch.chdir(tmp_path)
     namespace: dict = {}
-    for i, code in enumerate(blocks):
-        try:
-            exec(compile(code, f"guide.md block {i + 1}", "exec"), namespace)
-        except Exception as err:  # name the block that broke
-            pytest.fail(f"guide block {i + 1} failed: {type(err).__name__}: {err}\n{code}")
+    grad_mode = torch.is_grad_enabled()  # the guide switches gradients off for its snippets
+    try:
+        for i, code in enumerate(blocks):
+            try:
+                exec(compile(code, f"guide.md block {i + 1}", "exec"), namespace)
+            except Exception as err:  # name the block that broke
+                pytest.fail(f"guide block {i + 1} failed: {type(err).__name__}: {err}\n{code}")
+    finally:
+        torch.set_grad_enabled(grad_mode)
     assert "bound" in capsys.readouterr().out
 
 

@@ -22,6 +22,7 @@ class TrainConfig:
     hidden: tuple[int, ...] = (500,)  # hidden layer sizes of encoder (decoder mirrors them)
     likelihood: str | None = None  # bernoulli | gaussian; None: from the data
     binarize: bool | None = None  # sample each binary batch from grey levels; None: from the data
+    algorithm: str = "aevb"  # aevb (SGVB) | wake-sleep (the paper's baseline, same networks)
     estimator: str = "B"  # SGVB estimator: A (eq. 6) or B (eq. 7)
     mc_samples: int = 1  # L, samples of z per data point per step
     batch_size: int = 100  # M
@@ -50,6 +51,8 @@ class TrainConfig:
              f"hidden sizes must be positive integers, got {list(self.hidden)}"),
             (self.likelihood in (None, "bernoulli", "gaussian"),
              f"likelihood must be bernoulli or gaussian, got {self.likelihood!r}"),
+            (self.algorithm in ("aevb", "wake-sleep"),
+             f"algorithm must be aevb or wake-sleep, got {self.algorithm!r}"),
             (self.estimator in ("A", "B"), f"estimator must be A or B, got {self.estimator!r}"),
             (self.mc_samples >= 1, f"mc-samples must be at least 1, got {self.mc_samples}"),
             (self.batch_size >= 1, f"batch size must be at least 1, got {self.batch_size}"),

@@ -76,22 +76,26 @@ class VAE(nn.Module):
         return standard_normal(self.config.latent_dim, device=weight.device, dtype=weight.dtype)
 
     @torch.no_grad()
+    def dream(self, n: int, generator: torch.Generator | None = None):
+        """n "fantasies" of the generative model: z ~ p(z), x ~ p_theta(x|z); ([n, J], [n, D])."""
+        weight = next(self.parameters())
+        z = torch.randn(n, self.config.latent_dim, generator=generator, device=weight.device,
+                        dtype=weight.dtype)
+        p = self.decode(z).base_dist
+        if isinstance(p, torch.distributions.Bernoulli):
+            x = torch.bernoulli(p.probs, generator=generator)
+        else:
+            x = p.loc + p.scale * torch.randn(p.loc.shape, generator=generator,
+                                              device=weight.device, dtype=weight.dtype)
+        return z, x
+
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """n draws x ~ p_theta(x|z), z ~ p(z); returns [n, *data_shape].
 
         For the decoder means (what the paper's figures show) use
         `model.decode(z).mean` with z drawn from `model.prior()`.
         """
-        weight = next(self.parameters())
-        z = torch.randn(n, self.config.latent_dim, generator=generator, device=weight.device)
-        p = self.decode(z)
-        if isinstance(p.base_dist, torch.distributions.Bernoulli):
-            x = torch.bernoulli(p.base_dist.probs, generator=generator)
-        else:
-            x = p.base_dist.loc + p.base_dist.scale * torch.randn(
-                p.base_dist.loc.shape, generator=generator, device=weight.device
-            )
-        return x.reshape(n, *self.config.data_shape)
+        return self.dream(n, generator)[1].reshape(n, *self.config.data_shape)
 
 
 def initialize(model: nn.Module, std: float, generator: torch.Generator | None = None) -> None:

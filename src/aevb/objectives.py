@@ -65,4 +65,18 @@ def minibatch_estimate(per_example: torch.Tensor, dataset_size: int) -> torch.Te
     return dataset_size / per_example.shape[0] * per_example.sum()
 
 
+def wake_objective(model, x: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+    """Wake phase of wake-sleep (Hinton et al. 1995), [N] nats: (1/L) sum_l log p_theta(x, z_l)
+    with z_l ~ q_phi(z|x) held fixed, so only the generative model theta learns from it."""
+    z = q_sample(model.encode(x), eps).detach()  # [L, N, J]
+    return (model.decode(z).log_prob(x) + model.prior().log_prob(z)).mean(0)
+
+
+def sleep_objective(model, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Sleep phase, [N] nats: log q_phi(z|x) on fantasies (z, x) ~ p(z) p_theta(x|z) (from
+    `VAE.dream`), so the recognition model learns to invert the generative one. Unlike the
+    SGVB bound, wake and sleep optimise different objectives, neither a bound on log p(x)."""
+    return model.encode(x).log_prob(z)
+
+
 ESTIMATORS = {"A": elbo_a, "B": elbo_b}

@@ -28,7 +28,7 @@ from .data import BINARIZED_BY_DEFAULT, Dataset, load_dataset
 from .errors import AevbError, Interrupted
 from .evaluate import SEED_OFFSETS, average_bound, evaluation_set
 from .model import VAE, ModelConfig, initialize
-from .objectives import ESTIMATORS
+from .objectives import ESTIMATORS, sleep_objective, wake_objective
 
 
 def pick_device(name: str) -> torch.device:
@@ -194,14 +194,19 @@ class _Interrupt:
 
 
 class _ObjectiveModule(torch.nn.Module):
-    """The objective as a module, only so DistributedDataParallel can hook its forward pass."""
+    """The objective as a module, only so DistributedDataParallel can hook its forward pass.
+
+    For wake-sleep, `dream` = (z, x) fantasies add the sleep phase's objective."""
 
     def __init__(self, model: VAE, objective):
         super().__init__()
         self.model, self.objective = model, objective
 
-    def forward(self, x, eps):
-        return self.objective(self.model, x, eps)
+    def forward(self, x, eps, dream=None):
+        value = self.objective(self.model, x, eps)  # [N]
+        if dream is not None:
+            value = value + sleep_objective(self.model, *dream)
+        return value
 
 
 def _loop(run: _Run, progress: bool, fresh: bool) -> Path:
@@ -216,7 +221,9 @@ def _loop(run: _Run, progress: bool, fresh: bool) -> Path:
     eval_test = evaluation_set(run.data.test.to(device), "test", cfg.seed, cfg.binarize)
     noise_seed = {split: cfg.seed + SEED_OFFSETS[split][1] for split in ("train", "test")}
     schedule = [s for s in eval_schedule(run.total, cfg.eval_points) if s > p.samples]
-    step_fn = distributed.wrap(_ObjectiveModule(model, ESTIMATORS[cfg.estimator]))
+    wake_sleep = cfg.algorithm == "wake-sleep"
+    objective = wake_objective if wake_sleep else ESTIMATORS[cfg.estimator]
+    step_fn = distributed.wrap(_ObjectiveModule(model, objective))
     session_start, wall_before = time.perf_counter(), p.wall_seconds
 
     def save():
@@ -269,7 +276,8 @@ def _loop(run: _Run, progress: bool, fresh: bool) -> Path:
                               generator=run.generators["noise"], device=device)
             # objectives.minibatch_estimate (eq. 8) divided by N: the mean bound per data point,
             # so step sizes do not scale with the dataset size.
-            loss = -step_fn(x, eps).mean()
+            dream = model.dream(len(idx), run.generators["noise"]) if wake_sleep else None
+            loss = -step_fn(x, eps, dream).mean()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if not torch.isfinite(loss):
