@@ -137,3 +137,13 @@ def test_evaluate_with_the_appendix_d_estimator(digits_run):
     r = aevb("evaluate", str(digits_run), "--importance-samples", "500", "--limit", "30",
              "--json")
     assert abs(json.loads(r.stdout)["log_likelihood"] - out["log_likelihood"]) < 1.0
+
+
+def test_every_train_option_has_help_text():
+    from dataclasses import fields
+
+    from aevb.config import TrainConfig, field_help
+
+    assert set(field_help()) == {f.name for f in fields(TrainConfig)}
+    r = aevb("train", "--help")
+    assert r.returncode == 0 and "N_z, the dimension of z" in r.stdout

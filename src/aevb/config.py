@@ -36,7 +36,7 @@ class TrainConfig:
     eval_examples: int = 10000  # training points used for the train bound (the first ones)
     checkpoint_every: int = 100_000  # samples between checkpoints (also at every evaluation)
     test_fraction: float = 0.1  # held-out share for datasets without a fixed test set
-    seed: int = 0
+    seed: int = 0  # seeds initialisation, data order, binarization, noise and the data split
     device: str = "auto"  # auto | cpu | cuda
     data_dir: str | None = None  # searched before $AEVB_DATA and ~/.cache/aevb
     download: bool = True  # fetch missing files of known datasets
@@ -90,6 +90,17 @@ class TrainConfig:
         if unknown:
             raise AevbError(f"unknown config field(s): {', '.join(unknown)}")
         return cls(**values)
+
+
+def field_help() -> dict[str, str]:
+    """Each TrainConfig field's trailing comment, so `aevb train --help` and the code share
+    one text."""
+    import inspect
+    import re
+
+    found = re.findall(r"^    (\w+): [^=\n]+= [^#\n]+#\s*(.+)$", inspect.getsource(TrainConfig),
+                       flags=re.M)
+    return dict(found)
 
 
 _TYPES = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,),
