@@ -103,6 +103,13 @@ def test_samples_and_epochs_set_the_length(tmp_path):
 def test_eval_schedule_is_log_spaced_and_ends_at_the_total():
     points = eval_schedule(10**6, 4)
     assert points == [1000, 10000, 100000, 1000000]
+    assert eval_schedule(120_000, 1) == [120_000]  # numpy's geomspace(a, b, 1) is [a]
+    assert eval_schedule(7, 50)[-1] == 7
+
+
+def test_a_single_evaluation_point_is_the_end_of_training(tmp_path):
+    run = _digits(tmp_path, "one", samples=500, epochs=None, eval_points=1)
+    assert [m["samples"] for m in read_metrics(run)] == [0, 500]
 
 
 def test_estimator_a_and_adam_also_train(tmp_path):

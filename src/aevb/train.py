@@ -56,9 +56,11 @@ def resolve_data_settings(config: TrainConfig, data: Dataset) -> TrainConfig:
 
 def eval_schedule(total: int, eval_points: int) -> list[int]:
     """Log-spaced sample counts (over up to three decades, ending at `total`) for evaluation."""
+    if eval_points == 1:
+        return [total]
     start = max(1.0, total / 1e3)
     points = np.unique(np.round(np.geomspace(start, total, eval_points)).astype(np.int64))
-    return [int(p) for p in points]
+    return [int(p) for p in points[:-1]] + [total]  # the end is always evaluated
 
 
 def default_run_dir(config: TrainConfig) -> Path:
