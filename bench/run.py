@@ -6,6 +6,7 @@
 Writes bench/results.json and docs/performance.md (generated: edit this script, not the page).
 Ratios only mean something within one run: these machines are noisy.
 """
+import dataclasses
 import json
 import os
 import platform
@@ -24,6 +25,7 @@ from aevb.evaluate import evaluation_set, importance_log_likelihood
 
 HERE = Path(__file__).resolve().parent
 DATA = Path(os.environ.get("AEVB_DATA", HERE.parent.parent / "shared" / "data"))
+REPEATS = 3
 LAYERS = [(784, 500), (500, 40), (20, 500), (500, 784)]  # (fan_in, fan_out), M = 100
 
 
@@ -60,6 +62,34 @@ def ours(test):
     return train_rate, time.perf_counter() - start, float(ll.mean())
 
 
+def growth(test):
+    """Seconds against size: training (samples, hidden width) and evaluation (K, points)."""
+    rows, runs = [], {}
+    for samples, hidden in ((30_000, 500), (60_000, 500), (120_000, 500),
+                            (60_000, 250), (60_000, 1000)):
+        out = Path(tempfile.mkdtemp()) / "run"
+        cfg = aevb.resolve("mnist-paper", samples=samples, hidden=(hidden,), eval_points=1,
+                           eval_examples=100, out=str(out))
+        best = None
+        for attempt in range(2):
+            cfg = dataclasses.replace(cfg, out=str(out) + str(attempt))
+            run = runs[samples, hidden] = aevb.train(cfg, progress=False)
+            rate = aevb.checkpoint.read_metrics(run)[-1]["samples_per_second"]
+            best = max(best or 0, rate)
+        rows.append({"kind": "training", "samples": samples, "hidden": hidden,
+                     "seconds": samples / best})
+    model = aevb.load(runs[60_000, 500])  # the benchmark's model, 500 hidden units
+    for k, n in ((250, 100), (500, 100), (1000, 100), (500, 50), (500, 200)):
+        x = test.repeat(2, 1)[:n]
+        times = []
+        for _ in range(3):
+            start = time.perf_counter()
+            importance_log_likelihood(model, x, k, seed=0)
+            times.append(time.perf_counter() - start)
+        rows.append({"kind": "evaluation", "k": k, "points": n, "seconds": min(times)})
+    return rows
+
+
 def main():
     load_dataset("mnist", data_dir=DATA, download=False)  # first load
     start = time.perf_counter()
@@ -69,12 +99,24 @@ def main():
     test_file = Path(tempfile.mkdtemp()) / "test100.npy"
     np.save(test_file, test.numpy())
 
-    peer = subprocess.run([str(HERE / ".venv-pythae" / "bin" / "python"),
-                           str(HERE / "peer_pythae.py"), str(DATA / "mnist"), str(test_file)],
-                          capture_output=True, text=True, check=True)
-    peer = json.loads(peer.stdout.strip().splitlines()[-1])
-    train_rate, nll_seconds, ll = ours(test)
-    gflops = matmul_gflops()
+    # Peer and aevb alternate REPEATS times and each keeps its best: on a shared, noisy machine
+    # the best of several is the least disturbed measurement of each.
+    peers, mine, flops = [], [], []
+    for _ in range(REPEATS):
+        out = subprocess.run([str(HERE / ".venv-pythae" / "bin" / "python"),
+                              str(HERE / "peer_pythae.py"), str(DATA / "mnist"), str(test_file)],
+                             capture_output=True, text=True, check=True)
+        peers.append(json.loads(out.stdout.strip().splitlines()[-1]))
+        mine.append(ours(test))
+        flops.append(matmul_gflops())
+    peer = dict(peers[0])
+    peer["train_samples_per_second"] = max(p["train_samples_per_second"] for p in peers)
+    peer["nll_seconds"] = min(p["nll_seconds"] for p in peers)
+    train_rate = max(m[0] for m in mine)
+    nll_seconds = min(m[1] for m in mine)
+    ll = mine[0][2]
+    gflops = max(flops)
+    growth_rows = growth(test)
     achieved = train_rate * training_flops_per_sample() / 1e9
     results = {
         "machine": {"platform": platform.platform(), "processor": platform.processor(),
@@ -88,7 +130,10 @@ def main():
             "training_flop_share": achieved / gflops,
             "likelihood_speed_vs_pythae": peer["nll_seconds"] / nll_seconds,
         },
-        "matmul_gflops": gflops, "training_gflops": achieved,
+        "matmul_gflops": gflops, "training_gflops": achieved, "growth": growth_rows,
+        "repeats": {"peer": peers, "aevb": [{"train_samples_per_second": m[0],
+                                             "nll_seconds": m[1]} for m in mine],
+                    "matmul_gflops": flops},
         "goals": {"training_vs_pythae": 1.3, "training_flop_share": 0.6,
                   "likelihood_speed_vs_pythae": 4.0, "mnist_load_seconds": 1.0},
     }
@@ -121,6 +166,15 @@ def write_page(r):
          mark(a["mnist_load_seconds"] < g["mnist_load_seconds"])),
     ]
     table = "\n".join("| " + " | ".join(row) + " |" for row in rows)
+    train_rows = [g for g in r["growth"] if g["kind"] == "training"]
+    eval_rows = [g for g in r["growth"] if g["kind"] == "evaluation"]
+    base_t = next(g for g in train_rows if g["samples"] == 60_000 and g["hidden"] == 500)
+    base_e = next(g for g in eval_rows if g["k"] == 500 and g["points"] == 100)
+    growth_table = "\n".join(
+        [f"| training | {g['samples']:,} samples, hidden {g['hidden']} | {g['seconds']:.2f} s "
+         f"| {g['seconds'] / base_t['seconds']:.2f} |" for g in train_rows]
+        + [f"| evaluation | K = {g['k']}, {g['points']} points | {g['seconds']:.2f} s "
+           f"| {g['seconds'] / base_e['seconds']:.2f} |" for g in eval_rows])
     m = r["machine"]
     page = f"""# Performance
 
@@ -134,7 +188,9 @@ likelihood), minibatches of 100, Adagrad, fp32, on the same statically binarized
 |---|---|---|---|---|---|
 {table}
 
-Method: pythae trains one warm-up epoch, then one timed epoch through its own
+Method: pythae and aevb are measured {len(r['repeats']['peer'])} times, alternately, and each
+keeps its best (the machine is shared and noisy; every single measurement is in
+`bench/results.json`). pythae trains one warm-up epoch, then one timed epoch through its own
 `BaseTrainer.train_step`; aevb trains 120,000 samples with `aevb.train` and reports its
 training-step throughput (evaluations excluded, as in pythae's timed epoch). Both estimate
 log p(x) of the same 100 binarized test images with 1000 importance samples each: pythae's
@@ -143,6 +199,17 @@ here) against `aevb.evaluate.importance_log_likelihood` ({a['log_likelihood']:.2
 differently trained model of the same shape). The training FLOP count is 6 multiply-adds per
 weight per sample, less the first layer's unneeded input gradient; the matmul rate is measured
 in the same process for the forward products of the four layer shapes at M = 100.
+
+## How cost grows
+
+Training time (steps only) against samples and hidden width, and importance-sampling time
+against K and the number of data points, relative to the middle setting of each (60,000
+samples with 500 hidden units; K = 500 over 100 points), each the best of two or three runs.
+Linear growth doubles the ratio when the size doubles.
+
+| what | size | time | relative |
+|---|---|---|---|
+{growth_table}
 """
     (HERE.parent / "docs" / "performance.md").write_text(page)
 
