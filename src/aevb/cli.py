@@ -100,11 +100,10 @@ def _run_train(args) -> int:
     from . import distributed
     from .checkpoint import read_metrics
 
-    if not distributed.is_main():
-        distributed.teardown()
-        return 0
+    main_rank = distributed.is_main()
     distributed.teardown()
-
+    if not main_rank:  # rank 0 alone reports
+        return 0
     last = read_metrics(run_dir)[-1]
     print(f"trained on {last['samples']} samples: train bound {last['train_elbo']:.2f} nats, "
           f"test bound {last['test_elbo']:.2f} nats per data point")
@@ -192,7 +191,7 @@ def _run_figure(args) -> int:
 
     from . import plots, report
     from .checkpoint import load, read_config, read_metrics
-    from .evaluate import dataset_of_run, evaluation_set
+    from .evaluate import dataset_of_run, test_set_of_run
 
     if args.command == "plot":
         runs = [(report.run_label(read_config(r)), read_metrics(r)) for r in args.run_dirs]
@@ -217,9 +216,8 @@ def _run_figure(args) -> int:
     elif args.command == "sample":
         print(plots.samples(model, out, n=n, seed=args.seed))
     else:
-        c = read_config(args.run_dir)["config"]
         data = dataset_of_run(args.run_dir)
-        test = evaluation_set(data.test, "test", c["seed"], c["binarize"])
+        test = test_set_of_run(args.run_dir, data)
         if args.command == "reconstruct":
             print(plots.reconstructions(model, test, out, n=n))
         else:

@@ -346,6 +346,13 @@ def load_user_data(path: str) -> torch.Tensor:
     raise AevbError(f"{path}: no such .npy/.npz file or image folder")
 
 
+def load_for_config(config) -> Dataset:
+    """The dataset (and split) a TrainConfig or a run's config.json section names."""
+    get = config.get if isinstance(config, dict) else lambda k: getattr(config, k)
+    return load_dataset(get("dataset"), data_dir=get("data_dir"), download=get("download"),
+                        test_fraction=get("test_fraction"), seed=get("seed"))
+
+
 DATASETS = ("mnist", "fashion-mnist", "binarized-mnist", "frey-face", "digits")
 # Grey-level datasets modelled with the Bernoulli decoder on dynamically binarized batches.
 BINARIZED_BY_DEFAULT = ("mnist", "fashion-mnist", "digits")

@@ -160,11 +160,18 @@ def evaluate(model, x: torch.Tensor, *, split: str, importance_samples: int = 50
 def dataset_of_run(run_dir):
     """The dataset a run was trained on, with the same split."""
     from .checkpoint import read_config
-    from .data import load_dataset
+    from .data import load_for_config
+
+    return load_for_config(read_config(run_dir)["config"])
+
+
+def test_set_of_run(run_dir, data=None) -> torch.Tensor:
+    """The run's test split as every evaluation sees it (binarized with the run's fixed seed)."""
+    from .checkpoint import read_config
 
     c = read_config(run_dir)["config"]
-    return load_dataset(c["dataset"], data_dir=c["data_dir"], download=c["download"],
-                        test_fraction=c["test_fraction"], seed=c["seed"])
+    data = data if data is not None else dataset_of_run(run_dir)
+    return evaluation_set(data.test, "test", c["seed"], c["binarize"])
 
 
 def evaluate_run(run_dir, *, split: str = "test", importance_samples: int = 5000,

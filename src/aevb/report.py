@@ -9,7 +9,7 @@ from pathlib import Path
 from . import plots
 from .checkpoint import atomic_write, load, read_config, read_metrics
 from .data import Dataset
-from .evaluate import dataset_of_run, evaluation_set
+from .evaluate import dataset_of_run, test_set_of_run
 
 FIGURES = {  # file name -> caption
     "curves.png": "Lower bound per data point against training samples evaluated (paper, Fig. 2)",
@@ -32,8 +32,7 @@ def write_figures(run_dir, data: Dataset | None = None) -> list[Path]:
     info = read_config(run_dir)
     model = load(run_dir)
     data = data if data is not None else dataset_of_run(run_dir)
-    test = data.test
-    test = evaluation_set(test, "test", info["config"]["seed"], info["config"]["binarize"])
+    test = test_set_of_run(run_dir, data)
     return [
         plots.curves([(run_label(info), read_metrics(run_dir))], run_dir / "curves.png"),
         plots.manifold(model, run_dir / "manifold.png"),

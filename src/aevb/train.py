@@ -24,7 +24,7 @@ import torch
 
 from . import __version__, checkpoint, distributed
 from .config import DEFAULT_EPOCHS, TrainConfig
-from .data import BINARIZED_BY_DEFAULT, Dataset, load_dataset
+from .data import BINARIZED_BY_DEFAULT, Dataset, load_for_config
 from .errors import AevbError, Interrupted
 from .evaluate import SEED_OFFSETS, average_bound, evaluation_set
 from .model import VAE, ModelConfig, initialize
@@ -123,17 +123,12 @@ def _setup(config: TrainConfig, data: Dataset, device, run_dir: Path) -> _Run:
                 generators, total, Progress())
 
 
-def _load_data(config: TrainConfig) -> Dataset:
-    return load_dataset(config.dataset, data_dir=config.data_dir, download=config.download,
-                        test_fraction=config.test_fraction, seed=config.seed)
-
-
 def train(config: TrainConfig, *, progress: bool = True) -> Path:
     """Train a VAE as `config` says; returns the run directory holding its results."""
     device = distributed.setup(pick_device(config.device))
     if config.out:  # fail before the (possibly slow) data loading
         checkpoint.refuse_existing_run(Path(config.out))
-    data = _load_data(config)
+    data = load_for_config(config)
     config = resolve_data_settings(config, data)
     run_dir = Path(config.out) if config.out else default_run_dir(config)
     config = dataclasses.replace(config, out=str(run_dir))
@@ -159,7 +154,7 @@ def resume(run_dir, *, progress: bool = True) -> Path:
     info = checkpoint.read_config(run_dir)
     config = TrainConfig.from_dict({**info["config"], "hidden": tuple(info["config"]["hidden"])})
     device = distributed.setup(pick_device(config.device))
-    run = _setup(config, _load_data(config), device, run_dir)
+    run = _setup(config, load_for_config(config), device, run_dir)
     saved = checkpoint.load_training_state(run_dir, run.model, run.optimizer, run.generators,
                                            rank=distributed.rank())
     run.progress = Progress(**saved["progress"])
