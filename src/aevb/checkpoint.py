@@ -73,9 +73,10 @@ def read_config(run_dir) -> dict:
 
 def save_checkpoint(run_dir: Path, model: VAE, optimizer: torch.optim.Optimizer,
                     generators: dict[str, torch.Generator], progress: dict,
-                    order: torch.Tensor | None = None) -> None:
-    """Weights to model.safetensors; optimizer, RNG states, the current epoch's data order and
-    `progress` to state.safetensors."""
+                    order: torch.Tensor | None = None,
+                    extra: dict[str, torch.Tensor] | None = None) -> None:
+    """Weights to model.safetensors; optimizer, RNG states, the current epoch's data order,
+    an algorithm's own state `extra` (MCEM's chains) and `progress` to state.safetensors."""
     weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     tensors, scalars = {}, {}
     opt = optimizer.state_dict()
@@ -89,6 +90,8 @@ def save_checkpoint(run_dir: Path, model: VAE, optimizer: torch.optim.Optimizer,
         tensors[f"rng.{name}"] = gen.get_state().cpu()
     if order is not None:
         tensors["order"] = order.detach().cpu().contiguous()
+    for name, value in (extra or {}).items():
+        tensors[f"extra.{name}"] = value.detach().cpu().contiguous()
     meta = {"progress": json.dumps(progress), "param_groups": json.dumps(opt["param_groups"]),
             "optimizer_scalars": json.dumps(scalars)}
     # The state file holds its own copy of the weights, so it is complete on its own: a kill
@@ -130,7 +133,7 @@ def load(run_dir, device: str | torch.device = "cpu") -> VAE:
 def load_training_state(run_dir, model: VAE, optimizer: torch.optim.Optimizer,
                         generators: dict[str, torch.Generator], rank: int = 0) -> dict:
     """Restore weights, optimizer and RNG states in place from state.safetensors; returns
-    {"progress": dict, "order": tensor or None}.
+    {"progress": dict, "order": tensor or None, "extra": {name: tensor}}.
 
     Only rank 0's noise generator is saved; other ranks keep their freshly seeded one.
     """
@@ -152,7 +155,9 @@ def load_training_state(run_dir, model: VAE, optimizer: torch.optim.Optimizer,
         for name, gen in generators.items():
             if name != "noise" or rank == 0:
                 gen.set_state(tensors[f"rng.{name}"])
-        return {"progress": json.loads(meta["progress"]), "order": tensors.get("order")}
+        extra = {k[len("extra."):]: v for k, v in tensors.items() if k.startswith("extra.")}
+        return {"progress": json.loads(meta["progress"]), "order": tensors.get("order"),
+                "extra": extra}
     except (KeyError, ValueError, RuntimeError, TypeError) as err:
         raise AevbError(f"{run_dir}/{STATE}: damaged or from another run ({err})") from None
 

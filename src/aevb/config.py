@@ -22,7 +22,7 @@ class TrainConfig:
     hidden: tuple[int, ...] = (500,)  # hidden layer sizes of encoder (decoder mirrors them)
     likelihood: str | None = None  # bernoulli | gaussian; None: from the data
     binarize: bool | None = None  # sample each binary batch from grey levels; None: from the data
-    algorithm: str = "aevb"  # aevb (SGVB) | wake-sleep (the paper's baseline, same networks)
+    algorithm: str = "aevb"  # aevb (SGVB) | wake-sleep | mcem (the paper's baselines)
     estimator: str = "B"  # SGVB estimator: A (eq. 6) or B (eq. 7)
     mc_samples: int = 1  # L, samples of z per data point per step
     batch_size: int = 100  # M
@@ -32,8 +32,13 @@ class TrainConfig:
     weight_prior_std: float | None = 1.0  # N(0, s^2 I) prior on the weights (MAP); None: off
     samples: int | None = None  # training length in data points evaluated (paper's x-axis)
     epochs: float | None = None  # passes over the training set (neither: DEFAULT_EPOCHS)
+    train_examples: int | None = None  # train on the first N training points only; None: all
+    mcem_leapfrog: int = 10  # MCEM: leapfrog steps of the E-step's HMC transition (appendix E)
+    mcem_updates: int = 5  # MCEM: weight updates per E-step sample (appendix E)
+    mcem_accept: float = 0.9  # MCEM: acceptance rate the HMC step size is tuned to
     eval_points: int = 20  # log-spaced evaluations of the train and test bound
     eval_examples: int = 10000  # training points used for the train bound (the first ones)
+    eval_likelihood: int = 0  # first N points per split given log p(x) by appendix D at evals
     checkpoint_every: int = 100_000  # samples between checkpoints (also at every evaluation)
     test_fraction: float = 0.1  # held-out share for datasets without a fixed test set
     seed: int = 0  # seeds initialisation, data order, binarization, noise and the data split
@@ -51,8 +56,15 @@ class TrainConfig:
              f"hidden sizes must be positive integers, got {list(self.hidden)}"),
             (self.likelihood in (None, "bernoulli", "gaussian"),
              f"likelihood must be bernoulli or gaussian, got {self.likelihood!r}"),
-            (self.algorithm in ("aevb", "wake-sleep"),
-             f"algorithm must be aevb or wake-sleep, got {self.algorithm!r}"),
+            (self.algorithm in ("aevb", "wake-sleep", "mcem"),
+             f"algorithm must be aevb, wake-sleep or mcem, got {self.algorithm!r}"),
+            (self.train_examples is None or self.train_examples >= 1,
+             f"train-examples must be at least 1, got {self.train_examples}"),
+            (self.mcem_leapfrog >= 1, f"mcem-leapfrog must be at least 1, got {self.mcem_leapfrog}"),
+            (self.mcem_updates >= 1, f"mcem-updates must be at least 1, got {self.mcem_updates}"),
+            (0 < self.mcem_accept < 1, f"mcem-accept must lie in (0, 1), got {self.mcem_accept}"),
+            (self.eval_likelihood >= 0,
+             f"eval-likelihood must be at least 0, got {self.eval_likelihood}"),
             (self.estimator in ("A", "B"), f"estimator must be A or B, got {self.estimator!r}"),
             (self.mc_samples >= 1, f"mc-samples must be at least 1, got {self.mc_samples}"),
             (self.batch_size >= 1, f"batch size must be at least 1, got {self.batch_size}"),

@@ -12,6 +12,7 @@ import gzip
 import os
 import struct
 import zlib
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -349,8 +350,16 @@ def load_user_data(path: str) -> torch.Tensor:
 def load_for_config(config) -> Dataset:
     """The dataset (and split) a TrainConfig or a run's config.json section names."""
     get = config.get if isinstance(config, dict) else lambda k: getattr(config, k)
-    return load_dataset(get("dataset"), data_dir=get("data_dir"), download=get("download"),
+    data = load_dataset(get("dataset"), data_dir=get("data_dir"), download=get("download"),
                         test_fraction=get("test_fraction"), seed=get("seed"))
+    n = get("train_examples")  # absent from configs written before the field existed
+    if n is not None:
+        if n > len(data.train):
+            raise AevbError(f"train-examples {n} exceeds the {len(data.train)} training points "
+                            f"of {data.name}")
+        labels = data.train_labels[:n] if data.train_labels is not None else None
+        data = dataclasses.replace(data, train=data.train[:n], train_labels=labels)
+    return data
 
 
 DATASETS = ("mnist", "fashion-mnist", "binarized-mnist", "frey-face", "digits")

@@ -87,12 +87,13 @@ def importance_log_likelihood(model, x: torch.Tensor, k: int, seed: int,
 @torch.no_grad()
 def hmc_harmonic_log_likelihood(model, x: torch.Tensor, n_samples: int = 50,
                                 n_leapfrog: int = 4, burn_in: int = 100,
-                                seed: int = 0) -> torch.Tensor:
+                                seed: int = 0, use_encoder: bool = True) -> torch.Tensor:
     """The paper's appendix D estimate of log p_theta(x) for every row of x [N, D]; [N] nats.
 
-    1. draw n_samples z from the posterior p_theta(z|x) by HMC (started at the mean of q, if
-       the model has an encoder), 2. fit a Gaussian q(z) with full covariance to them, 3. draw
-    n_samples fresh posterior samples z_l and use
+    1. draw n_samples z from the posterior p_theta(z|x) by HMC (started at the mean of q, or
+       at z = 0 when `use_encoder` is False or the model has no encoder, as after MCEM),
+    2. fit a Gaussian q(z) with full covariance to them, 3. draw n_samples fresh posterior
+    samples z_l and use
         p_theta(x) ~ [ (1/L) sum_l q(z_l) / (p(z_l) p_theta(x|z_l)) ]^-1,
     unbiased for 1/p(x) because E_posterior[q(z) / p(x, z)] = 1/p(x) for any density q.
     Reliable only for a low-dimensional z (the paper used N_z = 3), where the fit is good.
@@ -104,7 +105,7 @@ def hmc_harmonic_log_likelihood(model, x: torch.Tensor, n_samples: int = 50,
     def log_joint(z):  # [N, J] -> [N], log p(z) + log p(x|z)
         return model.prior().log_prob(z) + model.decode(z).log_prob(x)
 
-    z0 = model.encode(x).mean if hasattr(model, "encode") else \
+    z0 = model.encode(x).mean if use_encoder and hasattr(model, "encode") else \
         torch.zeros(len(x), model.config.latent_dim, dtype=x.dtype, device=x.device)
     first = hmc.sample(log_joint, z0, n_samples, n_leapfrog, burn_in, generator=gen)
     mean = first.z.mean(0)  # [N, J]
@@ -122,7 +123,8 @@ def hmc_harmonic_log_likelihood(model, x: torch.Tensor, n_samples: int = 50,
 class Evaluation:
     split: str
     n: int
-    elbo: float  # mean lower bound (estimator B, L = 1), nats per data point
+    elbo: float | None  # mean lower bound (estimator B, L = 1), nats per data point; None
+    # for a model without a trained encoder (MCEM)
     log_likelihood: float  # mean importance-sampled log p(x), nats per data point
     importance_samples: int  # K, or for method hmc-harmonic the HMC draws per data point
     seconds: float
@@ -139,19 +141,22 @@ METHODS = ("importance", "hmc-harmonic")
 
 
 def evaluate(model, x: torch.Tensor, *, split: str, importance_samples: int = 5000,
-             batch_size: int = 100, seed: int = 0, method: str = "importance") -> Evaluation:
+             batch_size: int = 100, seed: int = 0, method: str = "importance",
+             use_encoder: bool = True) -> Evaluation:
     """Bound and importance-sampled log-likelihood of `model` on the rows of x [N, D].
 
-    x should come from `evaluation_set`; `seed` is the run's seed.
+    x should come from `evaluation_set`; `seed` is the run's seed. use_encoder=False (a model
+    trained by MCEM, whose q_phi never learned) allows only method hmc-harmonic, and no bound.
     """
     start = time.perf_counter()
     x = x.to(next(model.parameters()).device)
-    elbo = average_bound(model, x, seed + SEED_OFFSETS[split][1])
+    elbo = average_bound(model, x, seed + SEED_OFFSETS[split][1]) if use_encoder else None
     if method == "importance":
         ll = importance_log_likelihood(model, x, importance_samples, seed + 5, batch_size)
     else:
         ll = torch.cat([hmc_harmonic_log_likelihood(model, x[i:i + batch_size],
-                                                    n_samples=importance_samples, seed=seed + 5)
+                                                    n_samples=importance_samples, seed=seed + 5,
+                                                    use_encoder=use_encoder)
                         for i in range(0, len(x), batch_size)])
     return Evaluation(split, len(x), elbo, float(ll.double().mean()), importance_samples,
                       time.perf_counter() - start, method, ll.cpu().numpy())
@@ -198,6 +203,10 @@ def evaluate_run(run_dir, *, split: str = "test", importance_samples: int = 5000
     if batch_size < 1:
         raise AevbError(f"batch size must be at least 1, got {batch_size}")
     config = read_config(run_dir)["config"]
+    use_encoder = config.get("algorithm") != "mcem"
+    if not use_encoder and method != "hmc-harmonic":
+        raise AevbError(f"{run_dir} was trained by MCEM, which leaves q(z|x) untrained: "
+                        "evaluate it with --method hmc-harmonic")
     model = load(run_dir, pick_device(device))
     if data is not None:
         x, split = load_user_data(data), "data"
@@ -213,4 +222,5 @@ def evaluate_run(run_dir, *, split: str = "test", importance_samples: int = 5000
         x, binarize = (dataset.train if split == "train" else dataset.test), config["binarize"]
     x = evaluation_set(x, split, config["seed"], binarize)[:limit]
     return evaluate(model, x, split=split, importance_samples=importance_samples,
-                    batch_size=batch_size, seed=config["seed"], method=method)
+                    batch_size=batch_size, seed=config["seed"], method=method,
+                    use_encoder=use_encoder)

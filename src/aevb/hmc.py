@@ -22,26 +22,31 @@ def _value_and_grad(log_prob: LogProb, z: torch.Tensor):
     return value.detach(), grad
 
 
-def leapfrog(log_prob: LogProb, z, momentum, step, n_steps):
-    """n_steps leapfrog steps of size step [C, 1]: a volume-preserving, reversible map."""
-    _, grad = _value_and_grad(log_prob, z)
+def leapfrog(log_prob: LogProb, z, momentum, step, n_steps, grad=None):
+    """n_steps leapfrog steps of size step [C, 1]: a volume-preserving, reversible map.
+
+    grad: the gradient of log_prob at z when the caller has it. Returns the new position and
+    momentum, and log_prob at the new position [C] (the last gradient evaluation gives it free).
+    """
+    if grad is None:
+        _, grad = _value_and_grad(log_prob, z)
     momentum = momentum + 0.5 * step * grad
     for i in range(n_steps):
         z = z + step * momentum
-        _, grad = _value_and_grad(log_prob, z)
+        value, grad = _value_and_grad(log_prob, z)
         if i < n_steps - 1:
             momentum = momentum + step * grad
     momentum = momentum + 0.5 * step * grad
-    return z, momentum
+    return z, momentum, value
 
 
 def hmc_step(log_prob: LogProb, z: torch.Tensor, step: torch.Tensor, n_leapfrog: int,
              generator: torch.Generator | None = None):
     """One HMC transition per chain; returns (new z [C, J], acceptance probability [C])."""
     momentum = torch.randn(z.shape, generator=generator, dtype=z.dtype, device=z.device)
-    current, _ = _value_and_grad(log_prob, z)
-    proposal, new_momentum = leapfrog(log_prob, z, momentum, step[:, None], n_leapfrog)
-    proposed, _ = _value_and_grad(log_prob, proposal)
+    current, grad = _value_and_grad(log_prob, z)
+    proposal, new_momentum, proposed = leapfrog(log_prob, z, momentum, step[:, None],
+                                                n_leapfrog, grad)
     # Metropolis correction with the Hamiltonian H = -log p(z) + |m|^2 / 2.
     log_ratio = (proposed - 0.5 * (new_momentum**2).sum(-1)) - \
         (current - 0.5 * (momentum**2).sum(-1))

@@ -33,13 +33,16 @@ def write_figures(run_dir, data: Dataset | None = None) -> list[Path]:
     model = load(run_dir)
     data = data if data is not None else dataset_of_run(run_dir)
     test = test_set_of_run(run_dir, data)
-    return [
-        plots.curves([(run_label(info), read_metrics(run_dir))], run_dir / "curves.png"),
-        plots.manifold(model, run_dir / "manifold.png"),
-        plots.samples(model, run_dir / "samples.png"),
-        plots.reconstructions(model, test, run_dir / "reconstructions.png"),
-        plots.latent_scatter(model, test, run_dir / "latent.png", labels=data.test_labels),
-    ]
+    paths = [plots.manifold(model, run_dir / "manifold.png"),
+             plots.samples(model, run_dir / "samples.png")]
+    metrics = read_metrics(run_dir)
+    if any(m.get("test_elbo") is not None for m in metrics):
+        paths.append(plots.curves([(run_label(info), metrics)], run_dir / "curves.png"))
+    if info["config"].get("algorithm") != "mcem":  # MCEM leaves q_phi(z|x) untrained
+        paths += [plots.reconstructions(model, test, run_dir / "reconstructions.png"),
+                  plots.latent_scatter(model, test, run_dir / "latent.png",
+                                       labels=data.test_labels)]
+    return paths
 
 
 def _img(path: Path) -> str:
@@ -55,9 +58,14 @@ def write_report(run_dir) -> Path:
     evaluations = [json.loads(line) for line in (run_dir / "evaluations.jsonl").read_text()
                    .splitlines()] if (run_dir / "evaluations.jsonl").exists() else []
     esc = html.escape
+    def cell(value):
+        return "-" if value is None else f"{value:.2f}"
+
     rows = "".join(
-        f"<tr><td>{m['samples']:,}</td><td>{m['epoch']:.2f}</td><td>{m['train_elbo']:.2f}</td>"
-        f"<td>{m['test_elbo']:.2f}</td><td>{m['seconds']:.1f}</td></tr>" for m in metrics)
+        f"<tr><td>{m['samples']:,}</td><td>{m['epoch']:.2f}</td><td>{cell(m['train_elbo'])}</td>"
+        f"<td>{cell(m['test_elbo'])}</td><td>{cell(m.get('train_log_likelihood'))}</td>"
+        f"<td>{cell(m.get('test_log_likelihood'))}</td><td>{m['seconds']:.1f}</td></tr>"
+        for m in metrics)
     settings = "".join(f"<tr><th>{esc(k)}</th><td>{esc(json.dumps(v))}</td></tr>"
                        for k, v in info["config"].items())
     figures = "".join(
@@ -65,9 +73,10 @@ def write_report(run_dir) -> Path:
         for name, caption in FIGURES.items() if (run_dir / name).exists())
     ll = ""
     for e in evaluations:
-        ll += (f"<p>Importance-sampled log-likelihood ({e['split']}, K = "
-              f"{e['importance_samples']}): <b>{e['log_likelihood']:.2f}</b> nats; "
-              f"lower bound {e['elbo']:.2f} nats, over {e['n']} data points.</p>")
+        bound = "" if e["elbo"] is None else f"; lower bound {e['elbo']:.2f} nats"
+        ll += (f"<p>Log-likelihood ({e['split']}, {e.get('method', 'importance')}, K = "
+               f"{e['importance_samples']}): <b>{e['log_likelihood']:.2f}</b> nats{bound}, "
+               f"over {e['n']} data points.</p>")
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>aevb run {esc(run_dir.name)}</title>
 <style>
@@ -84,8 +93,9 @@ torch {esc(info['versions']['torch'])}, device {esc(info.get('device', '?'))}.</
 {ll}
 <h2>Figures</h2>
 {figures}
-<h2>Lower bound (nats per data point)</h2>
-<table><tr><th>samples</th><th>epoch</th><th>train</th><th>test</th><th>seconds</th></tr>
+<h2>Lower bound and appendix D log-likelihood (nats per data point)</h2>
+<table><tr><th>samples</th><th>epoch</th><th>train bound</th><th>test bound</th>
+<th>train log p(x)</th><th>test log p(x)</th><th>seconds</th></tr>
 {rows}</table>
 <h2>Settings</h2>
 <table>{settings}</table>

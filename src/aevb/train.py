@@ -22,11 +22,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import __version__, checkpoint, distributed
+from . import __version__, baselines, checkpoint, distributed
 from .config import DEFAULT_EPOCHS, TrainConfig
 from .data import BINARIZED_BY_DEFAULT, Dataset, load_for_config
 from .errors import AevbError, Interrupted
-from .evaluate import SEED_OFFSETS, average_bound, evaluation_set
+from .evaluate import SEED_OFFSETS, average_bound, evaluation_set, hmc_harmonic_log_likelihood
 from .model import VAE, ModelConfig, initialize
 from .objectives import ESTIMATORS, sleep_objective, wake_objective
 
@@ -105,6 +105,7 @@ class _Run:
     total: int
     progress: Progress
     order: torch.Tensor | None = None  # the current epoch's permutation of the training set
+    chains: baselines.Chains | None = None  # MCEM's persistent z per training point
 
 
 def _setup(config: TrainConfig, data: Dataset, device, run_dir: Path) -> _Run:
@@ -119,8 +120,15 @@ def _setup(config: TrainConfig, data: Dataset, device, run_dir: Path) -> _Run:
         # Binarization and eps differ between processes, the data order does not.
         "noise": torch.Generator(device=device).manual_seed(config.seed + 1_000_003 * (rank + 1)),
     }
+    chains = None
+    if config.algorithm == "mcem":
+        if distributed.world_size() > 1:
+            raise AevbError("mcem keeps one chain per training point in one process; "
+                            "run it without torchrun")
+        chains = baselines.Chains.start(n_train, config.latent_dim, torch.Generator(
+            device=device).manual_seed(config.seed + 2), device)
     return _Run(config, run_dir, data, model, make_optimizer(config, model, n_train),
-                generators, total, Progress())
+                generators, total, Progress(), chains=chains)
 
 
 def train(config: TrainConfig, *, progress: bool = True) -> Path:
@@ -159,6 +167,12 @@ def resume(run_dir, *, progress: bool = True) -> Path:
                                            rank=distributed.rank())
     run.progress = Progress(**saved["progress"])
     run.order = saved["order"].to(device) if saved["order"] is not None else None
+    if run.chains is not None:
+        try:
+            run.chains = baselines.Chains(saved["extra"]["mcem.z"].to(device),
+                                          saved["extra"]["mcem.log_step"].to(device))
+        except KeyError:
+            raise AevbError(f"{run_dir}: the checkpoint lacks MCEM's chains") from None
     if run.progress.samples >= run.total:
         raise AevbError(f"{run_dir} has finished training ({run.total} samples); nothing to resume")
     if distributed.is_main():
@@ -218,7 +232,7 @@ def _loop(run: _Run, progress: bool, fresh: bool) -> Path:
     eval_test = evaluation_set(run.data.test.to(device), "test", cfg.seed, cfg.binarize)
     noise_seed = {split: cfg.seed + SEED_OFFSETS[split][1] for split in ("train", "test")}
     schedule = [s for s in eval_schedule(run.total, cfg.eval_points) if s > p.samples]
-    wake_sleep = cfg.algorithm == "wake-sleep"
+    wake_sleep, mcem = cfg.algorithm == "wake-sleep", cfg.algorithm == "mcem"
     objective = wake_objective if wake_sleep else ESTIMATORS[cfg.estimator]
     step_fn = distributed.wrap(_ObjectiveModule(model, objective))
     session_start, wall_before = time.perf_counter(), p.wall_seconds
@@ -226,27 +240,46 @@ def _loop(run: _Run, progress: bool, fresh: bool) -> Path:
     def save():
         if main:
             p.wall_seconds = wall_before + time.perf_counter() - session_start
+            extra = {"mcem.z": run.chains.z, "mcem.log_step": run.chains.log_step} \
+                if mcem else None
             checkpoint.save_checkpoint(run.run_dir, model, optimizer, run.generators,
-                                       dataclasses.asdict(p), run.order)
+                                       dataclasses.asdict(p), run.order, extra)
 
     def evaluate_and_save():
         if main:
             model.eval()
-            record = {"samples": p.samples, "epoch": p.samples / n_train,
-                      "train_elbo": average_bound(model, eval_train, noise_seed["train"]),
-                      "test_elbo": average_bound(model, eval_test, noise_seed["test"]),
-                      "seconds": wall_before + time.perf_counter() - session_start,
-                      "samples_per_second":
-                          p.samples / p.train_seconds if p.train_seconds else None}
+            record = {"samples": p.samples, "epoch": p.samples / n_train}
+            for split, x_eval in (("train", eval_train), ("test", eval_test)):
+                # MCEM never trains q_phi(z|x), so it has no bound to report.
+                record[f"{split}_elbo"] = None if mcem else \
+                    average_bound(model, x_eval, noise_seed[split])
+                if cfg.eval_likelihood:
+                    record[f"{split}_log_likelihood"] = float(hmc_harmonic_log_likelihood(
+                        model, x_eval[:cfg.eval_likelihood], seed=noise_seed[split],
+                        use_encoder=not mcem).double().mean())
+            record["seconds"] = wall_before + time.perf_counter() - session_start
+            record["samples_per_second"] = p.samples / p.train_seconds if p.train_seconds \
+                else None
             model.train()
-            if not (math.isfinite(record["train_elbo"]) and math.isfinite(record["test_elbo"])):
-                raise AevbError(f"the bound became {record['test_elbo']} at step "
+            bad = [k for k, v in record.items() if isinstance(v, float) and not math.isfinite(v)]
+            if bad:
+                raise AevbError(f"the {bad[0].replace('_', ' ')} became {record[bad[0]]} at step "
                                 f"{p.samples // cfg.batch_size} ({p.samples} samples); the last "
                                 f"good checkpoint in {run.run_dir} is kept (try a smaller lr)")
             checkpoint.append_metrics(run.run_dir, record)
             save()
-            bar.set_postfix(test_elbo=f"{record['test_elbo']:.2f}",
+            shown = record["test_elbo"] if not mcem else record.get("test_log_likelihood")
+            bar.set_postfix(test=f"{shown:.2f}" if shown is not None else "-",
                             samples_per_s=f"{p.samples / max(p.train_seconds, 1e-9):.0f}")
+
+    def descend(loss):
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if not torch.isfinite(loss):
+            raise AevbError(f"the loss became {loss.item()} at step "
+                            f"{p.samples // cfg.batch_size} ({p.samples} samples); the last "
+                            f"good checkpoint in {run.run_dir} is kept (try a smaller lr)")
+        optimizer.step()
 
     from tqdm import tqdm
 
@@ -269,19 +302,20 @@ def _loop(run: _Run, progress: bool, fresh: bool) -> Path:
             x = x_train[idx]
             if cfg.binarize:
                 x = torch.bernoulli(x, generator=run.generators["noise"])
-            eps = torch.randn(cfg.mc_samples, len(idx), cfg.latent_dim,
-                              generator=run.generators["noise"], device=device)
-            # objectives.minibatch_estimate (eq. 8) divided by N: the mean bound per data point,
-            # so step sizes do not scale with the dataset size.
-            dream = model.dream(len(idx), run.generators["noise"]) if wake_sleep else None
-            loss = -step_fn(x, eps, dream).mean()
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if not torch.isfinite(loss):
-                raise AevbError(f"the loss became {loss.item()} at step "
-                                f"{p.samples // cfg.batch_size} ({p.samples} samples); the last "
-                                f"good checkpoint in {run.run_dir} is kept (try a smaller lr)")
-            optimizer.step()
+            if mcem:  # appendix E: move each point's chain, then fit theta to the new z
+                z, _ = baselines.e_step(model, x, run.chains.z[idx], run.chains,
+                                        cfg.mcem_leapfrog, cfg.mcem_accept,
+                                        run.generators["noise"])
+                run.chains.z[idx] = z
+                for _ in range(cfg.mcem_updates):
+                    descend(-baselines.complete_log_likelihood(model, x, z).mean())
+            else:
+                eps = torch.randn(cfg.mc_samples, len(idx), cfg.latent_dim,
+                                  generator=run.generators["noise"], device=device)
+                dream = model.dream(len(idx), run.generators["noise"]) if wake_sleep else None
+                # objectives.minibatch_estimate (eq. 8) divided by N: the mean bound per data
+                # point, so step sizes do not scale with the dataset size.
+                descend(-step_fn(x, eps, dream).mean())
             p.train_seconds += time.perf_counter() - t0
             p.samples += size
             p.position += size
