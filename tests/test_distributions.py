@@ -7,8 +7,8 @@ import scipy.special
 import scipy.stats
 import torch
 
-from aevb.distributions import (diagonal_gaussian, kl_to_standard_normal, log_mean_exp,
-                                q_sample, standard_normal)
+from aevb.distributions import (AffineBernoulli, binarize, diagonal_gaussian,
+                                kl_to_standard_normal, log_mean_exp, q_sample, standard_normal)
 from aevb.networks import BernoulliDecoder, GaussianDecoder, GaussianEncoder
 
 
@@ -68,6 +68,39 @@ def test_bernoulli_decoder_log_prob_matches_scipy():
     expected = scipy.stats.bernoulli.logpmf(x.numpy(), y).sum(-1)
     np.testing.assert_allclose(p.log_prob(x).detach().numpy(), expected, rtol=1e-10)
     np.testing.assert_allclose(p.mean.detach().numpy(), y, rtol=1e-12)
+
+
+@pytest.mark.parametrize("k", [None, 1, 3, 50])  # no sample axis, and K samples per x
+def test_affine_bernoulli_log_prob_and_gradients_match_scipy_and_torch(k):
+    g = torch.Generator().manual_seed(5)
+    h = torch.randn(*(() if k is None else (k,)), 6, 7, generator=g, dtype=torch.float64)
+    h.requires_grad_(True)
+    w = torch.randn(10, 7, generator=g, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(10, generator=g, dtype=torch.float64, requires_grad=True)
+    x = torch.bernoulli(torch.full((6, 10), 0.4, dtype=torch.float64), generator=g)
+    p = AffineBernoulli(h, w, b)
+    assert p.batch_shape == h.shape[:-1] and p.event_shape == (10,)
+    y = scipy.special.expit((h @ w.T + b).detach().numpy())
+    expected = scipy.stats.bernoulli.logpmf(np.broadcast_to(x.numpy(), y.shape), y).sum(-1)
+    value = p.log_prob(x)
+    np.testing.assert_allclose(value.detach().numpy(), expected, rtol=1e-10)
+    np.testing.assert_allclose(p.mean.detach().numpy(), y, rtol=1e-12)
+    # Gradients (what training differentiates) equal those of torch's own Bernoulli.
+    reference = torch.distributions.Independent(
+        torch.distributions.Bernoulli(logits=h @ w.T + b), 1).log_prob(x)
+    grads = torch.autograd.grad(value.sum(), (h, w, b))
+    for got, want in zip(grads, torch.autograd.grad(reference.sum(), (h, w, b))):
+        torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
+
+
+def test_binarize_draws_each_element_with_its_probability():
+    probs = torch.tensor([0.0, 0.1, 0.5, 0.9, 1.0]).repeat(40_000, 1)
+    bits = binarize(probs, torch.Generator().manual_seed(0))
+    assert set(bits.unique().tolist()) == {0.0, 1.0} and bits.dtype == probs.dtype
+    # Frequencies within 5 binomial standard errors (sd <= 0.5 / sqrt(40,000) = 0.0025).
+    np.testing.assert_allclose(bits.mean(0).numpy(), [0, 0.1, 0.5, 0.9, 1], atol=0.0125)
+    again = binarize(probs, torch.Generator().manual_seed(0))
+    assert torch.equal(bits, again)  # one seed, one result
 
 
 def test_gaussian_decoder_log_prob_matches_scipy_and_mean_lies_in_unit_interval():

@@ -193,3 +193,18 @@ def test_config_loader_gives_only_clean_errors(cfg):
 @given(st.binary(max_size=200))
 def test_run_directory_loader_gives_only_clean_errors(tmp_path, blob):
     _only_clean_errors(lambda _: aevb.load(tmp_path), tmp_path / "config.json", blob)
+
+
+def test_a_run_being_trained_cannot_be_trained_by_a_second_process(tmp_path):
+    out = tmp_path / "run"
+    proc = _aevb("train", *SETTINGS, "--epochs", "5000", "--out", str(out))  # runs till stopped
+    _wait_for_progress(out, proc, records=2)
+    second = subprocess.run([sys.executable, "-m", "aevb", "train", "--resume", str(out)],
+                            capture_output=True, text=True, timeout=120)
+    assert second.returncode == 2 and "being trained by another process" in second.stderr
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 128 + signal.SIGTERM
+    samples = [m["samples"] for m in read_metrics(out)]
+    assert samples == sorted(set(samples))  # the refused process wrote nothing
+    with aevb.checkpoint.exclusive(out):  # the lock went with the process that held it
+        aevb.load(out)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -55,6 +56,26 @@ def prepare_run_dir(run_dir: Path) -> None:
     """Create run_dir, refusing one that already holds a run."""
     refuse_existing_run(run_dir)
     Path(run_dir).mkdir(parents=True, exist_ok=True)
+
+
+@contextmanager
+def exclusive(run_dir, active: bool = True):
+    """Hold run_dir/.lock while training: a second process that tries to train or resume the
+    same run gets an AevbError instead of interleaving checkpoints. The lock goes with the
+    process that holds it, so a killed run leaves none behind. active=False: no lock (the
+    non-writing ranks under torchrun)."""
+    if not active:
+        yield
+        return
+    import fcntl
+
+    with open(Path(run_dir) / ".lock", "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise AevbError(f"{run_dir} is being trained by another process; wait for it to "
+                            "finish or stop it") from None
+        yield
 
 
 def write_config(run_dir: Path, info: dict) -> None:

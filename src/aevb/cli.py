@@ -239,8 +239,8 @@ def _add_reproduce(sub) -> None:
     p.add_argument("--dataset", choices=("mnist", "frey-face"),
                    help="only this dataset's panels (fig2, fig4); default: all of the figure's")
     p.add_argument("--budget", type=_number, default=None, metavar="SAMPLES",
-                   help="training samples per configuration (default 1e6, about an hour and a "
-                   "quarter for all four figures on 2 CPU cores; the paper: 1e8)")
+                   help="training samples per configuration (default 1e6: all four figures in "
+                   "about an hour on 2 CPU cores; the paper: 1e8)")
     p.add_argument("--out", default="reproduction", metavar="DIR",
                    help="runs, figures and results.md go here; run again to continue")
     p.add_argument("--likelihood-examples", type=_number, default=1000, metavar="N",

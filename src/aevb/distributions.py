@@ -9,7 +9,8 @@ from __future__ import annotations
 import math
 
 import torch
-from torch.distributions import Independent, Normal
+from torch.distributions import Distribution, Independent, Normal, constraints
+from torch.distributions.utils import lazy_property
 
 
 def diagonal_gaussian(loc: torch.Tensor, log_var: torch.Tensor) -> Independent:
@@ -48,3 +49,58 @@ def kl_to_standard_normal(q: Independent) -> torch.Tensor:
 def log_mean_exp(a: torch.Tensor, dim: int = 0) -> torch.Tensor:
     """log (1/K) sum_k exp(a_k) along `dim`, computed stably with logsumexp."""
     return torch.logsumexp(a, dim=dim) - math.log(a.shape[dim])
+
+
+class AffineBernoulli(Distribution):
+    """prod_d Bernoulli(x_d; sigmoid(l_d)) with logits l = h W^T + b: batch [...], event [D].
+
+    The same distribution as Independent(Bernoulli(logits=l), 1) for the Bernoulli decoder
+    (appendix C.1), whose last layer is l = W h + b. Knowing h, W and b lets log_prob use
+
+        log p(x|z) = sum_d [x_d l_d - softplus(l_d)] = h . (W^T x) + b . x - sum_d softplus(l_d)
+
+    for many codes z per data point (importance sampling, h [K, N, H]): the x-dependent part
+    becomes a product over the H hidden units, computed once per x, instead of over D pixels
+    for each of the K samples. Nats; x must be binary.
+    """
+
+    arg_constraints: dict = {}
+    support = constraints.independent(constraints.boolean, 1)
+
+    def __init__(self, h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor):
+        self.h, self.weight, self.bias = h, weight, bias  # [..., H], [D, H], [D]
+        super().__init__(h.shape[:-1], weight.shape[:1], validate_args=False)
+
+    @lazy_property
+    def logits(self) -> torch.Tensor:  # [..., D]
+        return torch.nn.functional.linear(self.h, self.weight, self.bias)
+
+    @property
+    def mean(self) -> torch.Tensor:
+        return torch.sigmoid(self.logits)
+
+    @property
+    def probs(self) -> torch.Tensor:
+        return self.mean
+
+    def sample(self, sample_shape=torch.Size()) -> torch.Tensor:
+        with torch.no_grad():
+            return torch.bernoulli(self.mean.expand(self._extended_shape(sample_shape)))
+
+    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        """x [..., N, D] against batch [..., N]; returns [..., N] nats."""
+        softplus = torch.nn.functional.softplus(self.logits).sum(-1)  # [..., N]
+        if self.h.dim() > x.dim() and self.h[..., 0].numel() >= 4 * x[..., 0].numel():
+            # Several samples per data point: the x-terms through the hidden layer.
+            return (self.h * (x @ self.weight)).sum(-1) + x @ self.bias - softplus
+        return (x * self.logits).sum(-1) - softplus
+
+
+def binarize(probs: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """One Bernoulli draw per element, 1 with probability `probs`, as a float tensor.
+
+    Compares uniform draws with probs: on CPU many times faster than torch.bernoulli with a
+    generator, which draws element by element.
+    """
+    u = torch.rand(probs.shape, generator=generator, device=probs.device, dtype=probs.dtype)
+    return (u < probs).to(probs.dtype)

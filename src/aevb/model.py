@@ -13,7 +13,7 @@ import torch
 from torch import nn
 from torch.distributions import Independent
 
-from .distributions import standard_normal
+from .distributions import AffineBernoulli, binarize, standard_normal
 from .errors import AevbError
 from .networks import DECODERS, GaussianEncoder
 
@@ -81,10 +81,11 @@ class VAE(nn.Module):
         weight = next(self.parameters())
         z = torch.randn(n, self.config.latent_dim, generator=generator, device=weight.device,
                         dtype=weight.dtype)
-        p = self.decode(z).base_dist
-        if isinstance(p, torch.distributions.Bernoulli):
-            x = torch.bernoulli(p.probs, generator=generator)
+        p = self.decode(z)
+        if isinstance(p, AffineBernoulli):
+            x = binarize(p.mean, generator)
         else:
+            p = p.base_dist
             x = p.loc + p.scale * torch.randn(p.loc.shape, generator=generator,
                                               device=weight.device, dtype=weight.dtype)
         return z, x

@@ -10,9 +10,9 @@ from typing import Sequence
 
 import torch
 from torch import nn
-from torch.distributions import Bernoulli, Independent, Normal
+from torch.distributions import Independent, Normal
 
-from .distributions import diagonal_gaussian
+from .distributions import AffineBernoulli, diagonal_gaussian
 
 
 def mlp(sizes: Sequence[int]) -> nn.Sequential:
@@ -47,9 +47,11 @@ class BernoulliDecoder(nn.Module):
         super().__init__()
         self.net = mlp([latent_dim, *hidden, data_dim])
 
-    def forward(self, z: torch.Tensor) -> Independent:
-        # logits rather than y: log_prob then uses the stable softplus form.
-        return Independent(Bernoulli(logits=self.net(z), validate_args=False), 1)
+    def forward(self, z: torch.Tensor) -> AffineBernoulli:
+        # The last layer's inputs and weights rather than y: log_prob then uses the stable
+        # softplus form, and a fast one for many z per x.
+        last = self.net[-1]
+        return AffineBernoulli(self.net[:-1](z), last.weight, last.bias)
 
 
 class GaussianDecoder(nn.Module):

@@ -181,9 +181,10 @@ def panel_curves(panels: Sequence[tuple[str, Sequence[tuple[str, list[dict]]]]],
         if log_x:
             ax.set_xscale("log")
         ax.set_title(title, fontsize=10)
-        ax.set_xlabel("# training samples evaluated" + ("" if log_x else " (millions)"))
+        ax.set_xlabel("# training samples evaluated" + ("" if log_x else " (millions)"),
+                      fontsize=9)
         ax.grid(True, which="both", alpha=0.3)
-    axes[0].set_ylabel(ylabel)
+    axes[0].set_ylabel(ylabel, fontsize=9)
     axes[-1].legend(fontsize=7)
     return _save(fig, path, dpi)
 

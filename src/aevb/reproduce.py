@@ -20,7 +20,7 @@ from .config import TrainConfig, resolve
 from .errors import AevbError, Interrupted
 
 # Training samples per configuration. The default finishes all four figures in about an hour
-# and a quarter on a 2-core CPU (see docs/reproduction.md); the paper trained up to 1e8.
+# on a 2-core CPU (55 minutes, see docs/reproduction.md); the paper trained up to 1e8.
 DEFAULT_BUDGET = 1_000_000
 PAPER_BUDGET = 100_000_000
 
@@ -186,21 +186,18 @@ def results_markdown(out: Path, done: dict[str, list[Spec]]) -> str:
         lines += [f"## {figure}", "", f"Training samples per run: "
                   f"{', '.join(f'{n:,}' for n in samples)}.", ""]
         if figure == "fig3":
-            lines += ["| training points | algorithm | train log p(x) | test log p(x) | run |",
-                      "|---:|---|---:|---:|---|"]
-            for s in specs:
-                r = last[s.name]
-                lines.append(f"| {s.config.train_examples} | {ALGORITHMS[s.algorithm]} | "
-                             f"{_fmt(r.get('train_log_likelihood'))} | "
-                             f"{_fmt(r.get('test_log_likelihood'))} | `runs/{s.name}` |")
+            head, key, unit = ("training points",), "log_likelihood", "log p(x)"
         else:
-            lines += ["| dataset | N_z | algorithm | train bound | test bound | run |",
-                      "|---|---:|---|---:|---:|---|"]
-            for s in specs:
-                r = last[s.name]
-                lines.append(f"| {s.config.dataset} | {s.config.latent_dim} | "
-                             f"{ALGORITHMS[s.algorithm]} | {_fmt(r.get('train_elbo'))} | "
-                             f"{_fmt(r.get('test_elbo'))} | `runs/{s.name}` |")
+            head, key, unit = ("dataset", "N_z"), "elbo", "bound"
+        lines += [f"| {' | '.join(head)} | algorithm | train {unit} | test {unit} | run |",
+                  "|" + "---|" * (len(head) + 4)]
+        for s in specs:
+            r = last[s.name]
+            what = (s.config.train_examples,) if figure == "fig3" else \
+                (s.config.dataset, s.config.latent_dim)
+            lines.append(f"| {' | '.join(map(str, what))} | {ALGORITHMS[s.algorithm]} | "
+                         f"{_fmt(r.get('train_' + key))} | {_fmt(r.get('test_' + key))} | "
+                         f"`runs/{s.name}` |")
         lines.append("")
     return "\n".join(lines)
 
@@ -223,14 +220,19 @@ def reproduce(figure: str, *, dataset: str | None = None, budget: int = DEFAULT_
         print(f"[{i}/{len(specs)}] {spec.name}: {what}", file=sys.stderr)
     for path in draw(figure, specs, out):
         print(path, file=sys.stderr)
-    # Which runs each figure used, so results.md covers every figure made into `out`.
-    index_path = out / "reproduce.json"
-    index = json.loads(index_path.read_text()) if index_path.exists() else {}
-    index[figure] = {"dataset": dataset, "budget": budget, "data_dir": data_dir,
-                     "likelihood_examples": likelihood_examples}
-    checkpoint.atomic_write(index_path, (json.dumps(index, indent=2) + "\n").encode())
-    done = {f: plan(f, v["dataset"], v["budget"], v["data_dir"], True, v["likelihood_examples"])
-            for f, v in index.items()}
-    results = out / "results.md"
-    checkpoint.atomic_write(results, results_markdown(out, done).encode())
+    # Which runs each figure used, so results.md covers every figure made into `out`; locked,
+    # as reproductions of two figures may finish at once (docs/reproduce.sh runs two).
+    import fcntl
+
+    with open(out / ".results.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        index_path = out / "reproduce.json"
+        index = json.loads(index_path.read_text()) if index_path.exists() else {}
+        index[figure] = {"dataset": dataset, "budget": budget, "data_dir": data_dir,
+                         "likelihood_examples": likelihood_examples}
+        checkpoint.atomic_write(index_path, (json.dumps(index, indent=2) + "\n").encode())
+        done = {f: plan(f, v["dataset"], v["budget"], v["data_dir"], True,
+                        v["likelihood_examples"]) for f, v in index.items()}
+        results = out / "results.md"
+        checkpoint.atomic_write(results, results_markdown(out, done).encode())
     return results

@@ -25,6 +25,7 @@ import torch
 from . import __version__, baselines, checkpoint, distributed
 from .config import DEFAULT_EPOCHS, TrainConfig
 from .data import BINARIZED_BY_DEFAULT, Dataset, load_for_config
+from .distributions import binarize
 from .errors import AevbError, Interrupted
 from .evaluate import SEED_OFFSETS, average_bound, evaluation_set, hmc_harmonic_log_likelihood
 from .model import VAE, ModelConfig, initialize
@@ -143,17 +144,24 @@ def train(config: TrainConfig, *, progress: bool = True) -> Path:
     run = _setup(config, data, device, run_dir)
     if distributed.is_main():
         checkpoint.prepare_run_dir(run_dir)
-        checkpoint.write_config(run_dir, {
-            "config": config.to_dict(), "model": run.model.config.to_dict(),
-            "data": {"name": data.name, "n_train": len(data.train), "n_test": len(data.test),
-                     "shape": list(data.shape), "split_seed": config.seed,
-                     "test_fraction": config.test_fraction},
-            "total_samples": run.total,
-            "versions": {"aevb": __version__, "torch": torch.__version__,
-                         "python": platform.python_version()},
-            "device": str(device), "world_size": distributed.world_size(),
-        })
-    return _loop(run, progress, fresh=True)
+    with checkpoint.exclusive(run_dir, distributed.is_main()):
+        if distributed.is_main():
+            _write_run_info(run, data, device)
+        return _loop(run, progress, fresh=True)
+
+
+def _write_run_info(run: _Run, data: Dataset, device) -> None:
+    config = run.config
+    checkpoint.write_config(run.run_dir, {
+        "config": config.to_dict(), "model": run.model.config.to_dict(),
+        "data": {"name": data.name, "n_train": len(data.train), "n_test": len(data.test),
+                 "shape": list(data.shape), "split_seed": config.seed,
+                 "test_fraction": config.test_fraction},
+        "total_samples": run.total,
+        "versions": {"aevb": __version__, "torch": torch.__version__,
+                     "python": platform.python_version()},
+        "device": str(device), "world_size": distributed.world_size(),
+    })
 
 
 def resume(run_dir, *, progress: bool = True) -> Path:
@@ -163,6 +171,12 @@ def resume(run_dir, *, progress: bool = True) -> Path:
     config = TrainConfig.from_dict({**info["config"], "hidden": tuple(info["config"]["hidden"])})
     device = distributed.setup(pick_device(config.device))
     run = _setup(config, load_for_config(config), device, run_dir)
+    with checkpoint.exclusive(run_dir, distributed.is_main()):
+        return _resume(run, progress)
+
+
+def _resume(run: _Run, progress: bool) -> Path:
+    run_dir, device = run.run_dir, next(run.model.parameters()).device
     saved = checkpoint.load_training_state(run_dir, run.model, run.optimizer, run.generators,
                                            rank=distributed.rank())
     run.progress = Progress(**saved["progress"])
@@ -301,7 +315,7 @@ def _loop(run: _Run, progress: bool, fresh: bool) -> Path:
             idx = run.order[p.position:p.position + size][rank::world]
             x = x_train[idx]
             if cfg.binarize:
-                x = torch.bernoulli(x, generator=run.generators["noise"])
+                x = binarize(x, run.generators["noise"])
             if mcem:  # appendix E: move each point's chain, then fit theta to the new z
                 z, _ = baselines.e_step(model, x, run.chains.z[idx], run.chains,
                                         cfg.mcem_leapfrog, cfg.mcem_accept,
