@@ -99,8 +99,8 @@ def test_binarize_draws_each_element_with_its_probability():
     assert set(bits.unique().tolist()) == {0.0, 1.0} and bits.dtype == probs.dtype
     # Frequencies within 5 binomial standard errors (sd <= 0.5 / sqrt(40,000) = 0.0025).
     np.testing.assert_allclose(bits.mean(0).numpy(), [0, 0.1, 0.5, 0.9, 1], atol=0.0125)
-    again = binarize(probs, torch.Generator().manual_seed(0))
-    assert torch.equal(bits, again)  # one seed, one result
+    # One seed, one result: the very bits torch.bernoulli draws from the same generator.
+    assert torch.equal(bits, torch.bernoulli(probs, generator=torch.Generator().manual_seed(0)))
 
 
 def test_gaussian_decoder_log_prob_matches_scipy_and_mean_lies_in_unit_interval():
