@@ -15,19 +15,11 @@ from dataclasses import dataclass
 import torch
 
 from . import hmc
+from .objectives import complete_log_likelihood  # the M-step objective, log p_theta(x, z)
 
 # Gain of the step-size adaptation per minibatch, on log(step): large enough to follow the
 # posterior as theta changes, small enough that one minibatch's noise barely moves it.
 ADAPT_GAIN = 0.05
-
-
-def complete_log_likelihood(model, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-    """log p_theta(x, z) = log p(z) + log p_theta(x|z) for x [N, D], z [..., N, J]; [..., N] nats.
-
-    The M-step objective of EM, and up to the constant log p_theta(x) the log posterior
-    density of z that HMC samples in the E-step.
-    """
-    return model.prior().log_prob(z) + model.decode(z).log_prob(x)
 
 
 @dataclass
@@ -45,16 +37,18 @@ class Chains:
         return cls(z, torch.tensor(step_size, device=device).log())
 
 
-def e_step(model, x: torch.Tensor, z: torch.Tensor, chains: Chains, n_leapfrog: int,
+def e_step(model, x: torch.Tensor, chains: Chains, idx, n_leapfrog: int,
            target_accept: float, generator: torch.Generator):
-    """One HMC transition per row of x [N, D] from z [N, J]; returns (z [N, J], accept [N]).
+    """One HMC transition of the chains chains.z[idx] of the rows of x [N, D], in place;
+    returns their new z [N, J] and acceptance probabilities [N].
 
     Also moves chains.log_step toward `target_accept` by the minibatch's mean acceptance.
     """
-    def log_joint(zz):  # [N, J] -> [N]
-        return complete_log_likelihood(model, x, zz)
+    def log_joint(z):  # [N, J] -> [N]
+        return complete_log_likelihood(model, x, z)
 
     step = chains.log_step.exp().expand(len(x))
-    z, accept = hmc.hmc_step(log_joint, z, step, n_leapfrog, generator)
+    z, accept = hmc.hmc_step(log_joint, chains.z[idx], step, n_leapfrog, generator)
+    chains.z[idx] = z
     chains.log_step = chains.log_step + ADAPT_GAIN * (accept.mean() - target_accept)
     return z, accept

@@ -14,7 +14,8 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 
-from .objectives import elbo_b, log_weights
+from . import hmc
+from .objectives import complete_log_likelihood, elbo_b, log_weights
 
 # Elements per [K_chunk, N_chunk, width] activation (32 MB in float32): bounds memory for any
 # K. On the development machine 128 MB chunks made importance sampling about 1.7x slower
@@ -100,12 +101,10 @@ def hmc_harmonic_log_likelihood(model, x: torch.Tensor, n_samples: int = 50,
     unbiased for 1/p(x) because E_posterior[q(z) / p(x, z)] = 1/p(x) for any density q.
     Reliable only for a low-dimensional z (the paper used N_z = 3), where the fit is good.
     """
-    from . import hmc
-
     gen = torch.Generator(device=x.device).manual_seed(seed)
 
-    def log_joint(z):  # [N, J] -> [N], log p(z) + log p(x|z)
-        return model.prior().log_prob(z) + model.decode(z).log_prob(x)
+    def log_joint(z):  # [N, J] -> [N]
+        return complete_log_likelihood(model, x, z)
 
     z0 = model.encode(x).mean if use_encoder and hasattr(model, "encode") else \
         torch.zeros(len(x), model.config.latent_dim, dtype=x.dtype, device=x.device)

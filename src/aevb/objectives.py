@@ -12,6 +12,15 @@ import torch
 from .distributions import kl_to_standard_normal, log_mean_exp, q_sample
 
 
+def complete_log_likelihood(model, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """log p_theta(x, z) = log p_theta(x|z) + log p(z) for x [N, D], z [..., N, J]; [..., N] nats.
+
+    The numerator of every importance weight, the wake phase's and EM's M-step objective, and
+    up to the constant log p_theta(x) the log posterior density of z that HMC samples.
+    """
+    return model.decode(z).log_prob(x) + model.prior().log_prob(z)
+
+
 def log_weights(model, x: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
     """log p_theta(x, z_l) - log q_phi(z_l|x) for z_l = mu + sigma * eps_l; returns [L, N].
 
@@ -20,7 +29,7 @@ def log_weights(model, x: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
     """
     q = model.encode(x)
     z = q_sample(q, eps)  # [L, N, J]
-    return model.decode(z).log_prob(x) + model.prior().log_prob(z) - q.log_prob(z)
+    return complete_log_likelihood(model, x, z) - q.log_prob(z)
 
 
 def elbo_a(model, x: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
@@ -69,7 +78,7 @@ def wake_objective(model, x: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
     """Wake phase of wake-sleep (Hinton et al. 1995), [N] nats: (1/L) sum_l log p_theta(x, z_l)
     with z_l ~ q_phi(z|x) held fixed, so only the generative model theta learns from it."""
     z = q_sample(model.encode(x), eps).detach()  # [L, N, J]
-    return (model.decode(z).log_prob(x) + model.prior().log_prob(z)).mean(0)
+    return complete_log_likelihood(model, x, z).mean(0)
 
 
 def sleep_objective(model, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:

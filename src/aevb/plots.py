@@ -129,27 +129,7 @@ def curves(runs: Sequence[tuple[str, list[dict]]], path, size=(8.0, 5.0), dpi: i
 
     runs: (label, metrics records) pairs; train dashed, test solid, log x-axis.
     """
-    fig, ax = _figure(size, dpi)
-    for i, (label, records) in enumerate(runs):
-        rec = [r for r in records if r["samples"] > 0 and r.get("test_elbo") is not None]
-        if not rec:
-            continue
-        colour = f"C{i % 10}"
-        s = [r["samples"] for r in rec]
-        ax.plot(s, [r["test_elbo"] for r in rec], "-", color=colour, label=f"{label} (test)")
-        ax.plot(s, [r["train_elbo"] for r in rec], "--", color=colour, label=f"{label} (train)")
-    values = [r[k] for _, recs in runs for r in recs if r["samples"] > 0
-              for k in ("train_elbo", "test_elbo") if r.get(k) is not None]
-    if values:
-        # The first steps can sit hundreds of nats lower; show where the runs spend their time.
-        lo, hi = np.percentile(values, 10), max(values)
-        ax.set_ylim(lo - 0.05 * (hi - lo + 1), hi + 0.05 * (hi - lo + 1))
-    ax.set_xscale("log")
-    ax.set_xlabel("# training samples evaluated")
-    ax.set_ylabel("lower bound per data point (nats)")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
-    return _save(fig, path, dpi)
+    return panel_curves([("", runs)], path, size=size, dpi=dpi)
 
 
 _COLOURS = {"AEVB": "C3", "Wake-Sleep": "C0", "MCEM": "C2"}
@@ -157,30 +137,34 @@ _COLOURS = {"AEVB": "C3", "Wake-Sleep": "C0", "MCEM": "C2"}
 
 def panel_curves(panels: Sequence[tuple[str, Sequence[tuple[str, list[dict]]]]], path,
                  key: str = "elbo", log_x: bool = True,
-                 ylabel: str = "lower bound per data point (nats)", dpi: int = 100) -> Path:
-    """Figures 2 and 3: one panel per (title, [(algorithm, metrics records)]), the train
-    (dashed) and test (solid) value of `key` ("elbo" or "log_likelihood") against samples."""
+                 ylabel: str = "lower bound per data point (nats)", size=None,
+                 dpi: int = 100) -> Path:
+    """One panel per (title, [(label, metrics records)]): the train (dashed) and test (solid)
+    value of `key` ("elbo" or "log_likelihood") against training samples evaluated. Figures
+    2 and 3 of the paper; size defaults to 3.2 x 3.6 inches per panel."""
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(3.2 * len(panels), 3.6), dpi=dpi)
+    fig = Figure(figsize=size or (3.2 * len(panels), 3.6), dpi=dpi)
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
     for ax, (title, runs) in zip(axes, panels):
         values = []
-        for label, records in runs:
+        for i, (label, records) in enumerate(runs):
             rec = [r for r in records if r.get(f"test_{key}") is not None
                    and (r["samples"] > 0 or not log_x)]
             s = np.array([r["samples"] for r in rec], dtype=float) / (1 if log_x else 1e6)
-            colour = _COLOURS.get(label, None)
+            colour = _COLOURS.get(label, f"C{i % 10}")
             for split, style in (("train", "--"), ("test", "-")):
                 v = [r[f"{split}_{key}"] for r in rec]
                 values += v
-                ax.plot(s, v, style, color=colour, label=f"{label} {split}")
+                if v:
+                    ax.plot(s, v, style, color=colour, label=f"{label} {split}")
         if values:  # the first evaluations lie far below; show where the runs end up
             lo, hi = np.percentile(values, 15), max(values)
             ax.set_ylim(lo - 0.05 * (hi - lo + 1), hi + 0.05 * (hi - lo + 1))
         if log_x:
             ax.set_xscale("log")
-        ax.set_title(title, fontsize=10)
+        if title:
+            ax.set_title(title, fontsize=10)
         ax.set_xlabel("# training samples evaluated" + ("" if log_x else " (millions)"),
                       fontsize=9)
         ax.grid(True, which="both", alpha=0.3)

@@ -317,10 +317,8 @@ def _loop(run: _Run, progress: bool, fresh: bool) -> Path:
             if cfg.binarize:
                 x = binarize(x, run.generators["noise"])
             if mcem:  # appendix E: move each point's chain, then fit theta to the new z
-                z, _ = baselines.e_step(model, x, run.chains.z[idx], run.chains,
-                                        cfg.mcem_leapfrog, cfg.mcem_accept,
-                                        run.generators["noise"])
-                run.chains.z[idx] = z
+                z, _ = baselines.e_step(model, x, run.chains, idx, cfg.mcem_leapfrog,
+                                        cfg.mcem_accept, run.generators["noise"])
                 for _ in range(cfg.mcem_updates):
                     descend(-baselines.complete_log_likelihood(model, x, z).mean())
             else:
