@@ -208,3 +208,19 @@ def test_a_run_being_trained_cannot_be_trained_by_a_second_process(tmp_path):
     assert samples == sorted(set(samples))  # the refused process wrote nothing
     with aevb.checkpoint.exclusive(out):  # the lock went with the process that held it
         aevb.load(out)
+
+
+def test_the_command_runs_mkl_in_its_reproducible_mode(tmp_path):
+    # MKL reads these when torch loads; `import aevb` must therefore leave torch unloaded.
+    r = subprocess.run([sys.executable, "-c", "import sys, aevb; print('torch' in sys.modules)"],
+                       capture_output=True, text=True)
+    assert r.stdout.strip() == "False", r.stderr
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MKL_")}
+    r = subprocess.run([sys.executable, "-m", "aevb", "train", "--dataset", "digits", "--samples",
+                        "200", "--eval-points", "1", "--quiet", "--out", str(tmp_path / "run")],
+                       capture_output=True, text=True, env={**env, "MKL_VERBOSE": "1"})
+    assert r.returncode == 0, r.stderr
+    calls = [line for line in r.stdout.splitlines() if "GEMM(" in line]
+    if not calls:
+        pytest.skip("torch does not use MKL on this machine")
+    assert all("CNR:AUTO,STRICT" in c and "Dyn:0" in c for c in calls), calls[0]

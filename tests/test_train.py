@@ -8,7 +8,7 @@ import aevb
 from aevb.checkpoint import read_config, read_metrics
 from aevb.errors import AevbError
 from aevb.evaluate import average_bound, evaluation_set
-from aevb.train import eval_schedule
+from aevb.trainer import eval_schedule
 
 
 def _digits(tmp_path, name, **kw):

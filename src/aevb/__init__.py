@@ -5,13 +5,28 @@
     q = model.encode(x)        # q_phi(z|x), a torch.distributions object
     p = model.decode(z)        # p_theta(x|z)
 """
+import importlib
+
 __version__ = "0.1.0"
 
-from .checkpoint import load  # noqa: E402
-from .config import PRESETS, TrainConfig, resolve  # noqa: E402
-from .errors import AevbError  # noqa: E402
-from .model import VAE, ModelConfig  # noqa: E402
-from .train import resume, train  # noqa: E402  (the function shadows the module name)
+# Public name -> module that defines it. Loaded on first use, so `import aevb` (and the `aevb`
+# command, which must set MKL's environment before torch loads) does not import torch.
+_EXPORTS = {"load": "checkpoint", "train": "trainer", "resume": "trainer",
+            "TrainConfig": "config", "resolve": "config", "PRESETS": "config",
+            "VAE": "model", "ModelConfig": "model", "AevbError": "errors"}
+_SUBMODULES = ("baselines", "checkpoint", "cli", "config", "data", "distributed",
+               "distributions", "errors", "evaluate", "hmc", "model", "networks", "objectives",
+               "plots", "report", "reproduce", "trainer")
+__all__ = list(_EXPORTS)
 
-__all__ = ["load", "train", "resume", "TrainConfig", "resolve", "PRESETS", "VAE", "ModelConfig",
-           "AevbError"]
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    if name in _SUBMODULES:
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'aevb' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted([*globals(), *_EXPORTS])

@@ -84,7 +84,7 @@ def _add_train(sub) -> None:
 
 def _run_train(args) -> int:
     from . import config as config_module
-    from .train import train
+    from .trainer import train
 
     options = {k: v for k, v in vars(args).items()
                if k not in ("command", "preset", "quiet", "resume")}
@@ -92,7 +92,7 @@ def _run_train(args) -> int:
         if options or args.preset:
             raise AevbError("--resume takes no other training options: the run's config.json "
                             "holds them")
-        from .train import resume
+        from .trainer import resume
 
         run_dir = resume(args.resume, progress=not args.quiet)
     else:
@@ -280,10 +280,14 @@ COMMANDS = {"train": _run_train, "evaluate": _run_evaluate, "manifold": _run_fig
 
 
 def main(argv: list[str] | None = None) -> int:
-    # MKL may otherwise use fewer threads when the machine is busy, which changes the order of
-    # float sums in matrix products: a resumed run would then differ from an uninterrupted one
-    # in the last bits (seen once in CI, 2e-10 relative). Read when MKL first runs.
-    os.environ.setdefault("MKL_DYNAMIC", "FALSE")
+    # Bit-identical results from one process to the next (a resumed run against an uninterrupted
+    # one): MKL must keep its thread count (MKL_DYNAMIC) and its code path whatever the memory
+    # layout (MKL_CBWR strict mode; no measurable cost here). Without them CI twice saw a run's
+    # metrics differ from another process's in the 10th digit. MKL reads both once, when
+    # torch loads, which is why `import aevb` does not import torch.
+    if "torch" not in sys.modules:
+        os.environ.setdefault("MKL_DYNAMIC", "FALSE")
+        os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)

@@ -108,7 +108,7 @@ def _differences(stored: dict, wanted: TrainConfig) -> list[str]:
 
 def ensure_trained(spec: Spec, run_dir: Path, progress: bool = True) -> str:
     """Train, resume or keep the run of `spec` in run_dir; returns what was done."""
-    from .train import resume, train
+    from .trainer import resume, train
 
     config = dataclasses.replace(spec.config, out=str(run_dir))
     if (run_dir / checkpoint.CONFIG).exists():
