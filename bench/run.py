@@ -181,6 +181,8 @@ def growth(test):
 
 
 def main():
+    # As the `aevb` command does (aevb.cli._flush_denormals): before torch starts its threads.
+    torch.set_flush_denormal(True)
     load_dataset("mnist", data_dir=DATA, download=False)  # first load
     start = time.perf_counter()
     mnist = load_dataset("mnist", data_dir=DATA, download=False)

@@ -224,3 +224,14 @@ def test_the_command_runs_mkl_in_its_reproducible_mode(tmp_path):
     if not calls:
         pytest.skip("torch does not use MKL on this machine")
     assert all("CNR:AUTO,STRICT" in c and "Dyn:0" in c for c in calls), calls[0]
+
+
+def test_the_command_flushes_subnormals_in_every_thread():
+    # 1e-39 is subnormal in fp32; with FTZ/DAZ set before torch starts its thread pool, a
+    # product big enough to run on all threads gives exact zeros, and a normal number survives.
+    code = ("import sys, torch\nfrom aevb.cli import _flush_denormals\n_flush_denormals()\n"
+            "x = torch.full((4_000_000,), 1e-39) * 1.0\n"
+            "print(torch.get_num_threads(), int(x.count_nonzero()), (torch.ones(1) * 1e-37).item())")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    threads, nonzero, normal = r.stdout.split()
+    assert int(nonzero) == 0 and float(normal) > 0, r.stdout + r.stderr
