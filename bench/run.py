@@ -367,8 +367,8 @@ is measured in the same process on exactly those products at M = 100.
 What the speed comes from: the data resident in one tensor, indexed per minibatch; whole-batch
 binarization; fused Adagrad; subnormal floats flushed to zero in every thread (the `aevb`
 command sets it before torch starts its threads; weight decay drives MNIST's border-pixel
-weights subnormal, which made the Adagrad step several times slower); the Bernoulli
-log-likelihood of many z per x through the hidden layer (`AffineBernoulli`); and importance
+weights subnormal, which made the Adagrad step 2.7x slower in `bench/subnormals.py`); the
+Bernoulli log-likelihood of many z per x through the hidden layer (`AffineBernoulli`); and importance
 sampling in 16 MB chunks of K, which keep a chunk's activations in the L3 cache. What keeps
 the FLOP share low: a step of M = 100 spends most of its time outside the matrix products
 (the optimizer over 0.8 M weights, the random numbers of binarization and eps, and some forty

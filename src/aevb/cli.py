@@ -284,8 +284,9 @@ def _flush_denormals() -> None:
 
     Weight decay drives the weights of pixels that are always 0 (MNIST's border) into the
     subnormal range, where each arithmetic operation on them takes a slow microcode path: the
-    Adagrad step took 2.5x as long. The setting is per thread and new threads inherit it, so it
-    must come before torch's first parallel operation creates its thread pool.
+    Adagrad step took 2.7x as long (bench/subnormals.py). The setting is per thread and new
+    threads inherit it, so it must come before torch's first parallel operation creates its
+    thread pool.
     """
     import torch
 
