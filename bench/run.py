@@ -76,15 +76,10 @@ def ours(test):
     return train_rate, time.perf_counter() - start, float(ll.mean()), run
 
 
-def step_breakdown(data, steps=200):
-    """Shares of a training step's CPU time by kind of operation (torch.profiler, self time).
-
-    The step is the trainer's: binarize a minibatch of 100, draw eps, estimator B, backward,
-    fused Adagrad (`aevb.trainer.make_optimizer`), on the mnist-paper model. The profiler's
-    own overhead lands mostly in "other" (it records every small operation).
-    """
-    from torch.profiler import ProfilerActivity, profile
-
+def training_step(data):
+    """The trainer's step on the mnist-paper model as (model, optimizer, gradients): gradients(i)
+    binarizes minibatch i of 100, draws eps and back-propagates estimator B; optimizer.step()
+    then makes the fused Adagrad update (`make_optimizer`)."""
     from aevb.distributions import binarize
     from aevb.model import VAE, ModelConfig, initialize
     from aevb.objectives import elbo_b
@@ -95,14 +90,29 @@ def step_breakdown(data, steps=200):
     gen = torch.Generator().manual_seed(0)
     initialize(model, cfg.init_std, gen)
     optimizer = make_optimizer(cfg, model, len(data.train))
-    train = data.train
+    batches = len(data.train) // 100
 
-    def step(i):
-        x = binarize(train[i * 100 % 59_900:][:100], gen)
+    def gradients(i):
+        x = binarize(data.train[i % batches * 100:][:100], gen)
         eps = torch.randn(1, 100, cfg.latent_dim, generator=gen)
         loss = -elbo_b(model, x, eps).mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+
+    return model, optimizer, gradients
+
+
+def step_breakdown(data, steps=200):
+    """Shares of a training step's CPU time by kind of operation (torch.profiler, self time).
+
+    The profiler's own overhead lands mostly in "other" (it records every small operation).
+    """
+    from torch.profiler import ProfilerActivity, profile
+
+    _, optimizer, gradients = training_step(data)
+
+    def step(i):
+        gradients(i)
         optimizer.step()
 
     for i in range(steps // 4):  # warm-up, and weights in their trained regime
@@ -226,7 +236,7 @@ def growth(test):
 
 
 def main():
-    # As the `aevb` command does (aevb.cli._flush_denormals): before torch starts its threads.
+    # As the `aevb` command does (aevb.cli._set_up_numerics): before torch starts its threads.
     torch.set_flush_denormal(True)
     load_dataset("mnist", data_dir=DATA, download=False)  # first load
     start = time.perf_counter()
@@ -367,7 +377,7 @@ is measured in the same process on exactly those products at M = 100.
 What the speed comes from: the data resident in one tensor, indexed per minibatch; whole-batch
 binarization; fused Adagrad; subnormal floats flushed to zero in every thread (the `aevb`
 command sets it before torch starts its threads; weight decay drives MNIST's border-pixel
-weights subnormal, which made the Adagrad step 2.7x slower in `bench/subnormals.py`); the
+weights subnormal, which made the Adagrad step about 3x slower in `bench/subnormals.py`); the
 Bernoulli log-likelihood of many z per x through the hidden layer (`AffineBernoulli`); and importance
 sampling in 16 MB chunks of K, which keep a chunk's activations in the L3 cache. What keeps
 the FLOP share low: a step of M = 100 spends most of its time outside the matrix products

@@ -16,26 +16,16 @@ CHILD = r"""
 import json, sys, time, torch
 if sys.argv[1] == "on":
     torch.set_flush_denormal(True)
-import aevb
+sys.path.insert(0, sys.argv[3])
+from run import training_step
 from aevb.data import load_dataset
-from aevb.distributions import binarize
-from aevb.model import VAE, ModelConfig, initialize
-from aevb.objectives import elbo_b
-from aevb.trainer import make_optimizer
 
 data = load_dataset("mnist", data_dir=sys.argv[2], download=False)
-cfg = aevb.resolve("mnist-paper", samples=10**6)
-model = VAE(ModelConfig(data.shape, cfg.latent_dim, cfg.hidden, cfg.likelihood))
-gen = torch.Generator().manual_seed(0)
-initialize(model, cfg.init_std, gen)
-optimizer = make_optimizer(cfg, model, len(data.train))
+model, optimizer, gradients = training_step(data)
 step_s = opt_s = 0.0
 for i in range(300):
     t0 = time.perf_counter()
-    x = binarize(data.train[i * 100:(i + 1) * 100], gen)
-    loss = -elbo_b(model, x, torch.randn(1, 100, cfg.latent_dim, generator=gen)).mean()
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
+    gradients(i)
     t1 = time.perf_counter()
     optimizer.step()
     t2 = time.perf_counter()
@@ -53,8 +43,9 @@ def main():
     runs = {"on": [], "off": []}
     for _ in range(3):
         for mode in runs:
-            out = subprocess.run([sys.executable, "-c", CHILD, mode, data], capture_output=True,
-                                 text=True, check=True)
+            out = subprocess.run([sys.executable, "-c", CHILD, mode, data,
+                                  os.path.dirname(os.path.abspath(__file__))],
+                                 capture_output=True, text=True, check=True)
             runs[mode].append(json.loads(out.stdout.strip().splitlines()[-1]))
     for mode, rs in runs.items():
         print(f"FTZ {mode:3}: each run (step ms, Adagrad ms):",

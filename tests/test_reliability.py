@@ -229,7 +229,7 @@ def test_the_command_runs_mkl_in_its_reproducible_mode(tmp_path):
 def test_the_command_flushes_subnormals_in_every_thread():
     # 1e-39 is subnormal in fp32; with FTZ/DAZ set before torch starts its thread pool, a
     # product big enough to run on all threads gives exact zeros, and a normal number survives.
-    code = ("import sys, torch\nfrom aevb.cli import _flush_denormals\n_flush_denormals()\n"
+    code = ("import sys, torch\nfrom aevb.cli import _set_up_numerics\n_set_up_numerics()\n"
             "x = torch.full((4_000_000,), 1e-39) * 1.0\n"
             "print(torch.get_num_threads(), int(x.count_nonzero()), (torch.ones(1) * 1e-37).item())")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

@@ -59,11 +59,11 @@ def prepare_run_dir(run_dir: Path) -> None:
 
 
 @contextmanager
-def exclusive(run_dir, active: bool = True):
+def exclusive(run_dir, active: bool = True, wait: bool = False):
     """Hold run_dir/.lock while training: a second process that tries to train or resume the
-    same run gets an AevbError instead of interleaving checkpoints. The lock goes with the
-    process that holds it, so a killed run leaves none behind. active=False: no lock (the
-    non-writing ranks under torchrun)."""
+    same run gets an AevbError instead of interleaving checkpoints (wait=True: it waits its
+    turn instead). The lock goes with the process that holds it, so a killed run leaves none
+    behind. active=False: no lock (the non-writing ranks under torchrun)."""
     if not active:
         yield
         return
@@ -71,7 +71,7 @@ def exclusive(run_dir, active: bool = True):
 
     with open(Path(run_dir) / ".lock", "a") as handle:
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
         except BlockingIOError:
             raise AevbError(f"{run_dir} is being trained by another process; wait for it to "
                             "finish or stop it") from None

@@ -279,31 +279,32 @@ COMMANDS = {"train": _run_train, "evaluate": _run_evaluate, "manifold": _run_fig
             "plot": _run_figure, "report": _run_figure, "reproduce": _run_reproduce}
 
 
-def _flush_denormals() -> None:
-    """Treat subnormal floats as zero (FTZ/DAZ), in every thread torch starts from now on.
+def _set_up_numerics() -> None:
+    """Process-wide float settings, made before torch loads or starts its threads.
 
-    Weight decay drives the weights of pixels that are always 0 (MNIST's border) into the
-    subnormal range, where each arithmetic operation on them takes a slow microcode path: the
-    Adagrad step took 2.7x as long (bench/subnormals.py). The setting is per thread and new
-    threads inherit it, so it must come before torch's first parallel operation creates its
-    thread pool.
+    Bit-identical results from one process to the next (a resumed run against an uninterrupted
+    one): MKL must keep its thread count (MKL_DYNAMIC) and its code path whatever the memory
+    layout (MKL_CBWR strict mode; no measurable cost here). Without them CI twice saw a run's
+    metrics differ from another process's in the 10th digit. MKL reads both once, when torch
+    loads, which is why `import aevb` does not import torch.
+
+    Subnormal floats count as zero (FTZ/DAZ): weight decay drives the weights of pixels that
+    are always 0 (MNIST's border) into the subnormal range, where each arithmetic operation
+    takes a slow microcode path; the Adagrad step took about 3x as long (bench/subnormals.py).
+    The setting is per thread and new threads inherit it, so it must come before torch's first
+    parallel operation creates its thread pool.
     """
+    if "torch" not in sys.modules:
+        os.environ.setdefault("MKL_DYNAMIC", "FALSE")
+        os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
     import torch
 
     torch.set_flush_denormal(True)
 
 
 def main(argv: list[str] | None = None) -> int:
-    # Bit-identical results from one process to the next (a resumed run against an uninterrupted
-    # one): MKL must keep its thread count (MKL_DYNAMIC) and its code path whatever the memory
-    # layout (MKL_CBWR strict mode; no measurable cost here). Without them CI twice saw a run's
-    # metrics differ from another process's in the 10th digit. MKL reads both once, when
-    # torch loads, which is why `import aevb` does not import torch.
-    if "torch" not in sys.modules:
-        os.environ.setdefault("MKL_DYNAMIC", "FALSE")
-        os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
     args = build_parser().parse_args(argv)
-    _flush_denormals()
+    _set_up_numerics()
     try:
         return COMMANDS[args.command](args)
     except AevbError as err:

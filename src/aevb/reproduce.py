@@ -222,10 +222,7 @@ def reproduce(figure: str, *, dataset: str | None = None, budget: int = DEFAULT_
         print(path, file=sys.stderr)
     # Which runs each figure used, so results.md covers every figure made into `out`; locked,
     # as reproductions of two figures may finish at once (docs/reproduce.sh runs two).
-    import fcntl
-
-    with open(out / ".results.lock", "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with checkpoint.exclusive(out, wait=True):
         index_path = out / "reproduce.json"
         index = json.loads(index_path.read_text()) if index_path.exists() else {}
         index[figure] = {"dataset": dataset, "budget": budget, "data_dir": data_dir,
