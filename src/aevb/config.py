@@ -25,6 +25,7 @@ class TrainConfig:
     algorithm: str = "aevb"  # aevb (SGVB) | wake-sleep | mcem (the paper's baselines)
     estimator: str = "B"  # SGVB estimator: A (eq. 6) or B (eq. 7)
     mc_samples: int = 1  # L, samples of z per data point per step
+    fused: bool = True  # estimator B by aevb.fused (hand-written backward) where it applies
     batch_size: int = 100  # M
     optimizer: str = "adagrad"  # adagrad | adam
     lr: float = 0.02  # global step size

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import __version__, baselines, checkpoint, distributed
+from . import __version__, baselines, checkpoint, distributed, fused
 from .config import DEFAULT_EPOCHS, TrainConfig
 from .data import BINARIZED_BY_DEFAULT, Dataset, load_for_config
 from .distributions import binarize
@@ -164,11 +164,17 @@ def _write_run_info(run: _Run, data: Dataset, device) -> None:
     })
 
 
+def saved_config(info: dict) -> TrainConfig:
+    """The TrainConfig in a run's config.json (as `checkpoint.read_config` returns it)."""
+    # Runs from before aevb.fused existed continue on the autograd path they started on.
+    return TrainConfig.from_dict({"fused": False, **info["config"],
+                                  "hidden": tuple(info["config"]["hidden"])})
+
+
 def resume(run_dir, *, progress: bool = True) -> Path:
     """Continue an interrupted run from its last checkpoint, exactly where it stopped."""
     run_dir = Path(run_dir)
-    info = checkpoint.read_config(run_dir)
-    config = TrainConfig.from_dict({**info["config"], "hidden": tuple(info["config"]["hidden"])})
+    config = saved_config(checkpoint.read_config(run_dir))
     device = distributed.setup(pick_device(config.device))
     run = _setup(config, load_for_config(config), device, run_dir)
     with checkpoint.exclusive(run_dir, distributed.is_main()):
@@ -248,6 +254,9 @@ def _loop(run: _Run, progress: bool, fresh: bool) -> Path:
     schedule = [s for s in eval_schedule(run.total, cfg.eval_points) if s > p.samples]
     wake_sleep, mcem = cfg.algorithm == "wake-sleep", cfg.algorithm == "mcem"
     objective = wake_objective if wake_sleep else ESTIMATORS[cfg.estimator]
+    # The same bound and gradients as autograd through `objective`, in about 70% of the time.
+    fast = fused.FusedStep(model) if (objective is ESTIMATORS["B"] and cfg.fused and world == 1
+                                      and fused.supports(model)) else None
     step_fn = distributed.wrap(_ObjectiveModule(model, objective))
     session_start, wall_before = time.perf_counter(), p.wall_seconds
 
@@ -286,9 +295,10 @@ def _loop(run: _Run, progress: bool, fresh: bool) -> Path:
             bar.set_postfix(test=f"{shown:.2f}" if shown is not None else "-",
                             samples_per_s=f"{p.samples / max(p.train_seconds, 1e-9):.0f}")
 
-    def descend(loss):
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+    def descend(loss, backward=True):
+        if backward:
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
         if not torch.isfinite(loss):
             raise AevbError(f"the loss became {loss.item()} at step "
                             f"{p.samples // cfg.batch_size} ({p.samples} samples); the last "
@@ -324,10 +334,14 @@ def _loop(run: _Run, progress: bool, fresh: bool) -> Path:
             else:
                 eps = torch.randn(cfg.mc_samples, len(idx), cfg.latent_dim,
                                   generator=run.generators["noise"], device=device)
-                dream = model.dream(len(idx), run.generators["noise"]) if wake_sleep else None
                 # objectives.minibatch_estimate (eq. 8) divided by N: the mean bound per data
                 # point, so step sizes do not scale with the dataset size.
-                descend(-step_fn(x, eps, dream).mean())
+                if fast is not None:  # the loss, with its gradient already in .grad
+                    descend(-fast(x, eps).mean(), backward=False)
+                else:
+                    dream = model.dream(len(idx), run.generators["noise"]) if wake_sleep \
+                        else None
+                    descend(-step_fn(x, eps, dream).mean())
             p.train_seconds += time.perf_counter() - t0
             p.samples += size
             p.position += size
