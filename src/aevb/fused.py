@@ -47,8 +47,8 @@ def supports(model) -> bool:
 class FusedStep:
     """Estimator B and the gradient of its minibatch mean for a model where `supports` holds.
 
-    `step(x, eps)` takes x [N, D] (binary) and eps [L, N, J], returns L^B per data point [N]
-    in nats (as `objectives.elbo_b(model, x, eps)`, up to float rounding) and leaves
+    Called with x [N, D] (binary) and eps [L, N, J], it returns L^B per data point [N] in
+    nats (as `objectives.elbo_b(model, x, eps)`, up to float rounding) and leaves
     d(-mean_n L^B)/d(theta, phi) in every parameter's .grad, ready for `optimizer.step()`.
     It keeps the activations of the last minibatch shape, so it is a class.
     """
@@ -57,8 +57,7 @@ class FusedStep:
         if not supports(model):
             raise ValueError("FusedStep needs a tanh-MLP Gaussian encoder and Bernoulli decoder")
         self.encoder, self.decoder = _linears(model.encoder.net), _linears(model.decoder.net)
-        self.latent_dim = model.config.latent_dim
-        self._shape, self._buffers = None, {}
+        self._buffers: dict[str, torch.Tensor] = {}
 
     def _buffer(self, name: str, shape: tuple, like: torch.Tensor) -> torch.Tensor:
         b = self._buffers.get(name)
@@ -95,7 +94,9 @@ class FusedStep:
         samples, n, j = eps.shape
         x = x.reshape(n, -1)
         for layer in self.encoder + self.decoder:
-            _grad(layer.weight), _grad(layer.bias)
+            for p in (layer.weight, layer.bias):
+                if p.grad is None:  # allocated once, then overwritten in place by every step
+                    p.grad = torch.empty_like(p)
         enc = self._forward("e", x, self.encoder)
         mu, log_var = enc[-1][:, :j], enc[-1][:, j:]  # [N, J] each
         sigma = torch.exp(0.5 * log_var)
@@ -118,10 +119,3 @@ class FusedStep:
         de[:, j:].add_(sigma * sigma - 1.0, alpha=0.5 / n)
         self._backward("e", de, enc, self.encoder, False)
         return bound
-
-
-def _grad(p: torch.Tensor) -> torch.Tensor:
-    """p.grad, allocated once and then overwritten in place by every step."""
-    if p.grad is None:
-        p.grad = torch.empty_like(p)
-    return p.grad
