@@ -38,7 +38,8 @@ def _linears(net: nn.Module) -> list[nn.Linear] | None:
 
 def supports(model) -> bool:
     """Whether `FusedStep` knows this model: a tanh-MLP Gaussian encoder, Bernoulli decoder."""
-    return (isinstance(getattr(model, "encoder", None), GaussianEncoder)
+    # Exact types: a subclass may compute something else in its forward.
+    return (type(getattr(model, "encoder", None)) is GaussianEncoder
             and type(getattr(model, "decoder", None)) is BernoulliDecoder
             and _linears(model.encoder.net) is not None
             and _linears(model.decoder.net) is not None)

@@ -295,10 +295,12 @@ def _loop(run: _Run, progress: bool, fresh: bool) -> Path:
             bar.set_postfix(test=f"{shown:.2f}" if shown is not None else "-",
                             samples_per_s=f"{p.samples / max(p.train_seconds, 1e-9):.0f}")
 
-    def descend(loss, backward=True):
-        if backward:
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+    def descend(loss):
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        apply(loss)
+
+    def apply(loss):  # every .grad holds d(loss)/d(parameter)
         if not torch.isfinite(loss):
             raise AevbError(f"the loss became {loss.item()} at step "
                             f"{p.samples // cfg.batch_size} ({p.samples} samples); the last "
@@ -336,8 +338,8 @@ def _loop(run: _Run, progress: bool, fresh: bool) -> Path:
                                   generator=run.generators["noise"], device=device)
                 # objectives.minibatch_estimate (eq. 8) divided by N: the mean bound per data
                 # point, so step sizes do not scale with the dataset size.
-                if fast is not None:  # the loss, with its gradient already in .grad
-                    descend(-fast(x, eps).mean(), backward=False)
+                if fast is not None:  # fills .grad itself
+                    apply(-fast(x, eps).mean())
                 else:
                     dream = model.dream(len(idx), run.generators["noise"]) if wake_sleep \
                         else None
