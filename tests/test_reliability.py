@@ -242,7 +242,7 @@ def test_the_first_parallel_tanh_is_exact_in_every_process():
     # With MKL_CBWR set, about 3 fresh processes in 100 computed one thread's half of their
     # first parallel tanh on a path off by up to 1e-4 (and stayed on it), which made a resumed
     # run leave the uninterrupted one. The command settles MKL from one thread first. The
-    # race is per process, so only many fresh processes can show it (~2.5 min).
+    # race is per process, so only many fresh processes can show it (~4.5 min).
     code = ("from aevb.cli import _set_up_numerics\n_set_up_numerics()\nimport torch\n"
             "a = torch.linspace(-3, 3, 20_000).view(100, 200)\n"
             "print(float((a.clone().tanh_().double() - a.double().tanh()).abs().max()))")
