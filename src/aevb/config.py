@@ -26,6 +26,7 @@ class TrainConfig:
     estimator: str = "B"  # SGVB estimator: A (eq. 6) or B (eq. 7)
     mc_samples: int = 1  # L, samples of z per data point per step
     fused: bool = True  # estimator B by aevb.fused (hand-written backward) where it applies
+    kernels: bool = True  # compiled CPU kernels (aevb.kernels) for fused, Adagrad, binarize
     batch_size: int = 100  # M
     optimizer: str = "adagrad"  # adagrad | adam
     lr: float = 0.02  # global step size

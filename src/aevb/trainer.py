@@ -15,6 +15,7 @@ import platform
 import signal
 import sys
 import time
+import warnings
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -22,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import __version__, baselines, checkpoint, distributed, fused
+from . import __version__, baselines, checkpoint, distributed, fused, kernels
 from .config import DEFAULT_EPOCHS, TrainConfig
 from .data import BINARIZED_BY_DEFAULT, Dataset, load_for_config
 from .distributions import binarize
@@ -75,6 +76,9 @@ def make_optimizer(config: TrainConfig, model: VAE, n_train: int) -> torch.optim
     # The N(0, s^2 I) weight prior adds log p(theta) / N to the per-data-point bound (eq. 8
     # divided by N); its gradient -theta / (s^2 N) is exactly an L2 weight decay.
     decay = 0.0 if config.weight_prior_std is None else 1.0 / (config.weight_prior_std**2 * n_train)
+    if config.optimizer == "adagrad" and config.fused:
+        return fused.Adagrad(model.parameters(), lr=config.lr, weight_decay=decay,
+                             compiled=config.kernels)
     cls = {"adagrad": torch.optim.Adagrad, "adam": torch.optim.Adam}[config.optimizer]
     try:  # the fused kernels are ~30% faster on CPU; not every device/optimizer has them
         return cls(model.parameters(), lr=config.lr, weight_decay=decay, fused=True)
@@ -166,8 +170,8 @@ def _write_run_info(run: _Run, data: Dataset, device) -> None:
 
 def saved_config(info: dict) -> TrainConfig:
     """The TrainConfig in a run's config.json (as `checkpoint.read_config` returns it)."""
-    # Runs from before aevb.fused existed continue on the autograd path they started on.
-    return TrainConfig.from_dict({"fused": False, **info["config"],
+    # Runs from before aevb.fused (aevb.kernels) existed continue on the path they started on.
+    return TrainConfig.from_dict({"fused": False, "kernels": False, **info["config"],
                                   "hidden": tuple(info["config"]["hidden"])})
 
 
@@ -254,9 +258,15 @@ def _loop(run: _Run, progress: bool, fresh: bool) -> Path:
     schedule = [s for s in eval_schedule(run.total, cfg.eval_points) if s > p.samples]
     wake_sleep, mcem = cfg.algorithm == "wake-sleep", cfg.algorithm == "mcem"
     objective = wake_objective if wake_sleep else ESTIMATORS[cfg.estimator]
-    # The same bound and gradients as autograd through `objective`, about 1.2x as fast.
-    fast = fused.FusedStep(model) if (objective is ESTIMATORS["B"] and cfg.fused and world == 1
-                                      and fused.supports(model)) else None
+    lib = kernels.load() if cfg.kernels else None
+    if cfg.kernels and lib is None and device.type == "cpu":
+        warnings.warn("aevb: no C compiler could build aevb.kernels; training on PyTorch "
+                      "operations alone (slower, the same results up to rounding)", stacklevel=2)
+    # The same bound and gradients as autograd through `objective`, faster; with the compiled
+    # kernels it also makes the optimizer's step (fast.updated).
+    fast = fused.FusedStep(model, optimizer, compiled=cfg.kernels) \
+        if (objective is ESTIMATORS["B"] and cfg.fused and world == 1
+            and fused.supports(model)) else None
     step_fn = distributed.wrap(_ObjectiveModule(model, objective))
     session_start, wall_before = time.perf_counter(), p.wall_seconds
 
@@ -300,12 +310,13 @@ def _loop(run: _Run, progress: bool, fresh: bool) -> Path:
         loss.backward()
         apply(loss)
 
-    def apply(loss):  # every .grad holds d(loss)/d(parameter)
+    def apply(loss, stepped=False):  # every .grad holds d(loss)/d(parameter)
         if not torch.isfinite(loss):
             raise AevbError(f"the loss became {loss.item()} at step "
                             f"{p.samples // cfg.batch_size} ({p.samples} samples); the last "
                             f"good checkpoint in {run.run_dir} is kept (try a smaller lr)")
-        optimizer.step()
+        if not stepped:
+            optimizer.step()
 
     from tqdm import tqdm
 
@@ -327,7 +338,7 @@ def _loop(run: _Run, progress: bool, fresh: bool) -> Path:
             idx = run.order[p.position:p.position + size][rank::world]
             x = x_train[idx]
             if cfg.binarize:
-                x = binarize(x, run.generators["noise"])
+                x = binarize(x, run.generators["noise"], lib)
             if mcem:  # appendix E: move each point's chain, then fit theta to the new z
                 z, _ = baselines.e_step(model, x, run.chains, idx, cfg.mcem_leapfrog,
                                         cfg.mcem_accept, run.generators["noise"])
@@ -339,7 +350,8 @@ def _loop(run: _Run, progress: bool, fresh: bool) -> Path:
                 # objectives.minibatch_estimate (eq. 8) divided by N: the mean bound per data
                 # point, so step sizes do not scale with the dataset size.
                 if fast is not None:  # fills .grad itself
-                    apply(-fast(x, eps).mean())
+                    bound = fast(x, eps)
+                    apply(-bound.mean(), stepped=fast.updated)
                 else:
                     dream = model.dream(len(idx), run.generators["noise"]) if wake_sleep \
                         else None

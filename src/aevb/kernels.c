@@ -1,0 +1,230 @@
+/* The element-wise parts of aevb.fused's training step and the Adagrad update, float32, CPU.
+
+   Compiled on first use by aevb/kernels.py and called through ctypes. Each function makes in
+   one pass over memory what takes several PyTorch operations (each its own dispatch, output
+   tensor and pass) at the paper's minibatch of M = 100. Rows are split between OpenMP threads
+   (the runtime torch itself uses: the library is linked against torch's libgomp), sums over
+   rows are made column by column in row order, so results do not depend on timing. Arrays are
+   C-contiguous; shapes are given as [rows, columns]. */
+#include <math.h>
+#include <stdint.h>
+
+/* exp(a) for a <= 0, vectorizable (glibc's libmvec was slower than torch's own here): a = k ln2
+   + r with |r| <= ln2 / 2, e^r by its Taylor polynomial to r^7 (truncation below 1e-8
+   relative), times 2^k built in the exponent bits. Below -87 (e^a < 2^-125) it returns
+   e^-87 ~ 1.6e-38, which no caller can tell from 0. */
+static inline float exp_nonpositive(float a) {
+    a = a < -87.0f ? -87.0f : a;
+    float k = rintf(a * 1.44269504f);
+    float r = (a - k * 0.693145752f) - k * 1.42860677e-6f;  /* ln 2 in two parts */
+    float p = 1.0f + r * (1.0f + r * (0.5f + r * (1.0f / 6 + r * (1.0f / 24 + r * (1.0f / 120
+              + r * (1.0f / 720 + r * (1.0f / 5040)))))));
+    union { int32_t i; float f; } scale = { .i = ((int32_t)k + 127) << 23 };
+    return p * scale.f;
+}
+
+/* log(1 + e) for 0 <= e <= 1, vectorizable: u = 1 + e = 2^j m with m in [1/sqrt 2, sqrt 2],
+   log m = 2 atanh(s), s = (m - 1) / (m + 1), |s| <= 0.172, by its series to s^9; the
+   rounding of u is undone by the factor e / (u - 1) (u - 1 is exact). */
+static inline float log1p_unit(float e) {
+    float u = 1.0f + e;
+    int big = u > 1.41421356f;
+    float m = big ? 0.5f * u : u, j = big ? 0.693147181f : 0.0f;
+    float s = (m - 1.0f) / (m + 1.0f), s2 = s * s;
+    float log_u = j + 2.0f * s * (1.0f + s2 * (1.0f / 3 + s2 * (1.0f / 5 + s2 * (1.0f / 7
+                  + s2 * (1.0f / 9)))));
+    float d = u - 1.0f;
+    return d == 0.0f ? e : log_u * (e / d);
+}
+
+/* Sums of a's columns over its rows, into out [cols]; a is [rows, cols]. Called inside a
+   parallel region: each thread owns whole columns, so every sum runs in row order. */
+static void column_sums(const float *a, float *out, int64_t rows, int64_t cols) {
+    const int64_t block = 64;
+    #pragma omp for schedule(static)
+    for (int64_t c0 = 0; c0 < cols; c0 += block) {
+        int64_t c1 = c0 + block < cols ? c0 + block : cols;
+        for (int64_t c = c0; c < c1; c++) out[c] = 0.0f;
+        for (int64_t r = 0; r < rows; r++) {
+            const float *row = a + r * cols;
+            #pragma omp simd
+            for (int64_t c = c0; c < c1; c++) out[c] += row[c];
+        }
+    }
+}
+
+/* log p_theta(x|z) of a Bernoulli decoder with logits l [L*N, D] (rows l-major: row
+   s*N + n is sample s of data point n) for x [N, D]:
+       rowbound[r] = sum_d x_d l_d - softplus(l_d)           (nats, [L*N])
+   and, in place of the logits, the gradient of the loss -(1/(L N)) sum_r rowbound[r]:
+       l_d <- scale * (sigmoid(l_d) - x_d),  scale = 1 / (L N)
+   with its column sums (the output layer's bias gradient) in colsum [D]. One exp and one
+   log1p per element: with e = exp(-|l|), softplus(l) = max(l, 0) + log1p(e) and
+   sigmoid(+-l) = (1 or e) / (1 + e) neither overflow nor lose the small tail, and
+   sigmoid(l) - x = (1 - x) sigmoid(l) - x sigmoid(-l) has no cancellation for binary x.
+   The sum over pixels runs in float64: in float32 its rounding alone reached 2e-4 nats. */
+void aevb_bernoulli_logits(float *l, const float *x, float *rowbound, float *colsum,
+                           int64_t rows, int64_t n, int64_t d, float scale) {
+    #pragma omp parallel
+    {
+        #pragma omp for schedule(static)
+        for (int64_t r = 0; r < rows; r++) {
+            float *lr = l + r * d;
+            const float *xr = x + (r % n) * d;
+            double acc = 0.0;
+            #pragma omp simd reduction(+:acc)
+            for (int64_t j = 0; j < d; j++) {
+                float v = lr[j], xj = xr[j], e = exp_nonpositive(-fabsf(v));
+                float inv = 1.0f / (1.0f + e);
+                float up = (v >= 0.0f ? 1.0f : e) * inv, down = (v >= 0.0f ? e : 1.0f) * inv;
+                acc += (double)(xj * v - ((v > 0.0f ? v : 0.0f) + log1p_unit(e)));
+                lr[j] = scale * ((1.0f - xj) * up - xj * down);
+            }
+            rowbound[r] = (float)acc;
+        }
+        column_sums(l, colsum, rows, d);
+    }
+}
+
+/* Through h = tanh(a): dh <- dh * (1 - h^2), the gradient at a; its column sums (that
+   layer's bias gradient) into colsum [cols]. dh and h are [rows, cols]. */
+void aevb_tanh_backward(float *dh, const float *h, float *colsum, int64_t rows, int64_t cols) {
+    #pragma omp parallel
+    {
+        #pragma omp for schedule(static)
+        for (int64_t r = 0; r < rows; r++) {
+            float *g = dh + r * cols;
+            const float *hr = h + r * cols;
+            #pragma omp simd
+            for (int64_t c = 0; c < cols; c++) g[c] *= 1.0f - hr[c] * hr[c];
+        }
+        column_sums(dh, colsum, rows, cols);
+    }
+}
+
+/* q_phi(z|x) = N(mu, sigma^2) from the encoder's output enc [N, 2J] = (mu, log sigma^2):
+   sigma [N, J]; z = mu + sigma * eps [L, N, J] for eps [L, N, J] (eq. 10's g_phi); and
+   kl [N] = KL(q_phi(z|x) || N(0, I)) = sum_j (mu^2 + sigma^2 - 1 - log sigma^2) / 2 (nats). */
+void aevb_gaussian_latent(const float *enc, const float *eps, float *sigma, float *z,
+                          float *kl, int64_t samples, int64_t n, int64_t j) {
+    for (int64_t i = 0; i < n; i++) {
+        const float *mu = enc + i * 2 * j, *log_var = mu + j;
+        float acc = 0.0f;
+        for (int64_t k = 0; k < j; k++) {
+            float s = expf(0.5f * log_var[k]);  /* scalar glibc: 2,000 per step */
+            sigma[i * j + k] = s;
+            acc += mu[k] * mu[k] + s * s - 1.0f - log_var[k];
+        }
+        kl[i] = 0.5f * acc;
+    }
+    for (int64_t s = 0; s < samples; s++)
+        for (int64_t i = 0; i < n; i++)
+            for (int64_t k = 0; k < j; k++) {
+                int64_t at = (s * n + i) * j + k;
+                z[at] = enc[i * 2 * j + k] + sigma[i * j + k] * eps[at];
+            }
+}
+
+/* The gradient of the loss -(1/N) sum_n (E[log p(x|z)] - kl_n) at the encoder's output,
+   given dz [L, N, J], its part through z (already divided by L N):
+       d/d mu = sum_s dz + mu / N
+       d/d log sigma^2 = sigma / 2 * sum_s dz * eps + (sigma^2 - 1) / (2 N)
+   into de [N, 2J], and de's column sums (the encoder output layer's bias gradient) into
+   colsum [2J]. */
+void aevb_gaussian_latent_backward(const float *dz, const float *eps, const float *enc,
+                                   const float *sigma, float *de, float *colsum,
+                                   int64_t samples, int64_t n, int64_t j) {
+    float inv_n = 1.0f / (float)n;
+    for (int64_t c = 0; c < 2 * j; c++) colsum[c] = 0.0f;
+    for (int64_t i = 0; i < n; i++) {
+        for (int64_t k = 0; k < j; k++) {
+            float sum_dz = 0.0f, sum_dz_eps = 0.0f;
+            for (int64_t s = 0; s < samples; s++) {
+                int64_t at = (s * n + i) * j + k;
+                sum_dz += dz[at];
+                sum_dz_eps += dz[at] * eps[at];
+            }
+            float sg = sigma[i * j + k];
+            float d_mu = sum_dz + enc[i * 2 * j + k] * inv_n;
+            float d_log_var = 0.5f * sg * sum_dz_eps + 0.5f * inv_n * (sg * sg - 1.0f);
+            de[i * 2 * j + k] = d_mu;
+            de[i * 2 * j + j + k] = d_log_var;
+            colsum[k] += d_mu;
+            colsum[j + k] += d_log_var;
+        }
+    }
+}
+
+/* One Adagrad step (Duchi et al. 2011, as torch.optim.Adagrad with lr_decay 0) on n
+   parameters p with gradient g and running sum of squares s, all updated in place:
+       g' = g + weight_decay p,  s <- s + g'^2,  p <- p - lr g' / (sqrt(s) + eps) */
+void aevb_adagrad(float *p, const float *g, float *s, int64_t n, float lr, float weight_decay,
+                  float eps) {
+    /* below ~16k elements waking the other threads costs more than it saves */
+    #pragma omp parallel for simd schedule(static) if(n > 16384)
+    for (int64_t i = 0; i < n; i++) {
+        float gi = g[i] + weight_decay * p[i];
+        float si = s[i] + gi * gi;
+        s[i] = si;
+        p[i] -= lr * (gi / (sqrtf(si) + eps));  /* torch's order of rounding */
+    }
+}
+
+/* MT19937 (Matsumoto & Nishimura 1998) as torch's CPU generator runs it: standard twist,
+   32-bit outputs, and `left`/`next` counters with torch's meaning (a draw first decrements
+   left and re-twists when it reaches 0, then takes word next++). */
+static inline uint32_t mt19937_mix(uint32_t u, uint32_t v, uint32_t far) {
+    return far ^ (((u & 0x80000000u) | (v & 0x7fffffffu)) >> 1) ^ (0x9908b0dfu & -(v & 1u));
+}
+
+static void mt19937_twist(uint32_t *s) {
+    int k;
+    for (k = 0; k < 624 - 397; k++) s[k] = mt19937_mix(s[k], s[k + 1], s[k + 397]);
+    for (; k < 623; k++) s[k] = mt19937_mix(s[k], s[k + 1], s[k + 397 - 624]);
+    s[623] = mt19937_mix(s[623], s[0], s[396]);
+}
+
+/* out[i] = 1 if u_i < probs[i] else 0 (float32, n of them), u_i = (w_i & (2^24 - 1)) 2^-24
+   from the MT19937 words w_i: exactly the bits of torch.rand(n) < probs for a torch CPU
+   generator, whose get_state() bytes `state` hold (seed u64, left i32, seeded i32, next u64,
+   624 words as u64) and are advanced in place, as torch.rand would have left them. Serial:
+   the stream is one sequence; it costs about a quarter of torch.rand's locked per-element
+   calls. */
+void aevb_mt19937_bernoulli(uint8_t *state, const float *probs, float *out, int64_t n) {
+    int32_t left;
+    uint64_t next, word;
+    uint32_t s[624];
+    __builtin_memcpy(&left, state + 8, 4);
+    __builtin_memcpy(&next, state + 16, 8);
+    for (int k = 0; k < 624; k++) {
+        __builtin_memcpy(&word, state + 24 + 8 * k, 8);
+        s[k] = (uint32_t)word;
+    }
+    for (int64_t i = 0; i < n;) {
+        if (left == 1) {
+            mt19937_twist(s);
+            left = 625;
+            next = 0;
+        }
+        int64_t take = n - i < left - 1 ? n - i : left - 1;
+        const uint32_t *w = s + next;
+        #pragma omp simd
+        for (int64_t k = 0; k < take; k++) {
+            uint32_t y = w[k];
+            y ^= y >> 11;
+            y ^= (y << 7) & 0x9d2c5680u;
+            y ^= (y << 15) & 0xefc60000u;
+            y ^= y >> 18;
+            out[i + k] = (float)(y & 0xffffffu) * 5.9604644775390625e-8f < probs[i + k];
+        }
+        left -= (int32_t)take;
+        next += (uint64_t)take;
+        i += take;
+    }
+    __builtin_memcpy(state + 8, &left, 4);
+    __builtin_memcpy(state + 16, &next, 8);
+    for (int k = 0; k < 624; k++) {
+        word = s[k];
+        __builtin_memcpy(state + 24 + 8 * k, &word, 8);
+    }
+}

@@ -1,0 +1,153 @@
+"""aevb.kernels (compiled C) against PyTorch: torch.rand's bits, float64 autograd, torch's Adagrad."""
+import copy
+
+import pytest
+import torch
+
+import aevb
+from aevb import fused, kernels
+from aevb.model import VAE, ModelConfig, initialize
+from aevb.objectives import elbo_b
+from aevb.trainer import make_optimizer
+
+
+@pytest.fixture(scope="module")
+def lib():
+    lib = kernels.load()
+    if lib is None:
+        pytest.skip("no C compiler to build aevb.kernels here")
+    return lib
+
+
+@pytest.mark.parametrize("drawn_before, n", [(0, 78_400), (5, 10), (623, 1250), (624, 624),
+                                             (1, 5000), (300, 3)])
+def test_bernoulli_draws_the_bits_of_torch_rand(lib, drawn_before, n):
+    ours, theirs = torch.Generator().manual_seed(drawn_before), torch.Generator()
+    torch.rand(drawn_before, generator=ours)
+    theirs.set_state(ours.get_state())
+    probs = torch.rand(n, generator=torch.Generator().manual_seed(99))
+    got = kernels.bernoulli(lib, probs, ours)
+    assert torch.equal(got, (torch.rand(n, generator=theirs) < probs).float())
+    assert torch.equal(ours.get_state(), theirs.get_state())  # the same state afterwards
+    if n >= 1000:  # P(u < p) = E[p] = 1/2
+        assert abs(float(got.mean()) - 0.5) < 0.03
+
+
+def model32(hidden, latent_dim=5, std=0.05):
+    model = VAE(ModelConfig((28, 28), latent_dim, hidden, "bernoulli"))
+    initialize(model, std, torch.Generator().manual_seed(0))
+    return model
+
+
+@pytest.mark.parametrize("hidden, samples", [((500,), 1), ((30, 20), 3)])
+def test_compiled_step_equals_float64_autograd(lib, hidden, samples):
+    model = model32(hidden)
+    reference_model = copy.deepcopy(model).double()
+    step = fused.FusedStep(model)
+    gen = torch.Generator().manual_seed(1)
+    for n in (7, 100):
+        x = (torch.rand(n, 784, generator=gen) < 0.4).float()
+        eps = torch.randn(samples, n, 5, generator=gen)
+        reference = elbo_b(reference_model, x.double(), eps.double())
+        expected = torch.autograd.grad(-reference.mean(), list(reference_model.parameters()))
+        bound = step(x, eps)
+        assert not step.updated  # no optimizer given: .grad only
+        # float32 rounding of a ~540-nat bound; the float64 sum over pixels keeps it small
+        torch.testing.assert_close(bound.double(), reference.detach(), rtol=2e-7, atol=0)
+        for p, g in zip(model.parameters(), expected):
+            torch.testing.assert_close(p.grad.double(), g, rtol=1e-4, atol=1e-6 * g.abs().max())
+
+
+def test_extreme_logits_stay_exact(lib):
+    """softplus and sigmoid far out in the tails, where exp(l) overflows float32."""
+    logits = torch.tensor([[-1e4, -100.0, -30.0, -1e-3, 0.0, 1e-3, 30.0, 100.0, 1e4]])
+    x = torch.tensor([[0.0, 1.0, 0.0, 1.0, 0.0, 1.0, 0.0, 1.0, 1.0]])
+    rows, colsum = torch.empty(1), torch.empty(9)
+    grad = logits.clone()
+    kernels.bernoulli_logits(lib, grad, x, rows, colsum)
+    l64, x64 = logits.double(), x.double()
+    expected = (x64 * l64 - torch.nn.functional.softplus(l64)).sum()
+    torch.testing.assert_close(rows.double(), expected.reshape(1), rtol=1e-7, atol=0)
+    # (below e^-87 the kernel's exp returns e^-87: 1.6e-38 where 0 is exact)
+    torch.testing.assert_close(grad.double(), torch.sigmoid(l64) - x64, rtol=1e-6, atol=1e-37)
+    assert torch.equal(colsum, grad[0])
+
+
+def test_adagrad_kernel_follows_torch_adagrad(lib):
+    params = [torch.randn(500, 784, generator=torch.Generator().manual_seed(i)) * 0.01
+              for i in range(2)]
+    ours = [torch.nn.Parameter(p.clone()) for p in params]
+    theirs = [torch.nn.Parameter(p.clone()) for p in params]
+    opt_ours = fused.Adagrad(ours, lr=0.02, weight_decay=1e-4)
+    opt_theirs = torch.optim.Adagrad(theirs, lr=0.02, weight_decay=1e-4, foreach=False)
+    assert opt_ours.compiled_update() is not None
+    gen = torch.Generator().manual_seed(5)
+    for _ in range(50):
+        for a, b in zip(ours, theirs):
+            a.grad = torch.randn(a.shape, generator=gen) * 1e-2
+            b.grad = a.grad.clone()
+        opt_ours.step()
+        opt_theirs.step()
+    for a, b, start in zip(ours, theirs, params):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)  # parameters ~0.01
+        torch.testing.assert_close(opt_ours.state[a]["sum"], opt_theirs.state[b]["sum"],
+                                   rtol=1e-6, atol=0)
+        assert float(opt_ours.state[a]["step"]) == 50
+        assert (a - start).abs().max() > 0.1  # it moved
+
+
+def test_update_inside_the_step_equals_the_update_after_it(lib):
+    cfg = aevb.resolve("mnist-paper")
+    a = model32((50,), latent_dim=4, std=0.01)
+    b = copy.deepcopy(a)
+    opt_a, opt_b = make_optimizer(cfg, a, 1000), make_optimizer(cfg, b, 1000)
+    inside, after = fused.FusedStep(a, opt_a), fused.FusedStep(b)
+    gen = torch.Generator().manual_seed(3)
+    for _ in range(20):
+        x = (torch.rand(100, 784, generator=gen) < 0.3).float()
+        eps = torch.randn(1, 100, 4, generator=gen)
+        assert torch.equal(inside(x, eps), after(x, eps))
+        assert inside.updated and not after.updated
+        opt_b.step()
+    for p, q in zip(a.parameters(), b.parameters()):
+        assert torch.equal(p, q)
+    # and the same state, so that checkpoints hold the same
+    for p, q in zip(a.parameters(), b.parameters()):
+        assert torch.equal(opt_a.state[p]["sum"], opt_b.state[q]["sum"])
+
+
+def test_compiled_and_pytorch_paths_train_alike():
+    """Training with the kernels follows the PyTorch path (float32 rounding apart)."""
+    cfg = aevb.resolve("mnist-paper")
+    models, gen_state = {}, torch.Generator().manual_seed(4).get_state()
+    for compiled in (True, False):
+        model = model32((50,), latent_dim=4, std=0.01)
+        opt = fused.Adagrad(model.parameters(), lr=cfg.lr, weight_decay=1e-3,
+                            compiled=compiled)
+        step = fused.FusedStep(model, opt, compiled=compiled)
+        gen = torch.Generator()
+        gen.set_state(gen_state)
+        probs = torch.rand(1000, 784, generator=gen) ** 3
+        for i in range(30):
+            x = aevb.distributions.binarize(probs[i % 10 * 100:][:100], gen,
+                                            kernels.load() if compiled else None)
+            step(x, torch.randn(1, 100, 4, generator=gen))
+            if not step.updated:
+                opt.step()
+        models[compiled] = model
+    # Element by element Adagrad magnifies rounding where a gradient is near 0 (its first
+    # step is lr * sign(g)), so the comparison is of whole tensors.
+    for p, q in zip(models[True].parameters(), models[False].parameters()):
+        assert (p - q).norm() <= 1e-4 * q.norm()
+
+
+def test_no_compiler_means_no_kernels(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setenv("CC", "false")  # a "compiler" that fails
+    assert kernels.load() is None
+    monkeypatch.setenv("AEVB_KERNELS", "0")
+    monkeypatch.delenv("CC")
+    assert kernels.load() is None
+    with pytest.raises(ValueError, match="float32"):
+        kernels.tanh_backward(None, torch.zeros(2, 2, dtype=torch.float64), torch.zeros(2, 2),
+                              torch.zeros(2))
