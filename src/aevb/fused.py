@@ -149,14 +149,12 @@ class FusedStep:
             # log p(x|z) = sum_d x_d l_d - softplus(l_d), averaged over the L samples. (Torch's
             # BCE-with-logits computes the same at about three times the cost at these sizes.)
             l3 = logits.view(samples, n, -1)
-            bound = ((x * l3).sum(-1) - torch.nn.functional.softplus(l3).sum(-1)).mean(0)
+            bound = ((x * l3).sum(-1) - torch.nn.functional.softplus(l3).sum(-1)).mean(0) - kl
             # The loss is -(1/N) sum_n bound_n; its gradient at l is (sigmoid(l) - x) / (L N).
             l3.sigmoid_().sub_(x).mul_(1.0 / (samples * n))
         else:
             rows = self._buffer("rows", (samples * n,), x)
-            kernels.bernoulli_logits(lib, logits, x, rows, self.decoder[-1].bias.grad)
-            bound = rows.view(samples, n).mean(0)
-        bound -= kl
+            bound = kernels.bernoulli_logits(lib, logits, x, kl, rows, self.decoder[-1].bias.grad)
         dz = self._backward("d", logits, dec, self.decoder, True, lib, update)
         dz = dz.view(samples, n, j)
         de = self._buffer("de", (n, 2 * j), x)
@@ -192,17 +190,19 @@ class Adagrad(torch.optim.Adagrad):
         if self._lib is None or len(self.param_groups) != 1:
             return None
         group = self.param_groups[0]
-        if group["lr_decay"] != 0 or group["maximize"] or group["differentiable"] or not all(
-                kernels.usable(p) and (p.grad is None or kernels.usable(p.grad))
-                for p in group["params"]):
+        if group["lr_decay"] != 0 or group["maximize"] or group["differentiable"]:
             return None
+        for p in group["params"]:
+            state = self.state[p]
+            if not kernels.usable(p, state["sum"], state["step"]) or (
+                    p.grad is not None and not kernels.usable(p.grad)):
+                return None
         return self._update
 
     def _update(self, p: torch.Tensor) -> None:
         group, state = self.param_groups[0], self.state[p]
-        state["step"] += 1
-        kernels.adagrad(self._lib, p, p.grad, state["sum"], group["lr"], group["weight_decay"],
-                        group["eps"])
+        kernels.adagrad(self._lib, p, p.grad, state["sum"], state["step"], group["lr"],
+                        group["weight_decay"], group["eps"])
 
     @torch.no_grad()
     def step(self, closure=None):

@@ -58,13 +58,15 @@ static void column_sums(const float *a, float *out, int64_t rows, int64_t cols) 
        rowbound[r] = sum_d x_d l_d - softplus(l_d)           (nats, [L*N])
    and, in place of the logits, the gradient of the loss -(1/(L N)) sum_r rowbound[r]:
        l_d <- scale * (sigmoid(l_d) - x_d),  scale = 1 / (L N)
-   with its column sums (the output layer's bias gradient) in colsum [D]. One exp and one
+   with its column sums (the output layer's bias gradient) in colsum [D], and estimator B per
+   data point, bound[n] = mean over the L rows of n of rowbound - kl[n] (eq. 7, nats). One exp and one
    log1p per element: with e = exp(-|l|), softplus(l) = max(l, 0) + log1p(e) and
    sigmoid(+-l) = (1 or e) / (1 + e) neither overflow nor lose the small tail, and
    sigmoid(l) - x = (1 - x) sigmoid(l) - x sigmoid(-l) has no cancellation for binary x.
    The sum over pixels runs in float64: in float32 its rounding alone reached 2e-4 nats. */
 void aevb_bernoulli_logits(float *l, const float *x, float *rowbound, float *colsum,
-                           int64_t rows, int64_t n, int64_t d, float scale) {
+                           const float *kl, float *bound, int64_t rows, int64_t n, int64_t d,
+                           float scale) {
     #pragma omp parallel
     {
         #pragma omp for schedule(static)
@@ -83,6 +85,12 @@ void aevb_bernoulli_logits(float *l, const float *x, float *rowbound, float *col
             rowbound[r] = (float)acc;
         }
         column_sums(l, colsum, rows, d);
+        #pragma omp for schedule(static)
+        for (int64_t i = 0; i < n; i++) {
+            double sum = 0.0;
+            for (int64_t r = i; r < rows; r += n) sum += rowbound[r];
+            bound[i] = (float)(sum / (double)(rows / n) - (double)kl[i]);
+        }
     }
 }
 
@@ -157,9 +165,11 @@ void aevb_gaussian_latent_backward(const float *dz, const float *eps, const floa
 
 /* One Adagrad step (Duchi et al. 2011, as torch.optim.Adagrad with lr_decay 0) on n
    parameters p with gradient g and running sum of squares s, all updated in place:
-       g' = g + weight_decay p,  s <- s + g'^2,  p <- p - lr g' / (sqrt(s) + eps) */
-void aevb_adagrad(float *p, const float *g, float *s, int64_t n, float lr, float weight_decay,
-                  float eps) {
+       g' = g + weight_decay p,  s <- s + g'^2,  p <- p - lr g' / (sqrt(s) + eps)
+   and the step count (torch keeps it as a float32 scalar tensor) up by one. */
+void aevb_adagrad(float *p, const float *g, float *s, float *step, int64_t n, float lr,
+                  float weight_decay, float eps) {
+    *step += 1.0f;
     /* below ~16k elements waking the other threads costs more than it saves */
     #pragma omp parallel for simd schedule(static) if(n > 16384)
     for (int64_t i = 0; i < n; i++) {
