@@ -76,64 +76,73 @@ def ours(test):
     return train_rate, time.perf_counter() - start, float(ll.mean()), run
 
 
-def training_step(data, use_fused=True, seed=0):
-    """The trainer's step on the mnist-paper model as (model, optimizer, gradients): gradients(i)
-    binarizes minibatch i of 100, draws eps and fills .grad as `aevb.train` does (by
-    aevb.fused's hand-written backward, or with use_fused=False by autograd through estimator
-    B); optimizer.step() then makes the fused Adagrad update (`make_optimizer`)."""
+def training_step(data, fused=True, kernels=True, seed=0):
+    """The trainer's step on the mnist-paper model as (model, step): step(i) binarizes
+    minibatch i of 100, draws eps, computes the gradient and updates the weights as
+    `aevb.train` does with these `fused` and `kernels` settings (aevb.fused's hand-written
+    step, with aevb.kernels' compiled work and in-step Adagrad where `kernels`; else autograd
+    through estimator B)."""
+    from aevb import kernels as compiled
     from aevb.distributions import binarize
     from aevb.fused import FusedStep
     from aevb.model import VAE, ModelConfig, initialize
     from aevb.objectives import elbo_b
     from aevb.trainer import make_optimizer
 
-    cfg = aevb.resolve("mnist-paper", samples=10**6)
+    cfg = aevb.resolve("mnist-paper", samples=10**6, fused=fused, kernels=kernels)
     model = VAE(ModelConfig(data.shape, cfg.latent_dim, cfg.hidden, cfg.likelihood))
     gen = torch.Generator().manual_seed(seed)
     initialize(model, cfg.init_std, gen)
     optimizer = make_optimizer(cfg, model, len(data.train))
     batches = len(data.train) // 100
-    fused_step = FusedStep(model) if use_fused else None
+    lib = compiled.load() if kernels else None
+    fused_step = FusedStep(model, optimizer, compiled=kernels) if fused else None
 
-    def gradients(i):
-        x = binarize(data.train[i % batches * 100:][:100], gen)
+    def step(i):
+        x = binarize(data.train[i % batches * 100:][:100], gen, lib)
         eps = torch.randn(1, 100, cfg.latent_dim, generator=gen)
         if fused_step is not None:
-            return fused_step(x, eps)
-        loss = -elbo_b(model, x, eps).mean()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+            fused_step(x, eps)
+            if fused_step.updated:
+                return
+        else:
+            loss = -elbo_b(model, x, eps).mean()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+        optimizer.step()
 
-    return model, optimizer, gradients
+    return model, step
+
+
+PATHS = {"autograd": dict(fused=False, kernels=False),
+         "fused, PyTorch operations": dict(fused=True, kernels=False),
+         "fused with aevb.kernels": dict(fused=True, kernels=True)}
 
 
 def fused_speedup(data, blocks=25, steps=50):
-    """Step time of autograd through estimator B over that of aevb.fused, from alternating
-    blocks of `steps` steps in this process (the median of the per-pair ratios, and the median
-    step times in ms); both paths train their own copy of the model."""
-    paths = {}
-    for use_fused in (False, True):
-        _, optimizer, gradients = training_step(data, use_fused)
-        paths[use_fused] = (optimizer, gradients, [])
+    """Median step time (ms) of each of PATHS from alternating blocks of `steps` steps in this
+    process, and the medians of the per-block ratios of each to the last (the default)."""
+    paths = {name: (training_step(data, **flags)[1], []) for name, flags in PATHS.items()}
     position = 0
-    for block in range(blocks + 2):  # the first two pairs warm up
-        for optimizer, gradients, times in paths.values():
+    for block in range(blocks + 2):  # the first two rounds warm up
+        for step, times in paths.values():
             start = time.perf_counter()
             for i in range(position, position + steps):
-                gradients(i)
-                optimizer.step()
+                step(i)
             if block >= 2:
                 times.append((time.perf_counter() - start) / steps)
         position += steps
-    slow, fast = paths[False][2], paths[True][2]
-    return {"speedup": float(np.median([a / b for a, b in zip(slow, fast)])),
-            "autograd_ms": float(np.median(slow)) * 1e3, "fused_ms": float(np.median(fast)) * 1e3}
+    default = paths["fused with aevb.kernels"][1]
+    return {name: {"ms": float(np.median(times)) * 1e3,
+                   "ratio": float(np.median([a / b for a, b in zip(times, default)]))}
+            for name, (_, times) in paths.items()}
 
 
 def product_ceiling(repeats=3, steps=200):
     """The FLOP shares a step could reach at most: its products alone, back to back in a step's
-    order with preallocated outputs, and those products plus the Adagrad update, each over the
-    matmul rate measured right beside it (best of `repeats` alternations)."""
+    order with preallocated outputs, and those products plus the Adagrad update (aevb's, as
+    `make_optimizer` gives it), each over the matmul rate measured right beside it (best of
+    `repeats` alternations)."""
     from aevb.model import VAE, ModelConfig, initialize
     from aevb.trainer import make_optimizer
 
@@ -182,33 +191,55 @@ def product_ceiling(repeats=3, steps=200):
     return best
 
 
-def step_breakdown(data, steps=200):
-    """Shares of a training step's CPU time by kind of operation (torch.profiler, self time).
+STEP_PARTS = {  # kind: (module or class, attribute) whose time counts as that kind
+    "matrix products": [(torch, "mm"), (torch, "addmm")],
+    "Adagrad": [("kernels", "adagrad")],
+    "random numbers": [("kernels", "bernoulli"), (torch, "randn")],
+    "element-wise kernels and tanh": [("kernels", "bernoulli_logits"),
+                                      ("kernels", "tanh_backward"),
+                                      ("kernels", "gaussian_latent"),
+                                      ("kernels", "gaussian_latent_backward"),
+                                      (torch.Tensor, "tanh_")],
+}
 
-    The profiler's own overhead lands mostly in "other" (it records every small operation).
-    """
-    from torch.profiler import ProfilerActivity, profile
 
-    _, optimizer, gradients = training_step(data)
+def step_breakdown(data, steps=1000):
+    """Shares of the default training step's wall time by kind of work (STEP_PARTS), each
+    function timed by a wrapper around it; "other" is the rest (Python, PyTorch's dispatch,
+    the wrappers' own ~1 us per call, indexing the minibatch)."""
+    from aevb import kernels
 
-    def step(i):
-        gradients(i)
-        optimizer.step()
-
+    _, step = training_step(data)
     for i in range(steps // 4):  # warm-up, and weights in their trained regime
         step(i)
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
+    spent = {kind: 0.0 for kind in STEP_PARTS}
+    originals = []
+
+    def timed(kind, f):
+        def wrapper(*args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return f(*args, **kwargs)
+            finally:
+                spent[kind] += time.perf_counter() - start
+        return wrapper
+
+    for kind, targets in STEP_PARTS.items():
+        for owner, name in targets:
+            owner = kernels if owner == "kernels" else owner
+            originals.append((owner, name, getattr(owner, name)))
+            setattr(owner, name, timed(kind, getattr(owner, name)))
+    try:
+        start = time.perf_counter()
         for i in range(steps):
             step(i)
-    kinds = {"matrix products": ("aten::mm", "aten::addmm"),
-             "optimizer": ("aten::_fused_adagrad_", "Optimizer.step#Adagrad.step",
-                           "Optimizer.zero_grad#Adagrad.zero_grad"),
-             "random numbers": ("aten::uniform_", "aten::normal_")}
-    times = {e.key: e.self_cpu_time_total for e in prof.key_averages()}
-    total = sum(times.values())
-    shares = {kind: sum(times.get(n, 0) for n in names) / total for kind, names in kinds.items()}
+        total = time.perf_counter() - start
+    finally:
+        for owner, name, f in originals:
+            setattr(owner, name, f)
+    shares = {kind: t / total for kind, t in spent.items()}
     shares["other"] = 1 - sum(shares.values())
-    return shares
+    return {"step_ms": total / steps * 1e3, "shares": shares}
 
 
 def float64_gap(model, test, n=20, k=5000, chunk=250):
@@ -354,7 +385,8 @@ def main():
     results = {
         "machine": {"platform": platform.platform(), "processor": platform.processor(),
                     "cpus": os.cpu_count(), "torch": torch.__version__,
-                    "threads": torch.get_num_threads()},
+                    "threads": torch.get_num_threads(),
+                    "aevb_kernels": aevb.kernels.load() is not None},
         "peer": peer,
         "aevb": {"train_samples_per_second": train_rate, "nll_seconds": nll_seconds,
                  "log_likelihood": ll, "mnist_load_seconds": load_seconds,
@@ -429,15 +461,16 @@ def write_page(r):
         + [f"| mean ± sd | {np.mean(acc['aevb']):.2f} ± {np.std(acc['aevb'], ddof=1):.2f} | "
            f"{np.mean(acc['plain']):.2f} ± {np.std(acc['plain'], ddof=1):.2f} |"])
     m = r["machine"]
-    breakdown_text = ", ".join(f"{kind} {share:.0%}" for kind, share in r["step_breakdown"].items())
-    in_step = r["training_gflops"] / r["step_breakdown"]["matrix products"]
+    b = r["step_breakdown"]
+    breakdown_text = ", ".join(f"{kind} {share:.0%}" for kind, share in b["shares"].items())
     fs, ceiling = r["fused_speedup"], r["ceiling_shares"]
+    auto, plain, ours_ms = (fs[name]["ms"] for name in PATHS)
     step_flops = training_flops_per_sample() * 100
-    step_ms = 100 / a["train_samples_per_second"] * 1e3
+    in_step = step_flops / (b["step_ms"] / 1e3 * b["shares"]["matrix products"]) / 1e9
     budget_ms = step_flops / (g["training_flop_share"] * r["matmul_gflops"] * 1e9) * 1e3
     update_ms = step_flops / (ceiling["products and Adagrad"] * r["matmul_gflops"] * 1e9) * 1e3
-    rng_ms = step_ms * r["step_breakdown"]["random numbers"]
-    other_ms = step_ms * r["step_breakdown"]["other"]
+    rest_ms = {kind: b["step_ms"] * b["shares"][kind]
+               for kind in ("random numbers", "element-wise kernels and tanh", "other")}
     left = (f"products and update need {update_ms:.2f} ms of it, which leaves "
             f"{budget_ms - update_ms:.2f} ms for" if budget_ms > update_ms else
             f"products and update alone need {update_ms:.2f} ms here, which leaves nothing for")
@@ -466,32 +499,39 @@ products of a step (forward, the input gradients but the first layer's, the weig
 6 multiply-adds per weight per sample less the first layer's input gradient); the matmul rate
 is measured in the same process on exactly those products at M = 100.
 
-What the speed comes from: the data resident in one tensor, indexed per minibatch; whole-batch
-binarization; the training step of the paper's networks written out by hand (`aevb.fused`:
-the same bound and gradients as autograd through `objectives.elbo_b`, equal to about 1e-12 in
-float64 in the tests, into buffers kept from step to step), {fs['speedup']:.2f}x as fast as
-the autograd step in this run ({fs['autograd_ms']:.2f} against {fs['fused_ms']:.2f} ms per
-step, the median of alternating blocks of 50 steps: `fused_speedup`); fused Adagrad; subnormal
-floats flushed to zero in every thread (the `aevb` command sets it before torch starts its
-threads; weight decay drives MNIST's border-pixel weights subnormal, which made the Adagrad
-step about 3x slower in `bench/subnormals.py`); the Bernoulli log-likelihood of many z per x
-through the hidden layer (`AffineBernoulli`); and importance sampling in 16 MB chunks of K,
-which keep a chunk's activations in the L3 cache.
+What the speed comes from: the data resident in one tensor, indexed per minibatch; the
+training step of the paper's networks written out by hand (`aevb.fused`: the same bound and
+gradients as autograd through `objectives.elbo_b`, equal to about 1e-12 in float64 in the
+tests, into buffers kept from step to step); that step's element-wise work, the Adagrad update
+and the binarization's random draws in compiled C (`aevb.kernels`, built on first use with the
+system's C compiler: the likelihood and its gradient in one pass, each tanh's backward with
+its bias gradient, Adagrad applied to each layer inside the backward pass while its weights
+and gradient are in cache, and torch's own MT19937 stream drawn bit for bit, about 10x as
+fast as torch.rand); subnormal floats flushed to zero in every thread (the `aevb` command sets
+it before torch starts its threads; weight decay drives MNIST's border-pixel weights
+subnormal, which made the Adagrad step about 3x slower in `bench/subnormals.py`); the
+Bernoulli log-likelihood of many z per x through the hidden layer (`AffineBernoulli`); and
+importance sampling in 16 MB chunks of K, which keep a chunk's activations in the L3 cache.
 
-What keeps the FLOP share below the goal: a step of M = 100 spends much of its time outside
-the matrix products. Shares of a step's CPU time under torch.profiler (`step_breakdown`):
-{breakdown_text}. So the products run at about {in_step:.0f} GFLOP/s inside the step (the
-achieved rate over their share), against {r['matmul_gflops']:.0f} GFLOP/s for the same
-products repeated alone with warm caches. An upper bound for any step built from PyTorch's
-kernels (`product_ceiling`): the step's 11 products alone, back to back with preallocated
-outputs, reach {ceiling['products']:.0%} of the matmul rate, and with the Adagrad update that
-every step must make over the 0.8 M weights {ceiling['products and Adagrad']:.0%}. At 60% a
-step could take {budget_ms:.2f} ms; {left}
-the 78,400 random numbers of the binarization, eps, the tanh and sigmoid and their
-derivatives, the bias terms and the bound itself, where this run's step spent about
-{rng_ms:.2f} ms on random numbers and {other_ms:.2f} ms on the rest (the profiler's shares of a
-{step_ms:.2f} ms step). Closing that gap takes a compiled kernel that fuses the element-wise
-work into the products, which aevb does not have.
+Step times in this run (`fused_speedup`: medians of alternating blocks of 50 steps in one
+process): autograd through estimator B {auto:.2f} ms, the hand-written step on PyTorch
+operations (`--kernels false`) {plain:.2f} ms, with `aevb.kernels` (the default) {ours_ms:.2f}
+ms: {fs['autograd']['ratio']:.2f}x and {fs['fused, PyTorch operations']['ratio']:.2f}x as fast
+(medians of the per-block ratios).
+
+What keeps the FLOP share below the goal: at M = 100 the products run slower inside a step
+than repeated alone. Shares of the default step's wall time (`step_breakdown`, each kind timed
+around its calls, {b['step_ms']:.2f} ms a step): {breakdown_text}. So the products run at about
+{in_step:.0f} GFLOP/s inside the step, against {r['matmul_gflops']:.0f} GFLOP/s for the same
+products repeated alone: between two uses of a weight matrix the step moves the other layers'
+weights, gradients and Adagrad sums (about 10 MB) through the 2 MB per-core L2 cache. The
+step's 11 products alone, back to back with preallocated outputs (`product_ceiling`), reach
+{ceiling['products']:.0%} of the matmul rate, and with the Adagrad update that every step must
+make over the 0.8 M weights {ceiling['products and Adagrad']:.0%}. At 60% a step could take
+{budget_ms:.2f} ms; {left} the random numbers ({rest_ms['random numbers']:.2f} ms in this
+step), the element-wise work ({rest_ms['element-wise kernels and tanh']:.2f} ms) and the rest:
+Python, the dispatch of some 40 calls a step, the minibatch's indexing
+({rest_ms['other']:.2f} ms).
 
 ## No accuracy traded for speed
 
