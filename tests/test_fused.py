@@ -84,3 +84,5 @@ def test_the_trainer_can_turn_it_off_and_old_runs_resume_without_it(tmp_path):
     # A run from before the field existed continues on the autograd path it started on.
     del info["config"]["fused"]
     assert saved_config(info).fused is False
+    del info["config"]["kernels"]  # and before aevb.kernels, on PyTorch operations
+    assert saved_config(info).kernels is False

@@ -117,6 +117,22 @@ def test_update_inside_the_step_equals_the_update_after_it(lib):
         assert torch.equal(opt_a.state[p]["sum"], opt_b.state[q]["sum"])
 
 
+def test_a_non_finite_bound_updates_nothing(lib):
+    model = model32((20,), latent_dim=4)
+    optimizer = make_optimizer(aevb.resolve("mnist-paper"), model, 1000)
+    step = fused.FusedStep(model, optimizer)
+    x, eps = (torch.rand(10, 784) < 0.3).float(), torch.randn(1, 10, 4)
+    step(x, eps)
+    assert step.updated
+    with torch.no_grad():
+        model.decoder.net[-1].bias[3] = float("nan")
+    before = [p.detach().clone() for p in model.parameters()]
+    assert torch.isnan(step(x, eps)).all()
+    assert not step.updated
+    for p, q in zip(model.parameters(), before):
+        torch.testing.assert_close(p, q, rtol=0, atol=0, equal_nan=True)
+
+
 def test_compiled_and_pytorch_paths_train_alike():
     """Training with the kernels follows the PyTorch path (float32 rounding apart)."""
     cfg = aevb.resolve("mnist-paper")

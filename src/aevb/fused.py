@@ -26,6 +26,8 @@ and the compiled path against it and against this module's PyTorch path in float
 """
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -59,7 +61,9 @@ class FusedStep:
     nats (as `objectives.elbo_b(model, x, eps)`, up to float rounding) and leaves
     d(-mean_n L^B)/d(theta, phi) in every parameter's .grad. If `optimizer` is this module's
     `Adagrad` and the compiled kernels serve the call, the call also makes the optimizer's
-    step and sets `updated`; otherwise `optimizer.step()` is the caller's to make.
+    step and sets `updated`; otherwise `optimizer.step()` is the caller's to make. (Such a
+    call whose bound is not finite stops before the backward pass: no update, .grad as it
+    was, `updated` false.)
     `compiled=False` keeps to PyTorch operations. It keeps the activations of the last
     minibatch shape, so it is a class.
     """
@@ -155,6 +159,11 @@ class FusedStep:
         else:
             rows = self._buffer("rows", (samples * n,), x)
             bound = kernels.bernoulli_logits(lib, logits, x, kl, rows, self.decoder[-1].bias.grad)
+        if update is not None and not math.isfinite(float(bound.sum())):
+            # A non-finite bound must not reach the weights (the trainer stops on it): no
+            # backward pass and no update; .grad keeps what it held.
+            self.updated = False
+            return bound
         dz = self._backward("d", logits, dec, self.decoder, True, lib, update)
         dz = dz.view(samples, n, j)
         de = self._buffer("de", (n, 2 * j), x)

@@ -1,10 +1,11 @@
-/* The element-wise parts of aevb.fused's training step and the Adagrad update, float32, CPU.
+/* The element-wise work of aevb.fused's training step, the Adagrad update and the
+   binarization's random draws: float32, CPU.
 
    Compiled on first use by aevb/kernels.py and called through ctypes. Each function makes in
    one pass over memory what takes several PyTorch operations (each its own dispatch, output
    tensor and pass) at the paper's minibatch of M = 100. Rows are split between OpenMP threads
-   (the runtime torch itself uses: the library is linked against torch's libgomp), sums over
-   rows are made column by column in row order, so results do not depend on timing. Arrays are
+   (the runtime torch itself uses: the library resolves libgomp to torch's copy), and sums over
+   rows run column by column in row order, so results do not depend on timing. Arrays are
    C-contiguous; shapes are given as [rows, columns]. */
 #include <math.h>
 #include <stdint.h>
