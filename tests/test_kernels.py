@@ -1,5 +1,6 @@
 """aevb.kernels (compiled C) against PyTorch: torch.rand's bits, float64 autograd, torch's Adagrad."""
 import copy
+import math
 
 import pytest
 import torch
@@ -168,3 +169,12 @@ def test_no_compiler_means_no_kernels(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="float32"):
         kernels.tanh_backward(None, torch.zeros(2, 2, dtype=torch.float64), torch.zeros(2, 2),
                               torch.zeros(2))
+
+
+def test_training_without_kernels_warns_and_trains(tmp_path, monkeypatch):
+    monkeypatch.setenv("AEVB_KERNELS", "0")
+    cfg = aevb.resolve(dataset="digits", latent_dim=2, hidden=(16,), samples=2000, eval_points=1,
+                       out=str(tmp_path / "run"), download=False)
+    with pytest.warns(UserWarning, match="kernels unavailable"):
+        run = aevb.train(cfg, progress=False)
+    assert math.isfinite(aevb.checkpoint.read_metrics(run)[-1]["test_elbo"])

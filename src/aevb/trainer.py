@@ -260,8 +260,9 @@ def _loop(run: _Run, progress: bool, fresh: bool) -> Path:
     objective = wake_objective if wake_sleep else ESTIMATORS[cfg.estimator]
     lib = kernels.load() if cfg.kernels else None
     if cfg.kernels and lib is None and device.type == "cpu":
-        warnings.warn("aevb: no C compiler could build aevb.kernels; training on PyTorch "
-                      "operations alone (slower, the same results up to rounding)", stacklevel=2)
+        warnings.warn("aevb: aevb.kernels unavailable (no C compiler, a failed build or "
+                      "AEVB_KERNELS=0); training on PyTorch operations alone (slower, the same "
+                      "results up to rounding)", stacklevel=2)
     # The same bound and gradients as autograd through `objective`, faster; with the compiled
     # kernels it also makes the optimizer's step (fast.updated).
     fast = fused.FusedStep(model, optimizer, compiled=cfg.kernels) \
