@@ -1,4 +1,4 @@
-"""aevb.kernels (compiled C) against PyTorch: torch.rand's bits, float64 autograd, torch's Adagrad."""
+"""aevb.kernels (compiled C) against PyTorch: torch.rand bits, float64 autograd, Adagrad."""
 import copy
 import math
 
