@@ -79,6 +79,7 @@ class FusedStep:
         self.updated = False
         self._lib = kernels.load() if compiled else None
         self._buffers: dict[str, torch.Tensor] = {}
+        self._plan = None  # (key, kernels.StepPlan) of the last compiled call
 
     def _buffer(self, name: str, shape: tuple, like: torch.Tensor) -> torch.Tensor:
         b = self._buffers.get(name)
@@ -96,85 +97,100 @@ class FusedStep:
             out.append(h)
         return out
 
-    def _backward(self, name: str, dy: torch.Tensor, inputs: list, layers: list, first: bool,
-                  lib, update):
+    def _backward(self, name: str, dy: torch.Tensor, inputs: list, layers: list, first: bool):
         """Fills each layer's .grad from dy [B, out], the gradient at the last output; returns
-        the gradient at the first input if `first`, else None. Overwrites the buffers. With
-        `lib` the last layer's bias .grad already holds dy's column sums (the kernel that made
-        dy wrote them), and each tanh's backward writes those of the layer below. `update(p)`,
-        if given, steps each parameter once the pass no longer needs it."""
+        the gradient at the first input if `first`, else None. Overwrites the buffers."""
         dh = None
         for i in reversed(range(len(layers))):
             layer = layers[i]
             torch.mm(dy.t(), inputs[i], out=layer.weight.grad)
-            if lib is None:
-                torch.sum(dy, 0, out=layer.bias.grad)
+            torch.sum(dy, 0, out=layer.bias.grad)
             if i > 0 or first:
                 dh = torch.mm(dy, layer.weight,
                               out=self._buffer(f"{name}d{i}", inputs[i].shape, dy))
-            if update is not None:
-                update(layer.weight)
-                update(layer.bias)
             if i > 0:  # through the tanh that made inputs[i]
-                if lib is None:
-                    dy = torch.ops.aten.tanh_backward.grad_input(dh, inputs[i], grad_input=dh)
-                else:
-                    kernels.tanh_backward(lib, dh, inputs[i], layers[i - 1].bias.grad)
-                    dy = dh
+                dy = torch.ops.aten.tanh_backward.grad_input(dh, inputs[i], grad_input=dh)
         return dh if first else None
 
     @torch.no_grad()
     def __call__(self, x: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
         samples, n, j = eps.shape
         x = x.reshape(n, -1)
-        for p in self.params:
-            if p.grad is None:  # allocated once, then overwritten in place by every step
-                p.grad = torch.empty_like(p)
-        lib = self._lib
-        if lib is not None and not kernels.usable(x, eps, *self.params,
-                                                  *(p.grad for p in self.params)):
-            lib = None
-        update = self.optimizer.compiled_update() \
-            if lib is not None and isinstance(self.optimizer, Adagrad) else None
-        self.updated = update is not None
+        grads = [p.grad for p in self.params]
+        if any(g is None for g in grads):  # allocated once, then overwritten by every step
+            for p in self.params:
+                if p.grad is None:
+                    p.grad = torch.empty_like(p)
+            grads = [p.grad for p in self.params]
+        self.updated = False
+        if kernels.lib_has_step(self._lib):
+            bound = self._compiled(x, eps, grads)
+            if bound is not None:
+                return bound
+        return self._pytorch(x, eps)
+
+    def _compiled(self, x: torch.Tensor, eps: torch.Tensor, grads: list) -> torch.Tensor | None:
+        """The step in one call of aevb.kernels' step.c, with the optimizer's step inside it
+        where the optimizer is this module's Adagrad and its kernel serves; None where the
+        kernels do not take these tensors."""
+        adagrad = self.optimizer.kernel_arguments(self.params, checked=False) \
+            if isinstance(self.optimizer, Adagrad) else None
+        state = adagrad[1] if adagrad else [(None, None)] * len(self.params)
+        # The plan holds the addresses of tensors it does not own, and keeps their storage.
+        # A replaced .grad, optimizer state (load_state_dict) or parameter data (.data =,
+        # .to()) lies at another address: then a new plan checks them all again (and the step
+        # takes the PyTorch path where the kernels do not take them). Between, a step checks x
+        # and eps only: the checks of ~40 tensors cost ~0.2 ms a step.
+        watched = [*self.params, *grads, *(t for pair in state for t in pair if t is not None)]
+        key = (x.shape, eps.shape, [t.data_ptr() for t in watched])
+        if self._plan is None or key != self._plan[0]:
+            try:
+                self._plan = key, self._make_plan(x, eps, state)
+            except ValueError:
+                self._plan = key, None
+        if self._plan[1] is None or not kernels.usable(x, eps):
+            return None
+        bound, done = kernels.vae_step(self._lib, self._plan[1], x, eps,
+                                       adagrad[0] if adagrad else None)
+        self.updated = done and adagrad is not None
+        return bound
+
+    def _make_plan(self, x: torch.Tensor, eps: torch.Tensor, state: list) -> kernels.StepPlan:
+        samples, n, j = eps.shape
+        layers, pairs = [], iter(state)
+        for net, rows in (("e", n), ("d", samples * n)):
+            for i, layer in enumerate(self.encoder if net == "e" else self.decoder):
+                (sw, step_w), (sb, step_b) = next(pairs), next(pairs)
+                d_in = None if net == "e" and i == 0 else torch.empty(rows, layer.in_features)
+                layers.append([layer.weight, layer.bias, layer.weight.grad, layer.bias.grad,
+                               sw, sb, step_w, step_b, torch.empty(rows, layer.out_features),
+                               d_in])
+        extras = [torch.empty(shape) for shape in
+                  ((n, j), (samples * n, j), (n,), (samples * n,), (n, 2 * j))]
+        return kernels.plan_step(layers, len(self.encoder), extras, x.shape, eps.shape)
+
+    def _pytorch(self, x: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+        samples, n, j = eps.shape
         enc = self._forward("e", x, self.encoder)
         mu, log_var = enc[-1][:, :j], enc[-1][:, j:]  # [N, J] each
         z = self._buffer("z", (samples * n, j), x)
-        if lib is None:
-            sigma = torch.exp(0.5 * log_var)
-            torch.addcmul(mu, sigma, eps, out=z.view(samples, n, j))
-            kl = 0.5 * (mu * mu + sigma * sigma - 1.0 - log_var).sum(-1)  # [N]
-        else:
-            sigma, kl = self._buffer("sigma", (n, j), x), self._buffer("kl", (n,), x)
-            kernels.gaussian_latent(lib, enc[-1], eps, sigma, z.view(samples, n, j), kl)
+        sigma = torch.exp(0.5 * log_var)
+        torch.addcmul(mu, sigma, eps, out=z.view(samples, n, j))
+        kl = 0.5 * (mu * mu + sigma * sigma - 1.0 - log_var).sum(-1)  # [N]
         dec = self._forward("d", z, self.decoder)
         logits = dec[-1]  # [L N, D]
-        if lib is None:
-            # log p(x|z) = sum_d x_d l_d - softplus(l_d), averaged over the L samples. (Torch's
-            # BCE-with-logits computes the same at about three times the cost at these sizes.)
-            l3 = logits.view(samples, n, -1)
-            bound = ((x * l3).sum(-1) - torch.nn.functional.softplus(l3).sum(-1)).mean(0) - kl
-            # The loss is -(1/N) sum_n bound_n; its gradient at l is (sigmoid(l) - x) / (L N).
-            l3.sigmoid_().sub_(x).mul_(1.0 / (samples * n))
-        else:
-            rows = self._buffer("rows", (samples * n,), x)
-            bound = kernels.bernoulli_logits(lib, logits, x, kl, rows, self.decoder[-1].bias.grad)
-        if update is not None and not math.isfinite(float(bound.sum())):
-            # A non-finite bound must not reach the weights (the trainer stops on it): no
-            # backward pass and no update; .grad keeps what it held.
-            self.updated = False
-            return bound
-        dz = self._backward("d", logits, dec, self.decoder, True, lib, update)
-        dz = dz.view(samples, n, j)
+        # log p(x|z) = sum_d x_d l_d - softplus(l_d), averaged over the L samples. (Torch's
+        # BCE-with-logits computes the same at about three times the cost at these sizes.)
+        l3 = logits.view(samples, n, -1)
+        bound = ((x * l3).sum(-1) - torch.nn.functional.softplus(l3).sum(-1)).mean(0) - kl
+        # The loss is -(1/N) sum_n bound_n; its gradient at l is (sigmoid(l) - x) / (L N).
+        l3.sigmoid_().sub_(x).mul_(1.0 / (samples * n))
+        dz = self._backward("d", logits, dec, self.decoder, True).view(samples, n, j)
         de = self._buffer("de", (n, 2 * j), x)
-        if lib is None:
-            torch.add(dz.sum(0), mu, alpha=1.0 / n, out=de[:, :j])
-            torch.mul((dz * eps).sum(0), 0.5 * sigma, out=de[:, j:])
-            de[:, j:].add_(sigma * sigma - 1.0, alpha=0.5 / n)
-        else:
-            kernels.gaussian_latent_backward(lib, dz, eps, enc[-1], sigma, de,
-                                             self.encoder[-1].bias.grad)
-        self._backward("e", de, enc, self.encoder, False, lib, update)
+        torch.add(dz.sum(0), mu, alpha=1.0 / n, out=de[:, :j])
+        torch.mul((dz * eps).sum(0), 0.5 * sigma, out=de[:, j:])
+        de[:, j:].add_(sigma * sigma - 1.0, alpha=0.5 / n)
+        self._backward("e", de, enc, self.encoder, False)
         return bound
 
 
@@ -193,32 +209,31 @@ class Adagrad(torch.optim.Adagrad):
             super().__init__(params, lr=lr, weight_decay=weight_decay)
         self._lib = kernels.load() if compiled else None
 
-    def compiled_update(self):
-        """A function that makes one parameter's step with the kernel, if the kernel serves
-        every parameter as they are now; else None."""
+    def kernel_arguments(self, params: list | None = None, checked: bool = True):
+        """((lr, weight decay, eps), [(sum of squares, step count) of each of `params`, by
+        default the optimizer's]) if the kernel serves each of them as they are now; else
+        None. `checked=False` leaves the tensors' checks to the caller."""
         if self._lib is None or len(self.param_groups) != 1:
             return None
         group = self.param_groups[0]
         if group["lr_decay"] != 0 or group["maximize"] or group["differentiable"]:
             return None
-        for p in group["params"]:
-            state = self.state[p]
-            if not kernels.usable(p, state["sum"], state["step"]) or (
-                    p.grad is not None and not kernels.usable(p.grad)):
+        state = []
+        for p in group["params"] if params is None else params:
+            s = self.state.get(p)
+            if s is None or checked and (not kernels.usable(p, s["sum"], s["step"]) or (
+                    p.grad is not None and not kernels.usable(p.grad))):
                 return None
-        return self._update
-
-    def _update(self, p: torch.Tensor) -> None:
-        group, state = self.param_groups[0], self.state[p]
-        kernels.adagrad(self._lib, p, p.grad, state["sum"], state["step"], group["lr"],
-                        group["weight_decay"], group["eps"])
+            state.append((s["sum"], s["step"]))
+        return (group["lr"], group["weight_decay"], group["eps"]), state
 
     @torch.no_grad()
     def step(self, closure=None):
-        update = self.compiled_update() if closure is None else None
-        if update is None:
+        arguments = self.kernel_arguments() if closure is None else None
+        if arguments is None:
             return super().step(closure)
-        for p in self.param_groups[0]["params"]:
+        (lr, weight_decay, eps), state = arguments
+        for p, (sums, step) in zip(self.param_groups[0]["params"], state):
             if p.grad is not None:
-                update(p)
+                kernels.adagrad(self._lib, p, p.grad, sums, step, lr, weight_decay, eps)
         return None

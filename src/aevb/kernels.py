@@ -27,20 +27,21 @@ import platform
 import shutil
 import subprocess
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-SOURCE = Path(__file__).with_name("kernels.c")
+SOURCES = [Path(__file__).with_name(name) for name in ("kernels.c", "step.c")]
+HEADER = Path(__file__).with_name("kernels.h")
 _I64, _F32, _PTR = ctypes.c_int64, ctypes.c_float, ctypes.c_void_p
-SIGNATURES = {  # name: argument types, as in kernels.c
-    "aevb_bernoulli_logits": [_PTR] * 6 + [_I64] * 3 + [_F32],
-    "aevb_tanh_backward": [_PTR] * 3 + [_I64] * 2,
-    "aevb_gaussian_latent": [_PTR] * 5 + [_I64] * 3,
-    "aevb_gaussian_latent_backward": [_PTR] * 6 + [_I64] * 3,
-    "aevb_adagrad": [_PTR] * 4 + [_I64] + [_F32] * 3,
-    "aevb_mt19937_bernoulli": [_PTR] * 3 + [_I64],
+SIGNATURES = {  # name: (argument types, result type), as in kernels.c and step.c
+    "aevb_bernoulli_logits": ([_PTR] * 6 + [_I64] * 3 + [_F32], None),
+    "aevb_adagrad": ([_PTR] * 4 + [_I64] + [_F32] * 3, None),
+    "aevb_mt19937_bernoulli": ([_PTR] * 3 + [_I64], None),
+    "aevb_vae_step": ([_PTR, _I64, _I64] + [_PTR] * 3 + [_I64] * 2 + [_PTR], ctypes.c_int),
 }
+STEP_LAYER = 10  # pointers per Linear layer that aevb_vae_step takes (step.c's enum)
 
 
 def _cache_dir() -> Path:
@@ -65,9 +66,9 @@ def _compile(cc: str, target: Path, torch_lib: Path) -> None:
         # -fopenmp links libgomp.so.1, which the loader resolves to the copy torch has already
         # loaded (the same soname): one thread pool, not two competing for the cores.
         # -fno-math-errno: sqrtf may not set errno, so that loops with it vectorize.
-        subprocess.run([cc, "-O3", "-march=native", "-fno-math-errno", "-fopenmp", "-fPIC",
+        subprocess.run([cc, "-O3", "-march=native", "-mprefer-vector-width=512", "-fno-math-errno", "-fopenmp", "-fPIC",
                         "-shared",
-                        str(SOURCE), "-o", str(out), "-lm",
+                        *map(str, SOURCES), "-o", str(out), "-lm",
                         f"-L{torch_lib}", f"-Wl,-rpath,{torch_lib}"],
                        check=True, capture_output=True, timeout=120)
         os.replace(out, target)  # atomic: a concurrent process sees no half-written file
@@ -81,7 +82,8 @@ def load() -> ctypes.CDLL | None:
     if cc is None:
         return None
     torch_lib = Path(torch.__file__).parent / "lib"
-    key = hashlib.sha256("\0".join([SOURCE.read_text(), torch.__version__, str(torch_lib),
+    key = hashlib.sha256("\0".join([*(f.read_text() for f in (*SOURCES, HEADER)),
+                                    torch.__version__, str(torch_lib),
                                     platform.machine(), _cpu_flags()]).encode()).hexdigest()
     target = _cache_dir() / f"kernels-{key[:16]}.so"
     try:
@@ -91,10 +93,21 @@ def load() -> ctypes.CDLL | None:
         lib = ctypes.CDLL(str(target))
     except (OSError, subprocess.SubprocessError):
         return None
-    for name, argtypes in SIGNATURES.items():
+    for name, (argtypes, restype) in SIGNATURES.items():
         fn = getattr(lib, name)
-        fn.argtypes, fn.restype = argtypes, None
+        fn.argtypes, fn.restype = argtypes, restype
+    lib.aevb_sgemm = _torch_sgemm(torch_lib)
     return lib if _draws_as_torch(lib) else None
+
+
+def _torch_sgemm(torch_lib: Path) -> int | None:
+    """The address of the BLAS sgemm_ that torch's CPU library exports (MKL's on x86 builds),
+    for `vae_step`'s products; None where it exports none."""
+    try:  # the library torch has loaded already: dlopen hands back the same copy
+        return ctypes.cast(ctypes.CDLL(str(torch_lib / "libtorch_cpu.so")).sgemm_,
+                           ctypes.c_void_p).value
+    except (OSError, AttributeError):
+        return None
 
 
 def _draws_as_torch(lib) -> bool:
@@ -140,31 +153,6 @@ def bernoulli_logits(lib, logits: torch.Tensor, x: torch.Tensor, kl: torch.Tenso
     return bound
 
 
-def tanh_backward(lib, dh: torch.Tensor, h: torch.Tensor, colsum: torch.Tensor) -> None:
-    """dh [R, H] <- dh * (1 - h^2), with its column sums into colsum [H]."""
-    _check(dh, h, colsum)
-    lib.aevb_tanh_backward(dh.data_ptr(), h.data_ptr(), colsum.data_ptr(), *dh.shape)
-
-
-def gaussian_latent(lib, enc: torch.Tensor, eps: torch.Tensor, sigma: torch.Tensor,
-                    z: torch.Tensor, kl: torch.Tensor) -> None:
-    """From enc [N, 2J] = (mu, log sigma^2) and eps [L, N, J]: sigma [N, J],
-    z = mu + sigma eps [L, N, J] and KL(q || N(0, I)) per data point, kl [N] (nats)."""
-    _check(enc, eps, sigma, z, kl)
-    lib.aevb_gaussian_latent(enc.data_ptr(), eps.data_ptr(), sigma.data_ptr(), z.data_ptr(),
-                             kl.data_ptr(), *eps.shape)
-
-
-def gaussian_latent_backward(lib, dz: torch.Tensor, eps: torch.Tensor, enc: torch.Tensor,
-                             sigma: torch.Tensor, de: torch.Tensor, colsum: torch.Tensor):
-    """The loss's gradient at enc [N, 2J] into de, from dz [L, N, J] and the KL term; de's
-    column sums into colsum [2J]."""
-    _check(dz, eps, enc, sigma, de, colsum)
-    lib.aevb_gaussian_latent_backward(dz.data_ptr(), eps.data_ptr(), enc.data_ptr(),
-                                      sigma.data_ptr(), de.data_ptr(), colsum.data_ptr(),
-                                      *eps.shape)
-
-
 def adagrad(lib, p: torch.Tensor, grad: torch.Tensor, state_sum: torch.Tensor,
             step: torch.Tensor, lr: float, weight_decay: float, eps: float) -> None:
     """One Adagrad step in place (torch.optim.Adagrad's update with lr_decay = 0); step, the
@@ -186,3 +174,92 @@ def bernoulli(lib, probs: torch.Tensor, generator: torch.Generator) -> torch.Ten
     lib.aevb_mt19937_bernoulli(state.data_ptr(), probs.data_ptr(), out.data_ptr(), probs.numel())
     generator.set_state(state)
     return out
+
+
+
+@dataclass(frozen=True)
+class StepPlan:
+    """aevb_vae_step's arguments that stay the same from step to step (made by `plan_step`)
+    and the shapes of those that change (x, eps), so that each step only checks and sets
+    those: at M = 100 rebuilding the ~80 pointers per step cost ~0.4 ms, 10% of a step.
+    It holds the storage of every tensor whose address it holds, so none of that memory is
+    freed while the plan lives: a tensor at one of its addresses is in that same storage."""
+    storages: tuple
+    updates: bool  # whether it holds Adagrad's state
+    fans: ctypes.Array
+    layers: ctypes.Array
+    extras: ctypes.Array
+    n_encoder: int
+    x_shape: torch.Size
+    eps_shape: torch.Size
+
+
+def plan_step(layers: list[list], n_encoder: int, extras: list[torch.Tensor],
+              x_shape: torch.Size, eps_shape: torch.Size) -> StepPlan:
+    """Checks and records the arguments of step.c's whole training step (laid out by
+    aevb.fused.FusedStep): for each Linear layer, encoder first, its STEP_LAYER tensors
+    (weight [out, in], bias [out], their .grad, Adagrad's sums of squares and step counts
+    for both or four Nones, its output [rows, out], the gradient at its input [rows, in] or
+    None for the encoder's first layer), and `extras` = (sigma, z, kl, rows, de) for
+    x of `x_shape` [N, D] and eps of `eps_shape` [L, N, J]. Raises ValueError where a tensor
+    is missing, not usable or not the size the C code will read or write."""
+    (samples, n, j), (n_x, d) = eps_shape, x_shape
+    if not 1 <= n_encoder < len(layers) or any(len(layer) != STEP_LAYER for layer in layers):
+        raise ValueError(f"aevb.kernels.plan_step: an encoder, a decoder, {STEP_LAYER} "
+                         "tensors a layer")
+    updates = layers[0][4] is not None
+    chain = [tuple(layer[0].shape[::-1]) for layer in layers]  # (in, out) of each layer
+    for k, layer in enumerate(layers):
+        (fan_in, out), rows = chain[k], n if k < n_encoder else samples * n
+        sizes = [out * fan_in, out, out * fan_in, out, out * fan_in, out, 1, 1, rows * out,
+                 rows * fan_in]
+        needed = [True] * 4 + [updates] * 4 + [True, k != 0]
+        if layer[0].dim() != 2 or any((t is not None) != need or (need and t.numel() != size)
+                                      for t, need, size in zip(layer, needed, sizes)):
+            raise ValueError(f"aevb.kernels.plan_step: layer {k}'s tensors are missing or "
+                             "not the sizes of its weight")
+    if any(chain[k][0] != chain[k - 1][1] for k in range(1, len(chain)) if k != n_encoder) \
+            or (chain[0][0], chain[n_encoder - 1][1], chain[n_encoder][0], chain[-1][1]) \
+            != (d, 2 * j, j, d) or n_x != n:
+        raise ValueError("aevb.kernels.plan_step: the layers do not chain x to 2J and J to x")
+    sizes = [n * j, samples * n * j, n, samples * n, n * 2 * j]
+    if len(extras) != 5 or any(t.numel() != size for t, size in zip(extras, sizes)):
+        raise ValueError("aevb.kernels.plan_step: a buffer is not the size the step needs")
+    tensors = tuple(t for layer in layers for t in layer if t is not None) + tuple(extras)
+    _check(*tensors)
+    return StepPlan(
+        tuple(t.untyped_storage() for t in tensors), updates,
+        (_I64 * (2 * len(layers)))(*(size for pair in chain for size in pair)),
+        (_PTR * (STEP_LAYER * len(layers)))(
+            *(0 if t is None else t.data_ptr() for layer in layers for t in layer)),
+        (_PTR * 8)(0, 0, *(t.data_ptr() for t in extras), 0),  # x, eps, ..., bound: per step
+        n_encoder, torch.Size(x_shape), torch.Size(eps_shape))
+
+
+def vae_step(lib, plan: StepPlan, x: torch.Tensor, eps: torch.Tensor,
+             adagrad: tuple[float, float, float] | None) -> tuple[torch.Tensor, bool]:
+    """step.c's whole training step with `plan` (see `plan_step`) on x [N, D], eps [L, N, J]:
+    estimator B per data point [N] (nats) and whether the step was made: every .grad filled
+    and, with `adagrad` = (lr, weight decay, eps) and a plan that holds Adagrad's state, the
+    weights updated. An update stops on a non-finite bound before the backward pass: nothing
+    else changes then, and the second value is False."""
+    if not lib_has_step(lib):
+        raise ValueError("aevb.kernels.vae_step needs the compiled step")
+    if x.shape != plan.x_shape or eps.shape != plan.eps_shape:
+        raise ValueError("aevb.kernels.vae_step: x or eps is not the shape of its plan")
+    if adagrad is not None and not plan.updates:
+        raise ValueError("aevb.kernels.vae_step: an update needs a plan with Adagrad's state")
+    _check(x, eps)
+    bound = x.new_empty(x.shape[0])
+    extras = plan.extras
+    extras[0], extras[1], extras[7] = x.data_ptr(), eps.data_ptr(), bound.data_ptr()
+    hyper = None if adagrad is None else (_F32 * 3)(*adagrad)
+    n_layers = len(plan.fans) // 2
+    done = lib.aevb_vae_step(lib.aevb_sgemm, plan.n_encoder, n_layers - plan.n_encoder,
+                             plan.fans, plan.layers, extras, eps.shape[0], eps.shape[1], hyper)
+    return bound, done == 0
+
+
+def lib_has_step(lib) -> bool:
+    """Whether `vae_step` can run with these kernels (it needs torch's BLAS)."""
+    return lib is not None and getattr(lib, "aevb_sgemm", None) is not None

@@ -311,13 +311,12 @@ def _loop(run: _Run, progress: bool, fresh: bool) -> Path:
         loss.backward()
         apply(loss)
 
-    def apply(loss, stepped=False):  # every .grad holds d(loss)/d(parameter)
+    def apply(loss):  # every .grad holds d(loss)/d(parameter)
         if not torch.isfinite(loss):
             raise AevbError(f"the loss became {loss.item()} at step "
                             f"{p.samples // cfg.batch_size} ({p.samples} samples); the last "
                             f"good checkpoint in {run.run_dir} is kept (try a smaller lr)")
-        if not stepped:
-            optimizer.step()
+        optimizer.step()
 
     from tqdm import tqdm
 
@@ -352,7 +351,8 @@ def _loop(run: _Run, progress: bool, fresh: bool) -> Path:
                 # point, so step sizes do not scale with the dataset size.
                 if fast is not None:  # fills .grad itself
                     bound = fast(x, eps)
-                    apply(-bound.mean(), stepped=fast.updated)
+                    if not fast.updated:  # (an update it made had a finite bound)
+                        apply(-bound.mean())
                 else:
                     dream = model.dream(len(idx), run.generators["noise"]) if wake_sleep \
                         else None

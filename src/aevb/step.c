@@ -1,0 +1,165 @@
+/* One whole training step of estimator B (eq. 7 and 10) for aevb.fused.FusedStep, in one call:
+   the paper's networks (tanh MLPs, Gaussian q_phi(z|x), Bernoulli p_theta(x|z)), float32, CPU.
+
+   kernels.c holds the element-wise passes; this file chains them with the matrix products,
+   which it hands to the BLAS that torch itself calls (MKL's sgemm_, found in torch's library
+   by aevb/kernels.py and passed in as a pointer). At the paper's minibatch of M = 100 the same
+   chain driven from Python spent ~15% of a step on the interpreter and torch's dispatch
+   between some forty calls; here it is one call. The arithmetic is that of fused.py's
+   docstring and of the kernels; the tests compare it with float64 autograd. */
+#include <stddef.h>
+
+#include "kernels.h"
+
+/* Fortran BLAS sgemm (column-major, 32-bit integers), as MKL's LP64 interface exports it. */
+typedef void (*sgemm_t)(const char *ta, const char *tb, const int *m, const int *n,
+                        const int *k, const float *alpha, const float *a, const int *lda,
+                        const float *b, const int *ldb, const float *beta, float *c,
+                        const int *ldc);
+
+/* c [m, n] = op(a) op(b), all row-major with row strides lda, ldb, ldc; op(a) is [m, k] (a
+   stored [k, m] if ta), op(b) is [k, n] (b stored [n, k] if tb). A row-major matrix is its
+   transpose in column-major, so this is the column-major product c^T = op(b)^T op(a)^T. The
+   integers sit in zeroed 64-bit slots: on a little-endian machine a BLAS with 32-bit and one
+   with 64-bit integers (ILP64) read the same values from them. */
+static void matmul_strided(sgemm_t gemm, int ta, int tb, int64_t m, int64_t n, int64_t k,
+                           const float *a, int64_t lda, const float *b, int64_t ldb, float *c,
+                           int64_t ldc) {
+    const int64_t M = m, N = n, K = k, LDA = lda, LDB = ldb, LDC = ldc;
+    const float one = 1.0f, zero = 0.0f;
+    gemm(tb ? "T" : "N", ta ? "T" : "N", (const int *)&N, (const int *)&M, (const int *)&K,
+         &one, b, (const int *)&LDB, a, (const int *)&LDA, &zero, c, (const int *)&LDC);
+}
+
+/* The same for whole, contiguous matrices. */
+static void matmul(sgemm_t gemm, int ta, int tb, int64_t m, int64_t n, int64_t k,
+                   const float *a, const float *b, float *c) {
+    matmul_strided(gemm, ta, tb, m, n, k, a, ta ? m : k, b, tb ? k : n, c, n);
+}
+
+/* A weight's gradient gw [out, in] = dy^T h from dy [rows, out] and h [rows, in], and with
+   `hyper` its Adagrad step: in blocks of output rows, split between the threads, each block
+   updated while its gradient is still in the core's cache. The update reads and writes
+   w, gw and the sums once each: about 20 bytes a parameter, so at M = 100 it cost as much
+   as a quarter of the products when it ran after them over memory. A block's product runs
+   on its thread alone (no nested parallelism); the blocks are fixed, so the result does
+   not depend on timing. */
+static void weight_gradient(sgemm_t gemm, const float *dy, const float *h, float *gw,
+                            int64_t rows, int64_t out, int64_t in, float *w, float *sw,
+                            float *step, const float *hyper) {
+    const int64_t block = 64;
+    #pragma omp parallel for schedule(static)
+    for (int64_t r0 = 0; r0 < out; r0 += block) {
+        int64_t m = out - r0 < block ? out - r0 : block;
+        matmul_strided(gemm, 1, 0, m, in, rows, dy + r0, out, h, in, gw + r0 * in, in);
+        if (hyper != NULL)
+            adagrad_update(w + r0 * in, gw + r0 * in, sw + r0 * in, m * in, hyper[0],
+                           hyper[1], hyper[2]);
+    }
+    if (hyper != NULL) *step += 1.0f;
+}
+
+/* tanh(a), vectorizable, within 1 ulp of float64's: below |a| = 0.625 an odd polynomial
+   a + a^3 P(a^2) (a least-squares fit on Chebyshev nodes, relative error 7.7e-8), above it
+   (1 - e) / (1 + e) with e = exp(-2|a|) <= 0.29, where 1 - e loses no digits. */
+static inline float tanh_fast(float a) {
+    float t = a * a;
+    float small = a + a * t * (-0.333333343f + t * (0.133333042f + t * (-0.0539594106f
+                  + t * (0.0217699874f + t * (-0.00834704284f + t * 0.00229589548f)))));
+    float e = exp_nonpositive(-2.0f * fabsf(a));
+    float big = copysignf((1.0f - e) / (1.0f + e), a);
+    return fabsf(a) < 0.625f ? small : big;
+}
+
+/* y [rows, cols] += b (broadcast over rows), then tanh in place if `squash`. */
+static void add_bias(float *y, const float *b, int64_t rows, int64_t cols, int squash) {
+    #pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < rows; r++) {
+        float *yr = y + r * cols;
+        if (squash) {
+            #pragma omp simd
+            for (int64_t c = 0; c < cols; c++) yr[c] = tanh_fast(yr[c] + b[c]);
+        } else {
+            #pragma omp simd
+            for (int64_t c = 0; c < cols; c++) yr[c] += b[c];
+        }
+    }
+}
+
+/* What the step needs of each Linear layer, in `layer`'s 10 pointers per layer: weight
+   [out, in], bias [out], their .grad, Adagrad's sums of squares for both and step counts
+   for both (NULL where the step makes no update), the layer's output [rows, out] (after
+   the tanh, except in a net's last layer) and the gradient at its input [rows, in]
+   (unused for the encoder's first layer). */
+enum { W, B, GW, GB, SW, SB, STEP_W, STEP_B, OUT, D_IN, PER_LAYER };
+
+static void forward(sgemm_t gemm, float **layer, const int64_t *fans, int64_t count,
+                    const float *h, int64_t rows) {
+    for (int64_t i = 0; i < count; i++) {
+        float **p = layer + i * PER_LAYER;
+        int64_t in = fans[2 * i], out = fans[2 * i + 1];
+        matmul(gemm, 0, 1, rows, out, in, h, p[W], p[OUT]);
+        add_bias(p[OUT], p[B], rows, out, i < count - 1);
+        h = p[OUT];
+    }
+}
+
+/* Fills the .grad of each layer from dy [rows, out], the loss's gradient at the net's output
+   (whose column sums, the last bias's gradient, are already in place), and leaves the
+   gradient at the net's input in the first layer's D_IN if `first`. `hyper` = (lr, weight
+   decay, eps) makes each layer's Adagrad step as soon as the pass is done with its weights,
+   while they and their gradient are still in cache. */
+static void backward(sgemm_t gemm, float **layer, const int64_t *fans, int64_t count,
+                     const float *x, float *dy, int64_t rows, int first, const float *hyper) {
+    for (int64_t i = count - 1; i >= 0; i--) {
+        float **p = layer + i * PER_LAYER;
+        int64_t in = fans[2 * i], out = fans[2 * i + 1];
+        const float *h = i > 0 ? layer[(i - 1) * PER_LAYER + OUT] : x;  /* [rows, in] */
+        /* dy W first: the update below changes W */
+        if (i > 0 || first) matmul(gemm, 0, 0, rows, in, out, dy, p[W], p[D_IN]);
+        weight_gradient(gemm, dy, h, p[GW], rows, out, in, p[W], p[SW], p[STEP_W], hyper);
+        if (hyper != NULL)
+            aevb_adagrad(p[B], p[GB], p[SB], p[STEP_B], out, hyper[0], hyper[1], hyper[2]);
+        if (i > 0) {
+            aevb_tanh_backward(p[D_IN], h, layer[(i - 1) * PER_LAYER + GB], rows, in);
+            dy = p[D_IN];
+        }
+    }
+}
+
+/* The extra buffers, in `extra`'s order. */
+enum { X, EPS, SIGMA, Z, KL, ROWS, DE, BOUND, EXTRAS };
+
+/* Estimator B per data point into extra[BOUND] [n] (nats) for x [n, D] and eps [samples, n,
+   J]; every parameter's .grad set to d(-mean_n bound)/d(theta, phi). `fans` gives (in, out)
+   of the n_enc encoder layers, then of the n_dec decoder layers, whose pointers `layer` holds
+   in that order. With `hyper` (see backward) the step also updates the weights, unless the
+   bound is not finite: then it returns 1 before the backward pass, and .grad and the weights
+   are as they were. Returns 0 otherwise. */
+int aevb_vae_step(sgemm_t gemm, int64_t n_enc, int64_t n_dec, const int64_t *fans,
+                  float **layer, float **extra, int64_t samples, int64_t n,
+                  const float *hyper) {
+    float **enc = layer, **dec = layer + n_enc * PER_LAYER;
+    const int64_t *enc_fans = fans, *dec_fans = fans + 2 * n_enc;
+    int64_t j = dec_fans[0], rows = samples * n;
+    float *mu_log_var = enc[(n_enc - 1) * PER_LAYER + OUT];  /* [n, 2J] */
+    float *logits = dec[(n_dec - 1) * PER_LAYER + OUT];      /* [samples n, D] */
+    int64_t d = dec_fans[2 * n_dec - 1];
+
+    forward(gemm, enc, enc_fans, n_enc, extra[X], n);
+    aevb_gaussian_latent(mu_log_var, extra[EPS], extra[SIGMA], extra[Z], extra[KL],
+                         samples, n, j);
+    forward(gemm, dec, dec_fans, n_dec, extra[Z], rows);
+    aevb_bernoulli_logits(logits, extra[X], extra[ROWS], dec[(n_dec - 1) * PER_LAYER + GB],
+                          extra[KL], extra[BOUND], rows, n, d, 1.0f / (float)rows);
+    if (hyper != NULL) {
+        float sum = 0.0f;
+        for (int64_t i = 0; i < n; i++) sum += extra[BOUND][i];
+        if (!isfinite(sum)) return 1;
+    }
+    backward(gemm, dec, dec_fans, n_dec, extra[Z], logits, rows, 1, hyper);
+    aevb_gaussian_latent_backward(dec[D_IN], extra[EPS], mu_log_var, extra[SIGMA], extra[DE],
+                                  enc[(n_enc - 1) * PER_LAYER + GB], samples, n, j);
+    backward(gemm, enc, enc_fans, n_enc, extra[X], extra[DE], n, 0, hyper);
+    return 0;
+}
