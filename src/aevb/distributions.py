@@ -97,18 +97,22 @@ class AffineBernoulli(Distribution):
 
 
 def binarize(probs: torch.Tensor, generator: torch.Generator | None = None,
-             lib=None) -> torch.Tensor:
-    """One Bernoulli draw per element, 1 with probability `probs`, as a float tensor.
+             lib=None, rows: torch.Tensor | None = None) -> torch.Tensor:
+    """One Bernoulli draw per element, 1 with probability `probs` (or `probs[rows]` for a
+    LongTensor of row indices), as a float tensor.
 
     Compares uniform draws with probs: on CPU the same bits as torch.bernoulli(probs,
     generator=generator), in about half the time (0.9 against 2.1 ms for a 100 x 784
     minibatch on one core of the development machine). With `lib` from `aevb.kernels.load()`
-    it draws the same bits for float32 CPU tensors about 10x as fast.
+    it draws the same bits for float32 CPU tensors about 10x as fast, reading the rows in
+    place rather than gathering them first.
     """
     if lib is not None and generator is not None and generator.device.type == "cpu":
         from . import kernels
 
-        if kernels.usable(probs):
-            return kernels.bernoulli(lib, probs, generator)
+        if kernels.usable(probs) and (rows is None or kernels.usable_rows(rows)):
+            return kernels.bernoulli(lib, probs, generator, rows)
+    if rows is not None:
+        probs = probs[rows]
     u = torch.rand(probs.shape, generator=generator, device=probs.device, dtype=probs.dtype)
     return (u < probs).to(probs.dtype)

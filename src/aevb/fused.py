@@ -112,10 +112,7 @@ class FusedStep:
                 dy = torch.ops.aten.tanh_backward.grad_input(dh, inputs[i], grad_input=dh)
         return dh if first else None
 
-    @torch.no_grad()
     def __call__(self, x: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
-        samples, n, j = eps.shape
-        x = x.reshape(n, -1)
         grads = [p.grad for p in self.params]
         if any(g is None for g in grads):  # allocated once, then overwritten by every step
             for p in self.params:
@@ -127,7 +124,7 @@ class FusedStep:
             bound = self._compiled(x, eps, grads)
             if bound is not None:
                 return bound
-        return self._pytorch(x, eps)
+        return self._pytorch(x.reshape(eps.shape[1], -1), eps)
 
     def _compiled(self, x: torch.Tensor, eps: torch.Tensor, grads: list) -> torch.Tensor | None:
         """The step in one call of aevb.kernels' step.c, with the optimizer's step inside it
@@ -156,19 +153,20 @@ class FusedStep:
         return bound
 
     def _make_plan(self, x: torch.Tensor, eps: torch.Tensor, state: list) -> kernels.StepPlan:
-        samples, n, j = eps.shape
+        (samples, n, j), f32 = eps.shape, torch.float32
         layers, pairs = [], iter(state)
         for net, rows in (("e", n), ("d", samples * n)):
             for i, layer in enumerate(self.encoder if net == "e" else self.decoder):
                 (sw, step_w), (sb, step_b) = next(pairs), next(pairs)
-                d_in = None if net == "e" and i == 0 else torch.empty(rows, layer.in_features)
+                d_in = None if net == "e" and i == 0 else torch.empty(rows, layer.in_features, dtype=f32)
                 layers.append([layer.weight, layer.bias, layer.weight.grad, layer.bias.grad,
-                               sw, sb, step_w, step_b, torch.empty(rows, layer.out_features),
+                               sw, sb, step_w, step_b, torch.empty(rows, layer.out_features, dtype=f32),
                                d_in])
-        extras = [torch.empty(shape) for shape in
+        extras = [torch.empty(shape, dtype=f32) for shape in
                   ((n, j), (samples * n, j), (n,), (samples * n,), (n, 2 * j))]
         return kernels.plan_step(layers, len(self.encoder), extras, x.shape, eps.shape)
 
+    @torch.no_grad()
     def _pytorch(self, x: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
         samples, n, j = eps.shape
         enc = self._forward("e", x, self.encoder)

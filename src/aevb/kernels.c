@@ -25,20 +25,21 @@ static void column_sums(const float *a, float *out, int64_t rows, int64_t cols) 
     }
 }
 
-/* log p_theta(x|z) of a Bernoulli decoder with logits l [L*N, D] (rows l-major: row
-   s*N + n is sample s of data point n) for x [N, D]:
+/* log p_theta(x|z) of a Bernoulli decoder with logits l + bias (l [L*N, D], the output
+   layer's product before its bias [D]; rows l-major: row s*N + n is sample s of data point
+   n) for x [N, D]:
        rowbound[r] = sum_d x_d l_d - softplus(l_d)           (nats, [L*N])
-   and, in place of the logits, the gradient of the loss -(1/(L N)) sum_r rowbound[r]:
+   and, in place of l, the gradient of the loss -(1/(L N)) sum_r rowbound[r]:
        l_d <- scale * (sigmoid(l_d) - x_d),  scale = 1 / (L N)
    with its column sums (the output layer's bias gradient) in colsum [D], and estimator B per
-   data point, bound[n] = mean over the L rows of n of rowbound - kl[n] (eq. 7, nats). One exp and one
-   log1p per element: with e = exp(-|l|), softplus(l) = max(l, 0) + log1p(e) and
+   data point, bound[n] = mean over the L rows of n of rowbound - kl[n] (eq. 7, nats). One
+   exp and one log1p per element: with e = exp(-|l|), softplus(l) = max(l, 0) + log1p(e) and
    sigmoid(+-l) = (1 or e) / (1 + e) neither overflow nor lose the small tail, and
    sigmoid(l) - x = (1 - x) sigmoid(l) - x sigmoid(-l) has no cancellation for binary x.
    The sum over pixels runs in float64: in float32 its rounding alone reached 2e-4 nats. */
-void aevb_bernoulli_logits(float *l, const float *x, float *rowbound, float *colsum,
-                           const float *kl, float *bound, int64_t rows, int64_t n, int64_t d,
-                           float scale) {
+void aevb_bernoulli_logits(float *l, const float *bias, const float *x, float *rowbound,
+                           float *colsum, const float *kl, float *bound, int64_t rows,
+                           int64_t n, int64_t d, float scale) {
     #pragma omp parallel
     {
         #pragma omp for schedule(static)
@@ -48,7 +49,7 @@ void aevb_bernoulli_logits(float *l, const float *x, float *rowbound, float *col
             double acc = 0.0;
             #pragma omp simd reduction(+:acc)
             for (int64_t j = 0; j < d; j++) {
-                float v = lr[j], xj = xr[j], e = exp_nonpositive(-fabsf(v));
+                float v = lr[j] + bias[j], xj = xr[j], e = exp_nonpositive(-fabsf(v));
                 float inv = 1.0f / (1.0f + e);
                 float up = (v >= 0.0f ? 1.0f : e) * inv, down = (v >= 0.0f ? e : 1.0f) * inv;
                 acc += (double)(xj * v - ((v > 0.0f ? v : 0.0f) + log1p_unit(e)));
@@ -163,42 +164,51 @@ static void mt19937_twist(uint32_t *s) {
     s[623] = mt19937_mix(s[623], s[0], s[396]);
 }
 
-/* out[i] = 1 if u_i < probs[i] else 0 (float32, n of them), u_i = (w_i & (2^24 - 1)) 2^-24
-   from the MT19937 words w_i: exactly the bits of torch.rand(n) < probs for a torch CPU
-   generator, whose get_state() bytes `state` hold (seed u64, left i32, seeded i32, next u64,
-   624 words as u64) and are advanced in place, as torch.rand would have left them. Serial:
-   the stream is one sequence; it costs about a quarter of torch.rand's locked per-element
-   calls. */
-void aevb_mt19937_bernoulli(uint8_t *state, const float *probs, float *out, int64_t n) {
+/* out[i] = 1 if u_i < p_i else 0 (float32, count rows of `width`), u_i = (w_i & (2^24 - 1))
+   2^-24 from the MT19937 words w_i, and p the rows rows[0], rows[1], ... of probs [sources,
+   width] (or, with rows NULL, probs itself as count rows): exactly the bits of
+   torch.rand(count, width) < p for a torch CPU generator, whose get_state() bytes `state`
+   hold (seed u64, left i32, seeded i32, next u64, 624 words as u64) and are advanced in
+   place, as torch.rand would have left them. Serial: the stream is one sequence; it costs
+   about a quarter of torch.rand's locked per-element calls. Returns 1, drawing nothing, if
+   a row index is outside [0, sources). */
+int aevb_mt19937_bernoulli(uint8_t *state, const float *probs, const int64_t *rows,
+                           int64_t sources, float *out, int64_t count, int64_t width) {
     int32_t left;
     uint64_t next, word;
     uint32_t s[624];
+    for (int64_t r = 0; rows != NULL && r < count; r++)
+        if (rows[r] < 0 || rows[r] >= sources) return 1;
     __builtin_memcpy(&left, state + 8, 4);
     __builtin_memcpy(&next, state + 16, 8);
     for (int k = 0; k < 624; k++) {
         __builtin_memcpy(&word, state + 24 + 8 * k, 8);
         s[k] = (uint32_t)word;
     }
-    for (int64_t i = 0; i < n;) {
-        if (left == 1) {
-            mt19937_twist(s);
-            left = 625;
-            next = 0;
+    for (int64_t r = 0; r < count; r++) {
+        const float *p = probs + (rows != NULL ? rows[r] : r) * width;
+        float *o = out + r * width;
+        for (int64_t i = 0; i < width;) {
+            if (left == 1) {
+                mt19937_twist(s);
+                left = 625;
+                next = 0;
+            }
+            int64_t take = width - i < left - 1 ? width - i : left - 1;
+            const uint32_t *w = s + next;
+            #pragma omp simd
+            for (int64_t k = 0; k < take; k++) {
+                uint32_t y = w[k];
+                y ^= y >> 11;
+                y ^= (y << 7) & 0x9d2c5680u;
+                y ^= (y << 15) & 0xefc60000u;
+                y ^= y >> 18;
+                o[i + k] = (float)(y & 0xffffffu) * 5.9604644775390625e-8f < p[i + k];
+            }
+            left -= (int32_t)take;
+            next += (uint64_t)take;
+            i += take;
         }
-        int64_t take = n - i < left - 1 ? n - i : left - 1;
-        const uint32_t *w = s + next;
-        #pragma omp simd
-        for (int64_t k = 0; k < take; k++) {
-            uint32_t y = w[k];
-            y ^= y >> 11;
-            y ^= (y << 7) & 0x9d2c5680u;
-            y ^= (y << 15) & 0xefc60000u;
-            y ^= y >> 18;
-            out[i + k] = (float)(y & 0xffffffu) * 5.9604644775390625e-8f < probs[i + k];
-        }
-        left -= (int32_t)take;
-        next += (uint64_t)take;
-        i += take;
     }
     __builtin_memcpy(state + 8, &left, 4);
     __builtin_memcpy(state + 16, &next, 8);
@@ -206,4 +216,5 @@ void aevb_mt19937_bernoulli(uint8_t *state, const float *probs, float *out, int6
         word = s[k];
         __builtin_memcpy(state + 24 + 8 * k, &word, 8);
     }
+    return 0;
 }

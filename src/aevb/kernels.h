@@ -3,6 +3,7 @@
 #ifndef AEVB_KERNELS_H
 #define AEVB_KERNELS_H
 #include <math.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /* exp(a) for a <= 0, vectorizable (glibc's libmvec was slower than torch's own here): a = k ln2
@@ -45,9 +46,9 @@ static inline void adagrad_update(float *p, const float *g, float *s, int64_t n,
     }
 }
 
-void aevb_bernoulli_logits(float *l, const float *x, float *rowbound, float *colsum,
-                           const float *kl, float *bound, int64_t rows, int64_t n, int64_t d,
-                           float scale);
+void aevb_bernoulli_logits(float *l, const float *bias, const float *x, float *rowbound,
+                           float *colsum, const float *kl, float *bound, int64_t rows,
+                           int64_t n, int64_t d, float scale);
 void aevb_tanh_backward(float *dh, const float *h, float *colsum, int64_t rows, int64_t cols);
 void aevb_gaussian_latent(const float *enc, const float *eps, float *sigma, float *z,
                           float *kl, int64_t samples, int64_t n, int64_t j);

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
+import math
 import os
 import platform
 import shutil
@@ -36,9 +37,9 @@ SOURCES = [Path(__file__).with_name(name) for name in ("kernels.c", "step.c")]
 HEADER = Path(__file__).with_name("kernels.h")
 _I64, _F32, _PTR = ctypes.c_int64, ctypes.c_float, ctypes.c_void_p
 SIGNATURES = {  # name: (argument types, result type), as in kernels.c and step.c
-    "aevb_bernoulli_logits": ([_PTR] * 6 + [_I64] * 3 + [_F32], None),
+    "aevb_bernoulli_logits": ([_PTR] * 7 + [_I64] * 3 + [_F32], None),
     "aevb_adagrad": ([_PTR] * 4 + [_I64] + [_F32] * 3, None),
-    "aevb_mt19937_bernoulli": ([_PTR] * 3 + [_I64], None),
+    "aevb_mt19937_bernoulli": ([_PTR] * 3 + [_I64, _PTR] + [_I64] * 2, ctypes.c_int),
     "aevb_vae_step": ([_PTR, _I64, _I64] + [_PTR] * 3 + [_I64] * 2 + [_PTR], ctypes.c_int),
 }
 STEP_LAYER = 10  # pointers per Linear layer that aevb_vae_step takes (step.c's enum)
@@ -139,17 +140,23 @@ def _check(*tensors: torch.Tensor) -> None:
 
 
 def bernoulli_logits(lib, logits: torch.Tensor, x: torch.Tensor, kl: torch.Tensor,
-                     rows: torch.Tensor, colsum: torch.Tensor) -> torch.Tensor:
+                     rows: torch.Tensor, colsum: torch.Tensor,
+                     bias: torch.Tensor | None = None) -> torch.Tensor:
     """Estimator B per data point, mean_l log p(x|z_l) - kl [N] (nats), from the decoder's
-    logits [L*N, D] (row l*N + n: sample l of point n) for x [N, D]. It leaves log p(x|z)
-    per row in rows [L*N], the logits replaced by d(-mean bound)/d(logits) =
-    (sigmoid(l) - x) / (L N), and their column sums (the bias gradient) in colsum [D]."""
-    _check(logits, x, kl, rows, colsum)
+    logits [L*N, D] (row l*N + n: sample l of point n; plus `bias` [D] if given) for x
+    [N, D]. It leaves log p(x|z) per row in rows [L*N], the logits replaced by
+    d(-mean bound)/d(logits) = (sigmoid(l) - x) / (L N), and their column sums (the bias
+    gradient) in colsum [D]."""
     n, d = x.shape
+    bias = torch.zeros(d) if bias is None else bias
+    _check(logits, bias, x, kl, rows, colsum)
+    if logits.dim() != 2 or logits.shape[1] != d or logits.shape[0] % n or kl.numel() != n \
+            or rows.numel() != logits.shape[0] or colsum.numel() != d or bias.numel() != d:
+        raise ValueError("aevb.kernels.bernoulli_logits: shapes do not match")
     bound = torch.empty_like(kl)
-    lib.aevb_bernoulli_logits(logits.data_ptr(), x.data_ptr(), rows.data_ptr(),
-                              colsum.data_ptr(), kl.data_ptr(), bound.data_ptr(),
-                              logits.shape[0], n, d, 1.0 / logits.shape[0])
+    lib.aevb_bernoulli_logits(logits.data_ptr(), bias.data_ptr(), x.data_ptr(),
+                              rows.data_ptr(), colsum.data_ptr(), kl.data_ptr(),
+                              bound.data_ptr(), logits.shape[0], n, d, 1.0 / logits.shape[0])
     return bound
 
 
@@ -162,19 +169,36 @@ def adagrad(lib, p: torch.Tensor, grad: torch.Tensor, state_sum: torch.Tensor,
                      p.numel(), lr, weight_decay, eps)
 
 
-def bernoulli(lib, probs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """(torch.rand(probs.shape, generator=generator) < probs) as float32 for a CPU generator:
-    the same bits, and the generator left in the same state, about 10x as fast as torch's
-    locked call per element (the binarization was ~10% of a training step)."""
+def bernoulli(lib, probs: torch.Tensor, generator: torch.Generator,
+              rows: torch.Tensor | None = None) -> torch.Tensor:
+    """(torch.rand(p.shape, generator=generator) < p) as float32 for p = probs, or
+    probs[rows] (rows: int64 indices into probs' first dimension, read in place), with a CPU
+    generator: the same bits, and the generator left in the same state, about 10x as fast as
+    torch's locked call per element (the binarization was ~10% of a training step)."""
     _check(probs)
+    if rows is not None and not usable_rows(rows):
+        raise ValueError("aevb.kernels.bernoulli takes rows as a 1-d int64 CPU tensor")
     state = generator.get_state()
     if state.numel() < 24 + 8 * 624:  # the C code reads and writes that many bytes of it
         raise ValueError("this torch's generator state is not laid out as aevb.kernels reads")
-    out = torch.empty_like(probs)
-    lib.aevb_mt19937_bernoulli(state.data_ptr(), probs.data_ptr(), out.data_ptr(), probs.numel())
+    if rows is None:
+        out, count, width = torch.empty_like(probs), 1, probs.numel()
+    else:
+        count, width = rows.numel(), math.prod(probs.shape[1:])
+        out = probs.new_empty((count, *probs.shape[1:]))
+    if lib.aevb_mt19937_bernoulli(state.data_ptr(), probs.data_ptr(),
+                                  None if rows is None else rows.data_ptr(),
+                                  probs.shape[0] if rows is not None else 1,
+                                  out.data_ptr(), count, width) != 0:
+        raise ValueError("aevb.kernels.bernoulli: a row index is out of range")
     generator.set_state(state)
     return out
 
+
+def usable_rows(rows: torch.Tensor) -> bool:
+    """Whether `bernoulli` takes these row indices: 1-d, int64, contiguous, on the CPU."""
+    return (rows.dtype is torch.int64 and rows.dim() == 1 and rows.is_cpu
+            and rows.is_contiguous())
 
 
 @dataclass(frozen=True)
@@ -201,9 +225,9 @@ def plan_step(layers: list[list], n_encoder: int, extras: list[torch.Tensor],
     (weight [out, in], bias [out], their .grad, Adagrad's sums of squares and step counts
     for both or four Nones, its output [rows, out], the gradient at its input [rows, in] or
     None for the encoder's first layer), and `extras` = (sigma, z, kl, rows, de) for
-    x of `x_shape` [N, D] and eps of `eps_shape` [L, N, J]. Raises ValueError where a tensor
+    x of `x_shape` [N, ...] (D values a point) and eps of `eps_shape` [L, N, J]. Raises ValueError where a tensor
     is missing, not usable or not the size the C code will read or write."""
-    (samples, n, j), (n_x, d) = eps_shape, x_shape
+    (samples, n, j), n_x, d = eps_shape, x_shape[0], math.prod(x_shape[1:])
     if not 1 <= n_encoder < len(layers) or any(len(layer) != STEP_LAYER for layer in layers):
         raise ValueError(f"aevb.kernels.plan_step: an encoder, a decoder, {STEP_LAYER} "
                          "tensors a layer")
@@ -238,7 +262,7 @@ def plan_step(layers: list[list], n_encoder: int, extras: list[torch.Tensor],
 
 def vae_step(lib, plan: StepPlan, x: torch.Tensor, eps: torch.Tensor,
              adagrad: tuple[float, float, float] | None) -> tuple[torch.Tensor, bool]:
-    """step.c's whole training step with `plan` (see `plan_step`) on x [N, D], eps [L, N, J]:
+    """step.c's whole training step with `plan` (see `plan_step`) on x [N, ...], eps [L, N, J]:
     estimator B per data point [N] (nats) and whether the step was made: every .grad filled
     and, with `adagrad` = (lr, weight decay, eps) and a plan that holds Adagrad's state, the
     weights updated. An update stops on a non-finite bound before the backward pass: nothing

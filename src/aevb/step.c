@@ -7,8 +7,6 @@
    chain driven from Python spent ~15% of a step on the interpreter and torch's dispatch
    between some forty calls; here it is one call. The arithmetic is that of fused.py's
    docstring and of the kernels; the tests compare it with float64 autograd. */
-#include <stddef.h>
-
 #include "kernels.h"
 
 /* Fortran BLAS sgemm (column-major, 32-bit integers), as MKL's LP64 interface exports it. */
@@ -93,13 +91,15 @@ static void add_bias(float *y, const float *b, int64_t rows, int64_t cols, int s
    (unused for the encoder's first layer). */
 enum { W, B, GW, GB, SW, SB, STEP_W, STEP_B, OUT, D_IN, PER_LAYER };
 
+/* The net's forward pass from h [rows, in]; the last layer's bias is left out where
+   `last_bias` is 0 (the likelihood kernel adds it as it reads the logits). */
 static void forward(sgemm_t gemm, float **layer, const int64_t *fans, int64_t count,
-                    const float *h, int64_t rows) {
+                    const float *h, int64_t rows, int last_bias) {
     for (int64_t i = 0; i < count; i++) {
         float **p = layer + i * PER_LAYER;
         int64_t in = fans[2 * i], out = fans[2 * i + 1];
         matmul(gemm, 0, 1, rows, out, in, h, p[W], p[OUT]);
-        add_bias(p[OUT], p[B], rows, out, i < count - 1);
+        if (i < count - 1 || last_bias) add_bias(p[OUT], p[B], rows, out, i < count - 1);
         h = p[OUT];
     }
 }
@@ -146,11 +146,12 @@ int aevb_vae_step(sgemm_t gemm, int64_t n_enc, int64_t n_dec, const int64_t *fan
     float *logits = dec[(n_dec - 1) * PER_LAYER + OUT];      /* [samples n, D] */
     int64_t d = dec_fans[2 * n_dec - 1];
 
-    forward(gemm, enc, enc_fans, n_enc, extra[X], n);
+    forward(gemm, enc, enc_fans, n_enc, extra[X], n, 1);
     aevb_gaussian_latent(mu_log_var, extra[EPS], extra[SIGMA], extra[Z], extra[KL],
                          samples, n, j);
-    forward(gemm, dec, dec_fans, n_dec, extra[Z], rows);
-    aevb_bernoulli_logits(logits, extra[X], extra[ROWS], dec[(n_dec - 1) * PER_LAYER + GB],
+    forward(gemm, dec, dec_fans, n_dec, extra[Z], rows, 0);
+    aevb_bernoulli_logits(logits, dec[(n_dec - 1) * PER_LAYER + B], extra[X], extra[ROWS],
+                          dec[(n_dec - 1) * PER_LAYER + GB],
                           extra[KL], extra[BOUND], rows, n, d, 1.0f / (float)rows);
     if (hyper != NULL) {
         float sum = 0.0f;

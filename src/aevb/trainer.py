@@ -335,10 +335,11 @@ def _loop(run: _Run, progress: bool, fresh: bool) -> Path:
             t0 = time.perf_counter()
             # The global minibatch; this process takes every world-th point of it.
             size = min(cfg.batch_size, run.total - p.samples, n_train - p.position)
-            idx = run.order[p.position:p.position + size][rank::world]
-            x = x_train[idx]
-            if cfg.binarize:
-                x = binarize(x, run.generators["noise"], lib)
+            idx = run.order[p.position:p.position + size]
+            if world > 1:
+                idx = idx[rank::world]
+            x = binarize(x_train, run.generators["noise"], lib, idx) if cfg.binarize \
+                else x_train[idx]
             if mcem:  # appendix E: move each point's chain, then fit theta to the new z
                 z, _ = baselines.e_step(model, x, run.chains, idx, cfg.mcem_leapfrog,
                                         cfg.mcem_accept, run.generators["noise"])
