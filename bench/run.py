@@ -78,10 +78,11 @@ def ours(test):
 
 def training_step(data, fused=True, kernels=True, seed=0):
     """The trainer's step on the mnist-paper model as (model, step): step(i) binarizes
-    minibatch i of 100, draws eps, computes the gradient and updates the weights as
-    `aevb.train` does with these `fused` and `kernels` settings (aevb.fused's hand-written
-    step, with aevb.kernels' compiled work and in-step Adagrad where `kernels`; else autograd
-    through estimator B)."""
+    minibatch i of 100 (rows of a random order, read in place as `aevb.train` does), draws
+    eps, computes the gradient and updates the weights as `aevb.train` does with these
+    `fused` and `kernels` settings (aevb.fused's hand-written step, in one call of
+    aevb.kernels' compiled step with the Adagrad update inside it where `kernels`; else
+    autograd through estimator B)."""
     from aevb import kernels as compiled
     from aevb.distributions import binarize
     from aevb.fused import FusedStep
@@ -95,11 +96,12 @@ def training_step(data, fused=True, kernels=True, seed=0):
     initialize(model, cfg.init_std, gen)
     optimizer = make_optimizer(cfg, model, len(data.train))
     batches = len(data.train) // 100
+    order = torch.randperm(len(data.train), generator=gen)
     lib = compiled.load() if kernels else None
     fused_step = FusedStep(model, optimizer, compiled=kernels) if fused else None
 
     def step(i):
-        x = binarize(data.train[i % batches * 100:][:100], gen, lib)
+        x = binarize(data.train, gen, lib, order[i % batches * 100:][:100])
         eps = torch.randn(1, 100, cfg.latent_dim, generator=gen)
         if fused_step is not None:
             fused_step(x, eps)
@@ -138,59 +140,6 @@ def fused_speedup(data, blocks=25, steps=50):
             for name, (_, times) in paths.items()}
 
 
-def product_ceiling(repeats=3, steps=200):
-    """The FLOP shares a step could reach at most: its products alone, back to back in a step's
-    order with preallocated outputs, and those products plus the Adagrad update (aevb's, as
-    `make_optimizer` gives it), each over the matmul rate measured right beside it (best of
-    `repeats` alternations)."""
-    from aevb.model import VAE, ModelConfig, initialize
-    from aevb.trainer import make_optimizer
-
-    model = VAE(ModelConfig((28, 28), 20, (500,), "bernoulli"))
-    initialize(model, 0.01, torch.Generator().manual_seed(0))
-    optimizer = make_optimizer(aevb.resolve("mnist-paper"), model, 60_000)
-    (w1, _), (w2, _), (w3, _), (w4, _) = [(m.weight, m.bias) for m in model.modules()
-                                          if isinstance(m, torch.nn.Linear)]
-    for p in model.parameters():
-        p.grad = torch.zeros_like(p)
-    x, z = (torch.rand(100, 784) < 0.3).float(), torch.randn(100, 20)
-    h1, e, h2, l, dh2, dz, dh1 = (torch.empty(100, n) for n in (500, 40, 500, 784, 500, 20, 500))
-
-    @torch.no_grad()
-    def products():
-        torch.mm(x, w1.t(), out=h1)
-        torch.mm(h1, w2.t(), out=e)
-        torch.mm(z, w3.t(), out=h2)
-        torch.mm(h2, w4.t(), out=l)
-        torch.mm(l.t(), h2, out=w4.grad)
-        torch.mm(l, w4, out=dh2)
-        torch.mm(dh2.t(), z, out=w3.grad)
-        torch.mm(dh2, w3, out=dz)
-        torch.mm(e.t(), h1, out=w2.grad)
-        torch.mm(e, w2, out=dh1)
-        torch.mm(dh1.t(), x, out=w1.grad)
-
-    def with_update():
-        products()
-        optimizer.step()
-
-    def gflops(f):
-        for _ in range(20):
-            f()
-        start = time.perf_counter()
-        for _ in range(steps):
-            f()
-        return training_flops_per_sample() * 100 * steps / (time.perf_counter() - start) / 1e9
-
-    best = {"products": 0.0, "products and Adagrad": 0.0}
-    for _ in range(repeats):
-        reference = matmul_gflops()
-        best["products"] = max(best["products"], gflops(products) / reference)
-        best["products and Adagrad"] = max(best["products and Adagrad"],
-                                           gflops(with_update) / reference)
-    return best
-
-
 def paired_flop_share(data, pairs=20, steps=50):
     """The FLOP share measured in pairs, so that both halves of each ratio see the same
     machine: `steps` default training steps (`training_step`, the code of aevb.train's step),
@@ -210,33 +159,33 @@ def paired_flop_share(data, pairs=20, steps=50):
     return {"median": float(np.median(shares)), "best": float(max(shares)), "all": shares}
 
 
-STEP_PARTS = {  # kind: (module or class, attribute) whose time counts as that kind
-    "matrix products": [(torch, "mm"), (torch, "addmm")],
-    "Adagrad": [("kernels", "adagrad")],
-    "random numbers": [("kernels", "bernoulli"), (torch, "randn")],
-    "element-wise kernels and tanh": [("kernels", "bernoulli_logits"),
-                                      ("kernels", "tanh_backward"),
-                                      ("kernels", "gaussian_latent"),
-                                      ("kernels", "gaussian_latent_backward"),
-                                      (torch.Tensor, "tanh_")],
+STEP_PARTS = {  # kind: the (module, attribute) whose calls count as that kind
+    "compiled step": ("kernels", "vae_step"),
+    "binarization draws": ("kernels", "bernoulli"),
+    "eps draws": (torch, "randn"),
 }
 
 
 def step_breakdown(data, steps=300, rounds=3):
-    """Shares of the default training step's wall time by kind of work (STEP_PARTS), each
-    function timed by a wrapper around it; "other" is the rest (Python, PyTorch's dispatch,
-    the wrappers' own ~1 us per call, indexing the minibatch). Of `rounds` rounds of `steps`
-    steps, the fastest (the least disturbed by the machine's other tenants)."""
+    """Shares of the default training step's wall time by kind of work: the compiled step's
+    own parts (aevb.kernels.STEP_KINDS, timed inside the C code) and the calls of
+    STEP_PARTS (each timed by a wrapper around it); "Python and the rest" is what remains
+    (the interpreter, the minibatch's indices, the wrappers' own ~1 us per call). Of
+    `rounds` rounds of `steps` steps, the fastest (the least disturbed by the machine's other
+    tenants)."""
     from aevb import kernels
 
     _, step = training_step(data)
     for i in range(steps // 4):  # warm-up, and weights in their trained regime
         step(i)
     spent = {kind: 0.0 for kind in STEP_PARTS}
+    inside = torch.zeros(len(kernels.STEP_KINDS), dtype=torch.float64)
     originals = []
 
     def timed(kind, f):
         def wrapper(*args, **kwargs):
+            if kind == "compiled step":
+                kwargs["spent"] = inside
             start = time.perf_counter()
             try:
                 return f(*args, **kwargs)
@@ -244,29 +193,44 @@ def step_breakdown(data, steps=300, rounds=3):
                 spent[kind] += time.perf_counter() - start
         return wrapper
 
-    for kind, targets in STEP_PARTS.items():
-        for owner, name in targets:
-            owner = kernels if owner == "kernels" else owner
-            originals.append((owner, name, getattr(owner, name)))
-            setattr(owner, name, timed(kind, getattr(owner, name)))
+    for kind, (owner, name) in STEP_PARTS.items():
+        owner = kernels if owner == "kernels" else owner
+        originals.append((owner, name, getattr(owner, name)))
+        setattr(owner, name, timed(kind, getattr(owner, name)))
     best = None
     try:
         for r in range(rounds):
             for kind in spent:
                 spent[kind] = 0.0
+            inside.zero_()
             start = time.perf_counter()
             for i in range(steps):
                 step(i)
             total = time.perf_counter() - start
             if best is None or total < best[0]:
-                best = (total, dict(spent))
+                best = (total, dict(spent), inside.tolist())
     finally:
         for owner, name, f in originals:
             setattr(owner, name, f)
-    total, spent = best
-    shares = {kind: t / total for kind, t in spent.items()}
-    shares["other"] = 1 - sum(shares.values())
-    return {"step_ms": total / steps * 1e3, "shares": shares}
+    total, spent, inside = best
+    shares = {kind: t / total for kind, t in zip(kernels.STEP_KINDS, inside)}
+    shares["compiled step's call from Python"] = (spent.pop("compiled step") - sum(inside)) / total
+    shares.update({kind: t / total for kind, t in spent.items()})
+    shares["Python and the rest"] = 1 - sum(shares.values())
+    flops = dict(zip(kernels.STEP_KINDS[:3], step_product_flops()))
+    rates = {kind: flops[kind] * steps / t / 1e9 for kind, t in zip(kernels.STEP_KINDS, inside)
+             if kind in flops}
+    return {"step_ms": total / steps * 1e3, "shares": shares, "product_gflops": rates}
+
+
+def step_product_flops():
+    """FLOPs of a step's forward, input-gradient and weight-gradient products at M = 100."""
+    kinds = [0, 0, 0]
+    for i, (fan_in, fan_out) in enumerate(LAYERS):
+        kinds[0] += 2 * 100 * fan_in * fan_out
+        kinds[1] += 2 * 100 * fan_in * fan_out if i > 0 else 0
+        kinds[2] += 2 * 100 * fan_in * fan_out
+    return kinds
 
 
 def float64_gap(model, test, n=20, k=5000, chunk=250):
@@ -408,7 +372,6 @@ def main():
     breakdown = step_breakdown(mnist)
     paired = paired_flop_share(mnist)
     speedup = fused_speedup(mnist)
-    ceiling = product_ceiling()
     achieved = train_rate * training_flops_per_sample() / 1e9
     results = {
         "machine": {"platform": platform.platform(), "processor": platform.processor(),
@@ -427,7 +390,7 @@ def main():
             "likelihood_speed_vs_pythae": peer["nll_seconds"] / nll_seconds,
         },
         "matmul_gflops": gflops, "training_gflops": achieved, "growth": growth_rows,
-        "step_breakdown": breakdown, "fused_speedup": speedup, "ceiling_shares": ceiling,
+        "step_breakdown": breakdown, "fused_speedup": speedup,
         "paired_flop_share": paired,
         "repeats": {"peer": peers, "aevb": [{"train_samples_per_second": m[0],
                                              "nll_seconds": m[1]} for m in mine],
@@ -497,17 +460,9 @@ def write_page(r):
     m = r["machine"]
     b = r["step_breakdown"]
     breakdown_text = ", ".join(f"{kind} {share:.0%}" for kind, share in b["shares"].items())
-    fs, ceiling = r["fused_speedup"], r["ceiling_shares"]
+    fs = r["fused_speedup"]
     auto, plain, ours_ms = (fs[name]["ms"] for name in PATHS)
-    step_flops = training_flops_per_sample() * 100
-    in_step = step_flops / (b["step_ms"] / 1e3 * b["shares"]["matrix products"]) / 1e9
-    budget_ms = step_flops / (g["training_flop_share"] * r["matmul_gflops"] * 1e9) * 1e3
-    update_ms = step_flops / (ceiling["products and Adagrad"] * r["matmul_gflops"] * 1e9) * 1e3
-    rest_ms = {kind: b["step_ms"] * b["shares"][kind]
-               for kind in ("random numbers", "element-wise kernels and tanh", "other")}
-    left = (f"products and update need {update_ms:.2f} ms of it, which leaves "
-            f"{budget_ms - update_ms:.2f} ms for" if budget_ms > update_ms else
-            f"products and update alone need {update_ms:.2f} ms here, which leaves nothing for")
+    rates = ", ".join(f"{kind} {rate:.0f}" for kind, rate in b["product_gflops"].items())
     page = f"""# Performance
 
 Generated by `bench/run.py` (see its docstring); do not edit by hand. One run, one machine:
@@ -537,19 +492,22 @@ minutes apart; on this machine, whose speed swings by up to 2x within minutes, t
 row (`paired_flop_share`: each training block timed right before its own matmul rate) is the
 steadier measure of the same ratio.
 
-What the speed comes from: the data resident in one tensor, indexed per minibatch; the
-training step of the paper's networks written out by hand (`aevb.fused`: the same bound and
-gradients as autograd through `objectives.elbo_b`, equal to about 1e-12 in float64 in the
-tests, into buffers kept from step to step); that step's element-wise work, the Adagrad update
-and the binarization's random draws in compiled C (`aevb.kernels`, built on first use with the
-system's C compiler: the likelihood and its gradient in one pass, each tanh's backward with
-its bias gradient, Adagrad applied to each layer inside the backward pass while its weights
-and gradient are in cache, and torch's own MT19937 stream drawn bit for bit, about 10x as
-fast as torch.rand); subnormal floats flushed to zero in every thread (the `aevb` command sets
-it before torch starts its threads; weight decay drives MNIST's border-pixel weights
-subnormal, which made the Adagrad step about 3x slower in `bench/subnormals.py`); the
-Bernoulli log-likelihood of many z per x through the hidden layer (`AffineBernoulli`); and
-importance sampling in 16 MB chunks of K, which keep a chunk's activations in the L3 cache.
+What the speed comes from: the data resident in one tensor; the training step of the paper's
+networks written out by hand (`aevb.fused`: the same bound and gradients as autograd through
+`objectives.elbo_b`, equal to about 1e-12 in float64 in the tests) and run as one call of
+compiled C (`aevb.kernels`, built on first use with the system's C compiler): its matrix
+products go straight to the MKL `sgemm` that torch itself uses, and the element-wise work
+between them (tanh, the latent layer, the Bernoulli likelihood and its gradient, each bias
+gradient) is one pass each; each weight's Adagrad step is made block by block right after that
+block of its gradient is computed, while it is in the core's cache; the Python around a step
+is a few checks (`FusedStep` keeps a checked plan of the step's buffers). The binarization
+draws torch's own MT19937 stream bit for bit in C, reading the minibatch's rows in place.
+Subnormal floats are flushed to zero in every thread (the `aevb` command sets it before
+torch starts its threads; weight decay drives MNIST's border-pixel weights subnormal, which
+made the Adagrad step about 3x slower in `bench/subnormals.py`). Evaluation computes the
+Bernoulli log-likelihood of many z per x through the hidden layer (`AffineBernoulli`) and
+runs importance sampling in 16 MB chunks of K, which keep a chunk's activations in the L3
+cache.
 
 Step times in this run (`fused_speedup`: medians of alternating blocks of 50 steps in one
 process): autograd through estimator B {auto:.2f} ms, the hand-written step on PyTorch
@@ -557,19 +515,12 @@ operations (`--kernels false`) {plain:.2f} ms, with `aevb.kernels` (the default)
 ms: {fs['autograd']['ratio']:.2f}x and {fs['fused, PyTorch operations']['ratio']:.2f}x as fast
 (medians of the per-block ratios).
 
-What keeps the FLOP share below the goal: at M = 100 the products run slower inside a step
-than repeated alone. Shares of the default step's wall time (`step_breakdown`, each kind timed
-around its calls, {b['step_ms']:.2f} ms a step): {breakdown_text}. So the products run at about
-{in_step:.0f} GFLOP/s inside the step, against {r['matmul_gflops']:.0f} GFLOP/s for the same
-products repeated alone: between two uses of a weight matrix the step moves the other layers'
-weights, gradients and Adagrad sums (about 10 MB) through the 2 MB per-core L2 cache. The
-step's 11 products alone, back to back with preallocated outputs (`product_ceiling`), reach
-{ceiling['products']:.0%} of the matmul rate, and with the Adagrad update that every step must
-make over the 0.8 M weights {ceiling['products and Adagrad']:.0%}. At 60% a step could take
-{budget_ms:.2f} ms; {left} the random numbers ({rest_ms['random numbers']:.2f} ms in this
-step), the element-wise work ({rest_ms['element-wise kernels and tanh']:.2f} ms) and the rest:
-Python, the dispatch of some 40 calls a step, the minibatch's indexing
-({rest_ms['other']:.2f} ms).
+Where a default step's wall time goes (`step_breakdown`: the compiled step's parts timed inside
+the C code, the calls around it by wrappers; {b['step_ms']:.2f} ms a step in the least
+disturbed of three rounds): {breakdown_text}. Inside the step the products run at (GFLOP/s)
+{rates}, against {r['matmul_gflops']:.0f} GFLOP/s for the same products repeated alone through
+torch (the weight gradients' time includes the Adagrad update, which reads and writes each
+weight, its gradient and its sum of squares: about 20 bytes a parameter, 16 MB a step).
 
 ## No accuracy traded for speed
 

@@ -40,7 +40,7 @@ SIGNATURES = {  # name: (argument types, result type), as in kernels.c and step.
     "aevb_bernoulli_logits": ([_PTR] * 7 + [_I64] * 3 + [_F32], None),
     "aevb_adagrad": ([_PTR] * 4 + [_I64] + [_F32] * 3, None),
     "aevb_mt19937_bernoulli": ([_PTR] * 3 + [_I64, _PTR] + [_I64] * 2, ctypes.c_int),
-    "aevb_vae_step": ([_PTR, _I64, _I64] + [_PTR] * 3 + [_I64] * 2 + [_PTR], ctypes.c_int),
+    "aevb_vae_step": ([_PTR, _I64, _I64] + [_PTR] * 3 + [_I64] * 2 + [_PTR] * 2, ctypes.c_int),
 }
 STEP_LAYER = 10  # pointers per Linear layer that aevb_vae_step takes (step.c's enum)
 
@@ -260,13 +260,19 @@ def plan_step(layers: list[list], n_encoder: int, extras: list[torch.Tensor],
         n_encoder, torch.Size(x_shape), torch.Size(eps_shape))
 
 
+STEP_KINDS = ("forward products", "input-gradient products",
+              "weight-gradient products with the Adagrad update", "other compiled work")
+
+
 def vae_step(lib, plan: StepPlan, x: torch.Tensor, eps: torch.Tensor,
-             adagrad: tuple[float, float, float] | None) -> tuple[torch.Tensor, bool]:
+             adagrad: tuple[float, float, float] | None,
+             spent: torch.Tensor | None = None) -> tuple[torch.Tensor, bool]:
     """step.c's whole training step with `plan` (see `plan_step`) on x [N, ...], eps [L, N, J]:
     estimator B per data point [N] (nats) and whether the step was made: every .grad filled
     and, with `adagrad` = (lr, weight decay, eps) and a plan that holds Adagrad's state, the
     weights updated. An update stops on a non-finite bound before the backward pass: nothing
-    else changes then, and the second value is False."""
+    else changes then, and the second value is False. `spent`, a float64 tensor of
+    len(STEP_KINDS), adds up the seconds spent on each of STEP_KINDS (for the bench)."""
     if not lib_has_step(lib):
         raise ValueError("aevb.kernels.vae_step needs the compiled step")
     if x.shape != plan.x_shape or eps.shape != plan.eps_shape:
@@ -274,13 +280,17 @@ def vae_step(lib, plan: StepPlan, x: torch.Tensor, eps: torch.Tensor,
     if adagrad is not None and not plan.updates:
         raise ValueError("aevb.kernels.vae_step: an update needs a plan with Adagrad's state")
     _check(x, eps)
+    if spent is not None and not (spent.dtype is torch.float64 and spent.is_cpu
+                                  and spent.is_contiguous() and spent.numel() == len(STEP_KINDS)):
+        raise ValueError("aevb.kernels.vae_step: spent must be float64 [4] on the CPU")
     bound = x.new_empty(x.shape[0])
     extras = plan.extras
     extras[0], extras[1], extras[7] = x.data_ptr(), eps.data_ptr(), bound.data_ptr()
     hyper = None if adagrad is None else (_F32 * 3)(*adagrad)
     n_layers = len(plan.fans) // 2
     done = lib.aevb_vae_step(lib.aevb_sgemm, plan.n_encoder, n_layers - plan.n_encoder,
-                             plan.fans, plan.layers, extras, eps.shape[0], eps.shape[1], hyper)
+                             plan.fans, plan.layers, extras, eps.shape[0], eps.shape[1], hyper,
+                             None if spent is None else spent.data_ptr())
     return bound, done == 0
 
 

@@ -7,6 +7,9 @@
    chain driven from Python spent ~15% of a step on the interpreter and torch's dispatch
    between some forty calls; here it is one call. The arithmetic is that of fused.py's
    docstring and of the kernels; the tests compare it with float64 autograd. */
+#include <omp.h>
+#include <time.h>
+
 #include "kernels.h"
 
 /* Fortran BLAS sgemm (column-major, 32-bit integers), as MKL's LP64 interface exports it. */
@@ -36,16 +39,19 @@ static void matmul(sgemm_t gemm, int ta, int tb, int64_t m, int64_t n, int64_t k
 }
 
 /* A weight's gradient gw [out, in] = dy^T h from dy [rows, out] and h [rows, in], and with
-   `hyper` its Adagrad step: in blocks of output rows, split between the threads, each block
-   updated while its gradient is still in the core's cache. The update reads and writes
-   w, gw and the sums once each: about 20 bytes a parameter, so at M = 100 it cost as much
-   as a quarter of the products when it ran after them over memory. A block's product runs
-   on its thread alone (no nested parallelism); the blocks are fixed, so the result does
-   not depend on timing. */
+   `hyper` its Adagrad step: in blocks of output rows (about 64, as many for each thread),
+   each block updated while its gradient is still in the core's cache. The update reads and
+   writes w, gw and the sums once each: about 20 bytes a parameter, so at M = 100 it cost as
+   much as a quarter of the products when it ran after them over memory. A block's product
+   runs on its thread alone (no nested parallelism); the blocks depend on the sizes and the
+   thread count only, so the result does not depend on timing. */
 static void weight_gradient(sgemm_t gemm, const float *dy, const float *h, float *gw,
                             int64_t rows, int64_t out, int64_t in, float *w, float *sw,
                             float *step, const float *hyper) {
-    const int64_t block = 64;
+    int64_t threads = omp_get_max_threads();
+    int64_t blocks = (out + 63) / 64;
+    blocks = (blocks + threads - 1) / threads * threads;
+    int64_t block = (out + blocks - 1) / blocks;
     #pragma omp parallel for schedule(static)
     for (int64_t r0 = 0; r0 < out; r0 += block) {
         int64_t m = out - r0 < block ? out - r0 : block;
@@ -84,6 +90,26 @@ static void add_bias(float *y, const float *b, int64_t rows, int64_t cols, int s
     }
 }
 
+/* Where the step's time goes, for bench/run.py: with `spent` non-NULL, lap() adds the seconds
+   since the last lap to spent[kind]. (Products by kind, so that their FLOP rate inside the
+   step can be told; the weight gradients include the Adagrad update fused into them.) */
+enum { FORWARD_PRODUCTS, INPUT_GRADIENT_PRODUCTS, WEIGHT_GRADIENTS_AND_UPDATE, OTHER_WORK,
+       KINDS };
+typedef struct { double *spent, mark; } profile_t;
+
+static double seconds(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static void lap(profile_t *prof, int kind) {
+    if (prof->spent == NULL) return;
+    double t = seconds();
+    prof->spent[kind] += t - prof->mark;
+    prof->mark = t;
+}
+
 /* What the step needs of each Linear layer, in `layer`'s 10 pointers per layer: weight
    [out, in], bias [out], their .grad, Adagrad's sums of squares for both and step counts
    for both (NULL where the step makes no update), the layer's output [rows, out] (after
@@ -94,12 +120,14 @@ enum { W, B, GW, GB, SW, SB, STEP_W, STEP_B, OUT, D_IN, PER_LAYER };
 /* The net's forward pass from h [rows, in]; the last layer's bias is left out where
    `last_bias` is 0 (the likelihood kernel adds it as it reads the logits). */
 static void forward(sgemm_t gemm, float **layer, const int64_t *fans, int64_t count,
-                    const float *h, int64_t rows, int last_bias) {
+                    const float *h, int64_t rows, int last_bias, profile_t *prof) {
     for (int64_t i = 0; i < count; i++) {
         float **p = layer + i * PER_LAYER;
         int64_t in = fans[2 * i], out = fans[2 * i + 1];
         matmul(gemm, 0, 1, rows, out, in, h, p[W], p[OUT]);
+        lap(prof, FORWARD_PRODUCTS);
         if (i < count - 1 || last_bias) add_bias(p[OUT], p[B], rows, out, i < count - 1);
+        lap(prof, OTHER_WORK);
         h = p[OUT];
     }
 }
@@ -110,20 +138,24 @@ static void forward(sgemm_t gemm, float **layer, const int64_t *fans, int64_t co
    decay, eps) makes each layer's Adagrad step as soon as the pass is done with its weights,
    while they and their gradient are still in cache. */
 static void backward(sgemm_t gemm, float **layer, const int64_t *fans, int64_t count,
-                     const float *x, float *dy, int64_t rows, int first, const float *hyper) {
+                     const float *x, float *dy, int64_t rows, int first, const float *hyper,
+                     profile_t *prof) {
     for (int64_t i = count - 1; i >= 0; i--) {
         float **p = layer + i * PER_LAYER;
         int64_t in = fans[2 * i], out = fans[2 * i + 1];
         const float *h = i > 0 ? layer[(i - 1) * PER_LAYER + OUT] : x;  /* [rows, in] */
         /* dy W first: the update below changes W */
         if (i > 0 || first) matmul(gemm, 0, 0, rows, in, out, dy, p[W], p[D_IN]);
+        lap(prof, INPUT_GRADIENT_PRODUCTS);
         weight_gradient(gemm, dy, h, p[GW], rows, out, in, p[W], p[SW], p[STEP_W], hyper);
+        lap(prof, WEIGHT_GRADIENTS_AND_UPDATE);
         if (hyper != NULL)
             aevb_adagrad(p[B], p[GB], p[SB], p[STEP_B], out, hyper[0], hyper[1], hyper[2]);
         if (i > 0) {
             aevb_tanh_backward(p[D_IN], h, layer[(i - 1) * PER_LAYER + GB], rows, in);
             dy = p[D_IN];
         }
+        lap(prof, OTHER_WORK);
     }
 }
 
@@ -135,10 +167,12 @@ enum { X, EPS, SIGMA, Z, KL, ROWS, DE, BOUND, EXTRAS };
    of the n_enc encoder layers, then of the n_dec decoder layers, whose pointers `layer` holds
    in that order. With `hyper` (see backward) the step also updates the weights, unless the
    bound is not finite: then it returns 1 before the backward pass, and .grad and the weights
-   are as they were. Returns 0 otherwise. */
+   are as they were. Returns 0 otherwise. `spent` (NULL, or KINDS seconds) adds up where the
+   time went. */
 int aevb_vae_step(sgemm_t gemm, int64_t n_enc, int64_t n_dec, const int64_t *fans,
                   float **layer, float **extra, int64_t samples, int64_t n,
-                  const float *hyper) {
+                  const float *hyper, double *spent) {
+    profile_t prof = { spent, spent != NULL ? seconds() : 0.0 };
     float **enc = layer, **dec = layer + n_enc * PER_LAYER;
     const int64_t *enc_fans = fans, *dec_fans = fans + 2 * n_enc;
     int64_t j = dec_fans[0], rows = samples * n;
@@ -146,10 +180,10 @@ int aevb_vae_step(sgemm_t gemm, int64_t n_enc, int64_t n_dec, const int64_t *fan
     float *logits = dec[(n_dec - 1) * PER_LAYER + OUT];      /* [samples n, D] */
     int64_t d = dec_fans[2 * n_dec - 1];
 
-    forward(gemm, enc, enc_fans, n_enc, extra[X], n, 1);
+    forward(gemm, enc, enc_fans, n_enc, extra[X], n, 1, &prof);
     aevb_gaussian_latent(mu_log_var, extra[EPS], extra[SIGMA], extra[Z], extra[KL],
                          samples, n, j);
-    forward(gemm, dec, dec_fans, n_dec, extra[Z], rows, 0);
+    forward(gemm, dec, dec_fans, n_dec, extra[Z], rows, 0, &prof);
     aevb_bernoulli_logits(logits, dec[(n_dec - 1) * PER_LAYER + B], extra[X], extra[ROWS],
                           dec[(n_dec - 1) * PER_LAYER + GB],
                           extra[KL], extra[BOUND], rows, n, d, 1.0f / (float)rows);
@@ -158,9 +192,11 @@ int aevb_vae_step(sgemm_t gemm, int64_t n_enc, int64_t n_dec, const int64_t *fan
         for (int64_t i = 0; i < n; i++) sum += extra[BOUND][i];
         if (!isfinite(sum)) return 1;
     }
-    backward(gemm, dec, dec_fans, n_dec, extra[Z], logits, rows, 1, hyper);
+    lap(&prof, OTHER_WORK);
+    backward(gemm, dec, dec_fans, n_dec, extra[Z], logits, rows, 1, hyper, &prof);
     aevb_gaussian_latent_backward(dec[D_IN], extra[EPS], mu_log_var, extra[SIGMA], extra[DE],
                                   enc[(n_enc - 1) * PER_LAYER + GB], samples, n, j);
-    backward(gemm, enc, enc_fans, n_enc, extra[X], extra[DE], n, 0, hyper);
+    lap(&prof, OTHER_WORK);
+    backward(gemm, enc, enc_fans, n_enc, extra[X], extra[DE], n, 0, hyper, &prof);
     return 0;
 }
