@@ -67,22 +67,6 @@ void aevb_bernoulli_logits(float *l, const float *bias, const float *x, float *r
     }
 }
 
-/* Through h = tanh(a): dh <- dh * (1 - h^2), the gradient at a; its column sums (that
-   layer's bias gradient) into colsum [cols]. dh and h are [rows, cols]. */
-void aevb_tanh_backward(float *dh, const float *h, float *colsum, int64_t rows, int64_t cols) {
-    #pragma omp parallel
-    {
-        #pragma omp for schedule(static)
-        for (int64_t r = 0; r < rows; r++) {
-            float *g = dh + r * cols;
-            const float *hr = h + r * cols;
-            #pragma omp simd
-            for (int64_t c = 0; c < cols; c++) g[c] *= 1.0f - hr[c] * hr[c];
-        }
-        column_sums(dh, colsum, rows, cols);
-    }
-}
-
 /* q_phi(z|x) = N(mu, sigma^2) from the encoder's output enc [N, 2J] = (mu, log sigma^2):
    sigma [N, J]; z = mu + sigma * eps [L, N, J] for eps [L, N, J] (eq. 10's g_phi); and
    kl [N] = KL(q_phi(z|x) || N(0, I)) = sum_j (mu^2 + sigma^2 - 1 - log sigma^2) / 2 (nats). */

@@ -49,7 +49,6 @@ static inline void adagrad_update(float *p, const float *g, float *s, int64_t n,
 void aevb_bernoulli_logits(float *l, const float *bias, const float *x, float *rowbound,
                            float *colsum, const float *kl, float *bound, int64_t rows,
                            int64_t n, int64_t d, float scale);
-void aevb_tanh_backward(float *dh, const float *h, float *colsum, int64_t rows, int64_t cols);
 void aevb_gaussian_latent(const float *enc, const float *eps, float *sigma, float *z,
                           float *kl, int64_t samples, int64_t n, int64_t j);
 void aevb_gaussian_latent_backward(const float *dz, const float *eps, const float *enc,

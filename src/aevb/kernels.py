@@ -260,7 +260,7 @@ def plan_step(layers: list[list], n_encoder: int, extras: list[torch.Tensor],
         n_encoder, torch.Size(x_shape), torch.Size(eps_shape))
 
 
-STEP_KINDS = ("forward products", "input-gradient products",
+STEP_KINDS = ("forward products with bias and tanh", "input-gradient products with tanh's backward",
               "weight-gradient products with the Adagrad update", "other compiled work")
 
 

@@ -32,12 +32,6 @@ static void matmul_strided(sgemm_t gemm, int ta, int tb, int64_t m, int64_t n, i
          &one, b, (const int *)&LDB, a, (const int *)&LDA, &zero, c, (const int *)&LDC);
 }
 
-/* The same for whole, contiguous matrices. */
-static void matmul(sgemm_t gemm, int ta, int tb, int64_t m, int64_t n, int64_t k,
-                   const float *a, const float *b, float *c) {
-    matmul_strided(gemm, ta, tb, m, n, k, a, ta ? m : k, b, tb ? k : n, c, n);
-}
-
 /* A weight's gradient gw [out, in] = dy^T h from dy [rows, out] and h [rows, in], and with
    `hyper` its Adagrad step: in blocks of output rows (about 64, as many for each thread),
    each block updated while its gradient is still in the core's cache. The update reads and
@@ -75,26 +69,75 @@ static inline float tanh_fast(float a) {
     return fabsf(a) < 0.625f ? small : big;
 }
 
-/* y [rows, cols] += b (broadcast over rows), then tanh in place if `squash`. */
-static void add_bias(float *y, const float *b, int64_t rows, int64_t cols, int squash) {
-    #pragma omp parallel for schedule(static)
-    for (int64_t r = 0; r < rows; r++) {
-        float *yr = y + r * cols;
-        if (squash) {
-            #pragma omp simd
-            for (int64_t c = 0; c < cols; c++) yr[c] = tanh_fast(yr[c] + b[c]);
-        } else {
-            #pragma omp simd
-            for (int64_t c = 0; c < cols; c++) yr[c] += b[c];
+/* The columns [c[0], c[1]) of n that this thread takes in a parallel region: equal parts in
+   multiples of 16 floats, so that no two threads write one 64-byte cache line. */
+static void my_columns(int64_t n, int64_t c[2]) {
+    int64_t threads = omp_get_num_threads(), part = ((n + threads - 1) / threads + 15) / 16 * 16;
+    c[0] = omp_get_thread_num() * part < n ? omp_get_thread_num() * part : n;
+    c[1] = c[0] + part < n ? c[0] + part : n;
+}
+
+/* y [rows, out] = h [rows, in] W^T for W [out, in], plus b [out] (if not NULL) and then tanh
+   (if `squash`). Each thread makes its own columns of y, product and bias and tanh while
+   they are in its cache: at M = 100 this ran faster than MKL's own split of the product. */
+static void linear_forward(sgemm_t gemm, const float *h, const float *w, const float *b,
+                           float *y, int64_t rows, int64_t in, int64_t out, int squash) {
+    #pragma omp parallel
+    {
+        int64_t c[2];
+        my_columns(out, c);
+        if (c[1] > c[0]) {
+            matmul_strided(gemm, 0, 1, rows, c[1] - c[0], in, h, in, w + c[0] * in, in,
+                           y + c[0], out);
+            for (int64_t r = 0; b != NULL && r < rows; r++) {
+                float *yr = y + r * out;
+                if (squash) {
+                    #pragma omp simd
+                    for (int64_t k = c[0]; k < c[1]; k++) yr[k] = tanh_fast(yr[k] + b[k]);
+                } else {
+                    #pragma omp simd
+                    for (int64_t k = c[0]; k < c[1]; k++) yr[k] += b[k];
+                }
+            }
+        }
+    }
+}
+
+/* dh [rows, in] = dy [rows, out] W for W [out, in]; then, if h is not NULL, through the tanh
+   that made h [rows, in]: dh <- dh (1 - h^2), with its column sums (the bias gradient of the
+   layer that made h) into colsum [in], each summed in row order. Each thread its own
+   columns, as in linear_forward. */
+static void linear_input_gradient(sgemm_t gemm, const float *dy, const float *w, float *dh,
+                                  const float *h, float *colsum, int64_t rows, int64_t in,
+                                  int64_t out) {
+    #pragma omp parallel
+    {
+        int64_t c[2];
+        my_columns(in, c);
+        if (c[1] > c[0]) {
+            matmul_strided(gemm, 0, 0, rows, c[1] - c[0], out, dy, out, w + c[0], in,
+                           dh + c[0], in);
+            if (h != NULL) {
+                for (int64_t k = c[0]; k < c[1]; k++) colsum[k] = 0.0f;
+                for (int64_t r = 0; r < rows; r++) {
+                    float *g = dh + r * in;
+                    const float *hr = h + r * in;
+                    #pragma omp simd
+                    for (int64_t k = c[0]; k < c[1]; k++) {
+                        g[k] *= 1.0f - hr[k] * hr[k];
+                        colsum[k] += g[k];
+                    }
+                }
+            }
         }
     }
 }
 
 /* Where the step's time goes, for bench/run.py: with `spent` non-NULL, lap() adds the seconds
    since the last lap to spent[kind]. (Products by kind, so that their FLOP rate inside the
-   step can be told; the weight gradients include the Adagrad update fused into them.) */
-enum { FORWARD_PRODUCTS, INPUT_GRADIENT_PRODUCTS, WEIGHT_GRADIENTS_AND_UPDATE, OTHER_WORK,
-       KINDS };
+   step can be told, each with the work fused into it: bias and tanh, the tanh's backward,
+   the Adagrad update.) */
+enum { FORWARD_LAYERS, INPUT_GRADIENTS, WEIGHT_GRADIENTS_AND_UPDATE, OTHER_WORK, KINDS };
 typedef struct { double *spent, mark; } profile_t;
 
 static double seconds(void) {
@@ -123,11 +166,9 @@ static void forward(sgemm_t gemm, float **layer, const int64_t *fans, int64_t co
                     const float *h, int64_t rows, int last_bias, profile_t *prof) {
     for (int64_t i = 0; i < count; i++) {
         float **p = layer + i * PER_LAYER;
-        int64_t in = fans[2 * i], out = fans[2 * i + 1];
-        matmul(gemm, 0, 1, rows, out, in, h, p[W], p[OUT]);
-        lap(prof, FORWARD_PRODUCTS);
-        if (i < count - 1 || last_bias) add_bias(p[OUT], p[B], rows, out, i < count - 1);
-        lap(prof, OTHER_WORK);
+        linear_forward(gemm, h, p[W], i < count - 1 || last_bias ? p[B] : NULL, p[OUT], rows,
+                       fans[2 * i], fans[2 * i + 1], i < count - 1);
+        lap(prof, FORWARD_LAYERS);
         h = p[OUT];
     }
 }
@@ -145,17 +186,16 @@ static void backward(sgemm_t gemm, float **layer, const int64_t *fans, int64_t c
         int64_t in = fans[2 * i], out = fans[2 * i + 1];
         const float *h = i > 0 ? layer[(i - 1) * PER_LAYER + OUT] : x;  /* [rows, in] */
         /* dy W first: the update below changes W */
-        if (i > 0 || first) matmul(gemm, 0, 0, rows, in, out, dy, p[W], p[D_IN]);
-        lap(prof, INPUT_GRADIENT_PRODUCTS);
+        if (i > 0 || first)  /* through the tanh that made h, if there is one */
+            linear_input_gradient(gemm, dy, p[W], p[D_IN], i > 0 ? h : NULL,
+                                  i > 0 ? layer[(i - 1) * PER_LAYER + GB] : NULL, rows, in, out);
+        lap(prof, INPUT_GRADIENTS);
         weight_gradient(gemm, dy, h, p[GW], rows, out, in, p[W], p[SW], p[STEP_W], hyper);
         lap(prof, WEIGHT_GRADIENTS_AND_UPDATE);
         if (hyper != NULL)
             aevb_adagrad(p[B], p[GB], p[SB], p[STEP_B], out, hyper[0], hyper[1], hyper[2]);
-        if (i > 0) {
-            aevb_tanh_backward(p[D_IN], h, layer[(i - 1) * PER_LAYER + GB], rows, in);
-            dy = p[D_IN];
-        }
         lap(prof, OTHER_WORK);
+        dy = p[D_IN];
     }
 }
 
