@@ -1,6 +1,7 @@
 """aevb.kernels (compiled C) against PyTorch: torch.rand bits, float64 autograd, Adagrad."""
 import copy
 import math
+import time
 
 import pytest
 import torch
@@ -179,3 +180,140 @@ def test_training_without_kernels_warns_and_trains(tmp_path, monkeypatch):
     with pytest.warns(UserWarning, match="kernels unavailable"):
         run = aevb.train(cfg, progress=False)
     assert math.isfinite(aevb.checkpoint.read_metrics(run)[-1]["test_elbo"])
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+def test_binarize_reads_rows_in_place_with_the_bits_of_the_gather(lib, compiled):
+    probs = torch.rand(300, 28, 28, generator=torch.Generator().manual_seed(7))
+    rows = torch.randperm(300, generator=torch.Generator().manual_seed(8))[:100]
+    ours, theirs = torch.Generator().manual_seed(9), torch.Generator().manual_seed(9)
+    got = aevb.distributions.binarize(probs, ours, lib if compiled else None, rows)
+    assert torch.equal(got, (torch.rand(100, 28, 28, generator=theirs) < probs[rows]).float())
+    assert torch.equal(ours.get_state(), theirs.get_state())
+    before = ours.get_state()
+    with pytest.raises((ValueError, IndexError)):
+        aevb.distributions.binarize(probs, ours, lib if compiled else None,
+                                    torch.tensor([0, 300]))
+    if compiled:  # refused before drawing anything
+        assert torch.equal(ours.get_state(), before)
+
+
+def test_softplus_sums_against_float64(lib):
+    logits = torch.cat([torch.randn(50, 784, generator=torch.Generator().manual_seed(2)) * 4,
+                        torch.full((1, 784), -1e4), torch.full((1, 784), 1e4),
+                        torch.linspace(-30, 30, 784).reshape(1, 784)])
+    bias = torch.randn(784, generator=torch.Generator().manual_seed(3))
+    expected = torch.nn.functional.softplus(logits.double() + bias.double()).sum(-1)
+    torch.testing.assert_close(kernels.softplus_sums(lib, logits, bias).double(), expected,
+                               rtol=2e-7, atol=1e-5)
+    with pytest.raises(ValueError, match="bias"):
+        kernels.softplus_sums(lib, logits, bias[:10])
+
+
+@pytest.mark.parametrize("hidden, samples", [((500,), 40), ((30, 20), 7)])
+def test_compiled_log_weights_equal_float64(lib, hidden, samples):
+    from aevb.objectives import log_weights
+
+    model = model32(hidden, std=0.1)
+    gen = torch.Generator().manual_seed(4)
+    x = (torch.rand(30, 784, generator=gen) < 0.4).float()
+    eps = torch.randn(samples, 30, 5, generator=gen)
+    with torch.no_grad():
+        got = fused.log_weights(model, x, eps, lib)
+        expected = log_weights(copy.deepcopy(model).double(), x.double(), eps.double())
+        pytorch = log_weights(model, x, eps)
+    assert got.shape == (samples, 30)
+    # the float32 products dominate: the compiled softplus sum is no further off than torch's
+    error, pytorch_error = (got.double() - expected).abs().max(), (pytorch - expected).abs().max()
+    assert error <= 1.5 * pytorch_error + 1e-4
+
+
+def test_importance_sampling_with_and_without_kernels_agree(lib, monkeypatch):
+    from aevb.evaluate import importance_log_likelihood
+
+    model = model32((40,), std=0.1)
+    x = (torch.rand(20, 784, generator=torch.Generator().manual_seed(5)) < 0.3).float()
+    compiled = importance_log_likelihood(model, x, 300, seed=1, k_chunk=64)
+    monkeypatch.setattr(kernels, "load", lambda: None)
+    plain = importance_log_likelihood(model, x, 300, seed=1, k_chunk=64)
+    torch.testing.assert_close(compiled, plain, rtol=1e-6, atol=1e-4)
+
+
+def test_the_step_replans_when_tensors_are_replaced(lib):
+    """The plan of pointers follows a new .grad, new optimizer state and new parameter data."""
+    cfg = aevb.resolve("mnist-paper")
+    model = model32((50,), latent_dim=4, std=0.01)
+    twin = copy.deepcopy(model)
+    opt, twin_opt = make_optimizer(cfg, model, 1000), make_optimizer(cfg, twin, 1000)
+    step, twin_step = fused.FusedStep(model, opt), fused.FusedStep(twin, compiled=False)
+    gen = torch.Generator().manual_seed(6)
+
+    def both():
+        x = (torch.rand(50, 784, generator=gen) < 0.3).float()
+        eps = torch.randn(1, 50, 4, generator=gen)
+        torch.testing.assert_close(step(x, eps), twin_step(x, eps), rtol=1e-5, atol=1e-4)
+        assert step.updated
+        for p, q in zip(model.parameters(), twin.parameters()):  # in the current .grad
+            torch.testing.assert_close(p.grad, q.grad, rtol=1e-3, atol=1e-6)
+        twin_opt.step()
+
+    both()
+    for p in model.parameters():
+        p.grad = torch.zeros_like(p)  # a new .grad: the old one is no longer written
+    both()
+    opt.load_state_dict(copy.deepcopy(opt.state_dict()))  # new state tensors
+    both()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.data = p.data.clone()  # new parameter storage
+    both()
+    for p, q in zip(model.parameters(), twin.parameters()):
+        assert (p - q).norm() <= 1e-4 * q.norm()
+    for p, q in zip(model.parameters(), twin.parameters()):
+        torch.testing.assert_close(opt.state[p]["sum"], twin_opt.state[q]["sum"],
+                                   rtol=1e-3, atol=1e-9)
+
+
+def test_plan_step_refuses_tensors_of_the_wrong_size(lib):
+    model = model32((20,), latent_dim=4)
+    step = fused.FusedStep(model)
+    x, eps = (torch.rand(10, 784) < 0.3).float(), torch.randn(1, 10, 4)
+    step(x, eps)
+
+    def layers(shrink=None):
+        out = []
+        for i, layer in enumerate(step.encoder + step.decoder):
+            rows = 10
+            tensors = [layer.weight, layer.bias, layer.weight.grad, layer.bias.grad,
+                       None, None, None, None, torch.empty(rows, layer.out_features),
+                       None if i == 0 else torch.empty(rows, layer.in_features)]
+            if shrink == i:
+                tensors[8] = torch.empty(rows - 1, layer.out_features)
+            out.append(tensors)
+        return out
+
+    extras = [torch.empty(s) for s in ((10, 4), (10, 4), (10,), (10,), (10, 8))]
+    plan_layers = kernels.plan_step(layers(), 2, extras, x.shape, eps.shape)
+    assert plan_layers.n_encoder == 2
+    for k in range(4):
+        with pytest.raises(ValueError, match="sizes"):
+            kernels.plan_step(layers(shrink=k), 2, extras, x.shape, eps.shape)
+    with pytest.raises(ValueError, match="buffer"):
+        kernels.plan_step(layers(), 2, extras[:4] + [torch.empty(10, 7)], x.shape, eps.shape)
+    with pytest.raises(ValueError, match="chain"):
+        kernels.plan_step(layers(), 2, extras, (10, 780), eps.shape)
+    with pytest.raises(ValueError, match="shape of its plan"):
+        kernels.vae_step(lib, plan_layers, x[:9], eps[:, :9], None)
+
+
+def test_the_compiled_step_reports_where_its_time_went(lib):
+    model = model32((50,), latent_dim=4)
+    step = fused.FusedStep(model)
+    x, eps = (torch.rand(100, 784) < 0.3).float(), torch.randn(1, 100, 4)
+    step(x, eps)
+    spent = torch.zeros(len(kernels.STEP_KINDS), dtype=torch.float64)
+    start = time.perf_counter()
+    for _ in range(5):
+        kernels.vae_step(lib, step._plan[1], x, eps, None, spent=spent)
+    wall = time.perf_counter() - start
+    assert (spent > 0).all() and spent.sum() <= wall

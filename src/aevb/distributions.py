@@ -89,11 +89,14 @@ class AffineBernoulli(Distribution):
 
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
         """x [..., N, D] against batch [..., N]; returns [..., N] nats."""
-        softplus = torch.nn.functional.softplus(self.logits).sum(-1)  # [..., N]
+        return self.data_terms(x) - torch.nn.functional.softplus(self.logits).sum(-1)
+
+    def data_terms(self, x: torch.Tensor) -> torch.Tensor:
+        """sum_d x_d l_d, the part of log_prob that depends on x: [..., N] nats."""
         if self.h.dim() > x.dim() and self.h[..., 0].numel() >= 4 * x[..., 0].numel():
             # Several samples per data point: the x-terms through the hidden layer.
-            return (self.h * (x @ self.weight)).sum(-1) + x @ self.bias - softplus
-        return (x * self.logits).sum(-1) - softplus
+            return (self.h * (x @ self.weight)).sum(-1) + x @ self.bias
+        return (x * self.logits).sum(-1)
 
 
 def binarize(probs: torch.Tensor, generator: torch.Generator | None = None,

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 
-from . import hmc
+from . import fused, hmc, kernels
 from .objectives import complete_log_likelihood, elbo_b, log_weights
 
 # Elements per [K_chunk, N_chunk, width] activation (16 MB in float32): bounds memory for any
@@ -75,6 +75,13 @@ def importance_log_likelihood(model, x: torch.Tensor, k: int, seed: int,
     if k_chunk is None:
         k_chunk = max(1, min(k, CHUNK_ELEMENTS // (batch_size * _widest(model))))
     gen = torch.Generator(device=x.device).manual_seed(seed)
+    lib = kernels.load() if fused.supports(model) and kernels.usable(x) else None
+
+    def weights(xb, eps):  # [k_chunk, N_b]
+        if lib is not None and kernels.usable(*model.decoder.parameters()):
+            return fused.log_weights(model, xb, eps, lib)
+        return log_weights(model, xb, eps)
+
     out = []
     for start in range(0, len(x), batch_size):
         xb = x[start:start + batch_size]
@@ -82,7 +89,7 @@ def importance_log_likelihood(model, x: torch.Tensor, k: int, seed: int,
         # chunk size changes nothing but memory.
         eps = torch.randn(k, len(xb), model.config.latent_dim, generator=gen,
                           device=x.device, dtype=xb.dtype)
-        partial = [torch.logsumexp(log_weights(model, xb, eps[done:done + k_chunk]), dim=0)
+        partial = [torch.logsumexp(weights(xb, eps[done:done + k_chunk]), dim=0)
                    for done in range(0, k, k_chunk)]  # [N_b] each
         out.append(torch.logsumexp(torch.stack(partial), dim=0) - math.log(k))
     return torch.cat(out)

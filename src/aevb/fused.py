@@ -32,6 +32,7 @@ import torch
 from torch import nn
 
 from . import kernels
+from .distributions import q_sample
 from .networks import BernoulliDecoder, GaussianEncoder
 
 
@@ -190,6 +191,20 @@ class FusedStep:
         de[:, j:].add_(sigma * sigma - 1.0, alpha=0.5 / n)
         self._backward("e", de, enc, self.encoder, False)
         return bound
+
+
+def log_weights(model, x: torch.Tensor, eps: torch.Tensor, lib) -> torch.Tensor:
+    """objectives.log_weights, log p(x, z_l) - log q(z_l|x) [L, N] (nats), for a model where
+    `supports` holds, with the decoder's sum of softplus over the pixels (its element-wise
+    work, which at K samples per point took as long as a third of the products) in one
+    compiled pass: `lib` from aevb.kernels.load(), float32 CPU tensors."""
+    q = model.encode(x)
+    z = q_sample(q, eps)  # [L, N, J]
+    p = model.decode(z)  # AffineBernoulli: hidden layer h [L, N, H], weight [D, H], bias [D]
+    h = p.h.reshape(-1, p.h.shape[-1])
+    softplus = kernels.softplus_sums(lib, torch.mm(h, p.weight.t()), p.bias)
+    log_p_x_given_z = p.data_terms(x) - softplus.view(p.h.shape[:-1])
+    return log_p_x_given_z + model.prior().log_prob(z) - q.log_prob(z)
 
 
 class Adagrad(torch.optim.Adagrad):

@@ -67,6 +67,25 @@ void aevb_bernoulli_logits(float *l, const float *bias, const float *x, float *r
     }
 }
 
+/* out[r] = sum_d softplus(l[r, d] + bias[d]) for l [rows, D] (nats): the x-free part of a
+   Bernoulli decoder's -log p(x|z) for each of many z (importance sampling), in one pass with
+   no [rows, D] result; softplus(v) = max(v, 0) + log1p(e^-|v|), summed in float64 as in
+   aevb_bernoulli_logits. */
+void aevb_softplus_sums(const float *l, const float *bias, float *out, int64_t rows,
+                        int64_t d) {
+    #pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < rows; r++) {
+        const float *lr = l + r * d;
+        double acc = 0.0;
+        #pragma omp simd reduction(+:acc)
+        for (int64_t j = 0; j < d; j++) {
+            float v = lr[j] + bias[j];
+            acc += (double)((v > 0.0f ? v : 0.0f) + log1p_unit(exp_nonpositive(-fabsf(v))));
+        }
+        out[r] = (float)acc;
+    }
+}
+
 /* q_phi(z|x) = N(mu, sigma^2) from the encoder's output enc [N, 2J] = (mu, log sigma^2):
    sigma [N, J]; z = mu + sigma * eps [L, N, J] for eps [L, N, J] (eq. 10's g_phi); and
    kl [N] = KL(q_phi(z|x) || N(0, I)) = sum_j (mu^2 + sigma^2 - 1 - log sigma^2) / 2 (nats). */

@@ -20,18 +20,14 @@ static inline float exp_nonpositive(float a) {
     return p * scale.f;
 }
 
-/* log(1 + e) for 0 <= e <= 1, vectorizable: u = 1 + e = 2^j m with m in [1/sqrt 2, sqrt 2],
-   log m = 2 atanh(s), s = (m - 1) / (m + 1), |s| <= 0.172, by its series to s^9; the
-   rounding of u is undone by the factor e / (u - 1) (u - 1 is exact). */
+/* log(1 + e) for 0 <= e <= 1, vectorizable and without a division: e P(e), P of degree 9
+   fitted to log(1 + e) / e by least squares on Chebyshev nodes of [0, 1] (log(1 + e)'s
+   nearest singularity, e = -1, is far enough for that to converge fast). Relative error
+   1.5e-7 in float32, against 2.7e-7 for the atanh series with two divisions it replaced. */
 static inline float log1p_unit(float e) {
-    float u = 1.0f + e;
-    int big = u > 1.41421356f;
-    float m = big ? 0.5f * u : u, j = big ? 0.693147181f : 0.0f;
-    float s = (m - 1.0f) / (m + 1.0f), s2 = s * s;
-    float log_u = j + 2.0f * s * (1.0f + s2 * (1.0f / 3 + s2 * (1.0f / 5 + s2 * (1.0f / 7
-                  + s2 * (1.0f / 9)))));
-    float d = u - 1.0f;
-    return d == 0.0f ? e : log_u * (e / d);
+    return e * (1.0f + e * (-0.499999046f + e * (0.333300054f + e * (-0.249545604f
+           + e * (0.196781218f + e * (-0.153118744f + e * (0.106142804f + e * (-0.0570643246f
+           + e * (0.0199072119f + e * -0.00325638661f)))))))));
 }
 
 /* Adagrad's update of n parameters (see aevb_adagrad), without its step count. */

@@ -38,6 +38,7 @@ HEADER = Path(__file__).with_name("kernels.h")
 _I64, _F32, _PTR = ctypes.c_int64, ctypes.c_float, ctypes.c_void_p
 SIGNATURES = {  # name: (argument types, result type), as in kernels.c and step.c
     "aevb_bernoulli_logits": ([_PTR] * 7 + [_I64] * 3 + [_F32], None),
+    "aevb_softplus_sums": ([_PTR] * 3 + [_I64] * 2, None),
     "aevb_adagrad": ([_PTR] * 4 + [_I64] + [_F32] * 3, None),
     "aevb_mt19937_bernoulli": ([_PTR] * 3 + [_I64, _PTR] + [_I64] * 2, ctypes.c_int),
     "aevb_vae_step": ([_PTR, _I64, _I64] + [_PTR] * 3 + [_I64] * 2 + [_PTR] * 2, ctypes.c_int),
@@ -158,6 +159,16 @@ def bernoulli_logits(lib, logits: torch.Tensor, x: torch.Tensor, kl: torch.Tenso
                               rows.data_ptr(), colsum.data_ptr(), kl.data_ptr(),
                               bound.data_ptr(), logits.shape[0], n, d, 1.0 / logits.shape[0])
     return bound
+
+
+def softplus_sums(lib, logits: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """sum_d softplus(logits[r, d] + bias[d]) for each row r of logits [R, D]: [R] (nats)."""
+    _check(logits, bias)
+    if logits.dim() != 2 or bias.shape != logits.shape[1:]:
+        raise ValueError("aevb.kernels.softplus_sums takes logits [R, D] and a bias [D]")
+    out = logits.new_empty(logits.shape[0])
+    lib.aevb_softplus_sums(logits.data_ptr(), bias.data_ptr(), out.data_ptr(), *logits.shape)
+    return out
 
 
 def adagrad(lib, p: torch.Tensor, grad: torch.Tensor, state_sum: torch.Tensor,
