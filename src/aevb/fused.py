@@ -14,11 +14,12 @@ from step to step:
     y = h W^T + b (a linear layer) dW = dy^T h,  db = sum_n dy,  dh = dy W
     h = tanh(a)                    da = dh * (1 - h^2)
 
-For float32 on a CPU the element-wise work runs in `aevb.kernels` (compiled C: the likelihood
-and its gradient in one pass, each tanh's backward with the bias gradient below it, the
-latent layer's forward and backward), and with `Adagrad` from this module the step updates
-each layer as soon as the backward pass is done with its weights, while they and their
-gradient are still in cache: the same numbers as updating after the whole backward pass.
+For float32 on a CPU the whole step is one call of `aevb.kernels`' compiled step (the products
+through torch's own BLAS, the element-wise work fused after them), and with `Adagrad` from
+this module that call also makes the update, each weight's block by block right after that
+block of its gradient, while both are in cache: the same numbers as updating after the whole
+backward pass. `log_weights` does importance sampling's log-weights with the decoder's
+softplus sum compiled.
 
 The tests check bound and gradients against autograd through `objectives.elbo_b` in float64,
 and the compiled path against it and against this module's PyTorch path in float32.
@@ -58,7 +59,8 @@ def supports(model) -> bool:
 class FusedStep:
     """Estimator B and the gradient of its minibatch mean for a model where `supports` holds.
 
-    Called with x [N, D] (binary) and eps [L, N, J], it returns L^B per data point [N] in
+    Called with x [N, ...] (binary, D values a point) and eps [L, N, J], it returns L^B per
+    data point [N] in
     nats (as `objectives.elbo_b(model, x, eps)`, up to float rounding) and leaves
     d(-mean_n L^B)/d(theta, phi) in every parameter's .grad. If `optimizer` is this module's
     `Adagrad` and the compiled kernels serve the call, the call also makes the optimizer's
@@ -66,7 +68,9 @@ class FusedStep:
     call whose bound is not finite stops before the backward pass: no update, .grad as it
     was, `updated` false.)
     `compiled=False` keeps to PyTorch operations. It keeps the activations of the last
-    minibatch shape, so it is a class.
+    minibatch shape and, on the compiled path, a checked plan of the step's pointers
+    (`kernels.plan_step`), made again when a parameter, .grad or optimizer state tensor moves
+    (a new address): so it is a class.
     """
 
     def __init__(self, model, optimizer: torch.optim.Optimizer | None = None,
@@ -154,16 +158,19 @@ class FusedStep:
         return bound
 
     def _make_plan(self, x: torch.Tensor, eps: torch.Tensor, state: list) -> kernels.StepPlan:
-        (samples, n, j), f32 = eps.shape, torch.float32
+        samples, n, j = eps.shape
+
+        def buffer(*shape):
+            return torch.empty(shape, dtype=torch.float32)
+
         layers, pairs = [], iter(state)
         for net, rows in (("e", n), ("d", samples * n)):
             for i, layer in enumerate(self.encoder if net == "e" else self.decoder):
                 (sw, step_w), (sb, step_b) = next(pairs), next(pairs)
-                d_in = None if net == "e" and i == 0 else torch.empty(rows, layer.in_features, dtype=f32)
+                d_in = None if net == "e" and i == 0 else buffer(rows, layer.in_features)
                 layers.append([layer.weight, layer.bias, layer.weight.grad, layer.bias.grad,
-                               sw, sb, step_w, step_b, torch.empty(rows, layer.out_features, dtype=f32),
-                               d_in])
-        extras = [torch.empty(shape, dtype=f32) for shape in
+                               sw, sb, step_w, step_b, buffer(rows, layer.out_features), d_in])
+        extras = [buffer(*shape) for shape in
                   ((n, j), (samples * n, j), (n,), (samples * n,), (n, 2 * j))]
         return kernels.plan_step(layers, len(self.encoder), extras, x.shape, eps.shape)
 

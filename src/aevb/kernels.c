@@ -1,5 +1,6 @@
-/* The element-wise work of aevb.fused's training step, the Adagrad update and the
-   binarization's random draws: float32, CPU.
+/* The element-wise passes of aevb.fused's training step (chained with the products by step.c),
+   the Adagrad update, importance sampling's softplus sums and the binarization's random
+   draws: float32, CPU.
 
    Compiled on first use by aevb/kernels.py and called through ctypes. Each function makes in
    one pass over memory what takes several PyTorch operations (each its own dispatch, output
