@@ -3,7 +3,8 @@
     bash bench/setup_peer.sh                              # once: the peer's own venv
     AEVB_DATA=../shared/data .venv/bin/python bench/run.py
 
-Writes bench/results.json and docs/performance.md (generated: edit this script, not the page).
+Writes bench/results.json and docs/performance.md (generated: edit this script, not the page;
+`bench/run.py --page-only` writes the page again from results.json).
 Ratios only mean something within one run: these machines are noisy.
 """
 import copy
@@ -387,8 +388,9 @@ def main():
         "accuracy": same,
         "ratios": {
             "training_vs_pythae": train_rate / peer["train_samples_per_second"],
-            "training_flop_share": achieved / gflops,
-            "training_flop_share_paired": paired["median"],
+            # the goal's measure: each half of a ratio beside the other (paired_flop_share)
+            "training_flop_share": paired["median"],
+            "training_flop_share_best_of_runs": achieved / gflops,
             "likelihood_speed_vs_pythae": peer["nll_seconds"] / nll_seconds,
         },
         "matmul_gflops": gflops, "training_gflops": achieved, "growth": growth_rows,
@@ -407,6 +409,7 @@ def main():
 
 
 def write_page(r):
+    """docs/performance.md from the results `r` of a run (see `main`)."""
     a, p, q, g = r["aevb"], r["peer"], r["ratios"], r["goals"]
 
     def mark(ok):
@@ -417,14 +420,15 @@ def write_page(r):
          f"{a['train_samples_per_second']:,.0f}", f"{p['train_samples_per_second']:,.0f}",
          f"{q['training_vs_pythae']:.2f}x", f"≥ {g['training_vs_pythae']}x",
          mark(q["training_vs_pythae"] >= g["training_vs_pythae"])),
-        ("share of this process's matmul FLOP rate reached in training",
-         f"{r['training_gflops']:.0f} of {r['matmul_gflops']:.0f} GFLOP/s", "",
+        ("share of this process's matmul FLOP rate reached in training: median of 20 pairs of "
+         "50 training steps and the matmul rate right after them",
+         f"best pair {r['paired_flop_share']['best']:.0%}", "",
          f"{q['training_flop_share']:.0%}", f"≥ {g['training_flop_share']:.0%}",
          mark(q["training_flop_share"] >= g["training_flop_share"])),
-        ("the same share, paired: median over 20 alternations of 50 steps and the matmul rate",
-         f"best pair {r['paired_flop_share']['best']:.0%}", "",
-         f"{q['training_flop_share_paired']:.0%}", f"≥ {g['training_flop_share']:.0%}",
-         mark(q["training_flop_share_paired"] >= g["training_flop_share"])),
+        ("the same share from the best of the three training runs over the best of three matmul "
+         "measurements (noisier, see below)",
+         f"{r['training_gflops']:.0f} of {r['matmul_gflops']:.0f} GFLOP/s", "",
+         f"{q['training_flop_share_best_of_runs']:.0%}", "", "for comparison"),
         ("importance-sampled log p(x), 100 test images x K = 1000",
          f"{a['nll_seconds']:.2f} s", f"{p['nll_seconds']:.2f} s",
          f"{q['likelihood_speed_vs_pythae']:.2f}x", f"≥ {g['likelihood_speed_vs_pythae']}x",
@@ -488,13 +492,14 @@ here) against `aevb.evaluate.importance_log_likelihood` ({a['log_likelihood']:.2
 differently trained model of the same shape). The training FLOP count is that of the matrix
 products of a step (forward, the input gradients but the first layer's, the weight gradients:
 6 multiply-adds per weight per sample less the first layer's input gradient); the matmul rate
-is measured in the same process on exactly those products at M = 100. The first share row
-divides the best of the three training runs by the best of three matmul measurements (each
-taken right after its training run, but a few seconds long against the training's minute);
-on this machine, whose speed swings by up to 2x within minutes, it is the noisier figure.
-The paired row (`paired_flop_share`: 20 blocks of 50 training steps, each timed right before
-its own matmul rate, and the median of the 20 ratios) is the steadier measure of the same
-ratio.
+is measured in the same process on exactly those products at M = 100. The goal's share row
+(`paired_flop_share`) times 20 blocks of 50 training steps, each right before its own matmul
+rate, and takes the median of the 20 ratios: both halves of each ratio see the same state of
+this machine, whose speed swings by up to 2x within minutes. The second share row divides the
+best of the three `aevb.train` runs (each a ~6 s average) by the best of three matmul
+measurements (each a fraction of a second, taken right after a training run): the best of
+three short measurements catches faster moments than the best of three long averages, and
+the ratio wanders with the machine's phases.
 
 What the speed comes from: the data resident in one tensor; the training step of the paper's
 networks written out by hand (`aevb.fused`: the same bound and gradients as autograd through
@@ -553,4 +558,7 @@ Linear growth doubles the ratio when the size doubles.
 
 
 if __name__ == "__main__":
+    if sys.argv[1:] == ["--page-only"]:  # the page again from the last run's results.json
+        write_page(json.loads((HERE / "results.json").read_text()))
+        sys.exit(0)
     sys.exit(main())
