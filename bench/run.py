@@ -33,17 +33,18 @@ REPEATS = 3
 LAYERS = [(784, 500), (500, 40), (20, 500), (500, 784)]  # (fan_in, fan_out), M = 100
 
 
-def step_products():
-    """The matrix products of one training step at M = 100, as (rows, inner, cols): forward
-    h W, backward dh W^T (not for the first layer: nothing needs the input's gradient) and
-    the weight gradients h^T dy."""
+def step_products(kind=None):
+    """The matrix products of one training step at M = 100, as (rows, inner, cols), in step
+    order: forward h W (kind 0), backward dh W^T (kind 1; not for the first layer: nothing
+    needs the input's gradient) and the weight gradients h^T dy (kind 2); only those of
+    `kind` if given."""
     out = []
     for i, (fan_in, fan_out) in enumerate(LAYERS):
-        out.append((100, fan_in, fan_out))
+        out.append((0, (100, fan_in, fan_out)))
         if i > 0:
-            out.append((100, fan_out, fan_in))
-        out.append((fan_in, 100, fan_out))
-    return out
+            out.append((1, (100, fan_out, fan_in)))
+        out.append((2, (fan_in, 100, fan_out)))
+    return [shape for k, shape in out if kind is None or k == kind]
 
 
 def matmul_gflops(repeats=200):
@@ -228,12 +229,7 @@ def step_breakdown(data, steps=300, rounds=3):
 
 def step_product_flops():
     """FLOPs of a step's forward, input-gradient and weight-gradient products at M = 100."""
-    kinds = [0, 0, 0]
-    for i, (fan_in, fan_out) in enumerate(LAYERS):
-        kinds[0] += 2 * 100 * fan_in * fan_out
-        kinds[1] += 2 * 100 * fan_in * fan_out if i > 0 else 0
-        kinds[2] += 2 * 100 * fan_in * fan_out
-    return kinds
+    return [sum(2 * r * i * c for r, i, c in step_products(kind)) for kind in range(3)]
 
 
 def float64_gap(model, test, n=20, k=5000, chunk=250):
