@@ -34,7 +34,8 @@ def _bad(r):
     (["--preset", "cifar-paper"], "unknown preset"),
     (["--latent-dim", "0"], "latent dimension"),
     (["--latent-dim", "-3"], "latent dimension"),
-    (["--latent-dim", "abc"], "invalid int"),
+    (["--latent-dim", "abc"], "not a number"),
+    (["--latent-dim", "2.5"], "not a whole number"),
     (["--samples", "lots"], "not a number"),
     (["--lr", "fast"], "invalid float"),
     (["--hidden", "5x"], "sizes"),
@@ -148,3 +149,25 @@ def test_every_train_option_has_help_text():
     assert set(field_help()) == {f.name for f in fields(TrainConfig)}
     r = aevb("train", "--help")
     assert r.returncode == 0 and "N_z, the dimension of z" in r.stdout
+
+
+def test_every_integer_option_takes_scientific_notation():
+    """One converter for every integer option: 1e3 is accepted wherever an integer is."""
+    from dataclasses import fields
+
+    from aevb.cli import build_parser
+    from aevb.config import TrainConfig
+
+    parser = build_parser()
+    int_fields = [f.name for f in fields(TrainConfig) if str(f.type).startswith("int")]
+    assert {"checkpoint_every", "eval_examples", "latent_dim", "batch_size"} <= set(int_fields)
+    for name in int_fields:
+        args = parser.parse_args(["train", f"--{name.replace('_', '-')}", "1e3"])
+        assert getattr(args, name) == 1000, name
+    for command in (["evaluate", "RUN", "--importance-samples", "1e3", "--batch-size", "1e2",
+                     "--limit", "1e3"], ["sample", "RUN", "-n", "1e2", "--seed", "1e1"],
+                    ["reproduce", "fig3", "--budget", "2e4", "--likelihood-examples", "1e2"]):
+        parsed = vars(parser.parse_args(command))
+        assert all(isinstance(v, int) for k, v in parsed.items()
+                   if k in ("importance_samples", "batch_size", "limit", "n", "seed", "budget",
+                            "likelihood_examples")), parsed

@@ -88,6 +88,8 @@ def test_a_pickle_payload_in_a_checkpoint_is_refused_unexecuted(digits_run, tmp_
 
     run = tmp_path / "run"
     shutil.copytree(digits_run, run)
+    # Without its manifest (a run from before checksums), so the parser itself is tested.
+    (run / "manifest.json").unlink()
     marker = tmp_path / "pwned"
     monkeypatch.setenv("AEVB_PWNED", str(marker))
     (run / "model.safetensors").write_bytes(pickle.dumps({"weights": _Payload()}))
@@ -107,6 +109,7 @@ def test_truncated_and_foreign_weights_are_refused(digits_run, tmp_path):
 
     run = tmp_path / "run"
     shutil.copytree(digits_run, run)
+    (run / "manifest.json").unlink()  # as above: the parser, not the checksums
     weights = (run / "model.safetensors").read_bytes()
     (run / "model.safetensors").write_bytes(weights[: len(weights) // 2])
     with pytest.raises(AevbError, match="not a valid safetensors"):

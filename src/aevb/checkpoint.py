@@ -1,14 +1,15 @@
 """Run directories: config.json, model.safetensors, state.safetensors and metrics.jsonl.
 
 Nothing in a run directory is a pickle: weights, optimizer state and RNG states are
-safetensors, everything else JSON. Files are replaced atomically (temporary file, fsync,
-rename), so an interrupted write leaves the previous version in place.
+safetensors, everything else JSON. Files are replaced atomically (`files.atomic_write`), so an
+interrupted write leaves the previous version in place, and recorded in manifest.json with
+their SHA-256 (`integrity`), which every read verifies. A checkpoint's tensors are checked
+against the model and optimizer they are loaded into (`validate_state`) before anything
+touches them: the compiled kernels trust their sizes.
 """
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -17,7 +18,9 @@ from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
+from . import integrity, state_checks
 from .errors import AevbError
+from .files import Busy, atomic_write, lock, remove_stale_temporaries  # noqa: F401 (atomic_write: for reproduce)
 from .model import VAE, ModelConfig
 
 CONFIG = "config.json"
@@ -25,20 +28,6 @@ WEIGHTS = "model.safetensors"
 STATE = "state.safetensors"
 METRICS = "metrics.jsonl"
 RUN_FILES = (CONFIG, WEIGHTS, STATE, METRICS)
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def refuse_existing_run(run_dir: Path) -> None:
@@ -52,38 +41,33 @@ def refuse_existing_run(run_dir: Path) -> None:
                         "choose another --out")
 
 
-def prepare_run_dir(run_dir: Path) -> None:
-    """Create run_dir, refusing one that already holds a run."""
-    refuse_existing_run(run_dir)
-    Path(run_dir).mkdir(parents=True, exist_ok=True)
-
-
 @contextmanager
 def exclusive(run_dir, active: bool = True, wait: bool = False):
     """Hold run_dir/.lock while training: a second process that tries to train or resume the
     same run gets an AevbError instead of interleaving checkpoints (wait=True: it waits its
     turn instead). The lock goes with the process that holds it, so a killed run leaves none
-    behind. active=False: no lock (the non-writing ranks under torchrun)."""
+    behind; temporary files such a process left are removed once the lock is held.
+    active=False: no lock (the non-writing ranks under torchrun)."""
     if not active:
         yield
         return
-    import fcntl
-
-    with open(Path(run_dir) / ".lock", "a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-        except BlockingIOError:
-            raise AevbError(f"{run_dir} is being trained by another process; wait for it to "
-                            "finish or stop it") from None
-        yield
+    try:
+        with lock(Path(run_dir) / ".lock", wait=wait):
+            remove_stale_temporaries(run_dir)
+            yield
+    except Busy:
+        raise AevbError(f"{run_dir} is being trained by another process; wait for it to "
+                        "finish or stop it") from None
 
 
 def write_config(run_dir: Path, info: dict) -> None:
-    atomic_write(Path(run_dir) / CONFIG, (json.dumps(info, indent=2) + "\n").encode())
+    integrity.write(run_dir, {CONFIG: (json.dumps(info, indent=2) + "\n").encode()})
 
 
 def read_config(run_dir) -> dict:
     path = Path(run_dir) / CONFIG
+    if path.is_file():
+        integrity.verify(run_dir, [CONFIG])
     try:
         return json.loads(path.read_text())
     except FileNotFoundError:
@@ -118,11 +102,14 @@ def save_checkpoint(run_dir: Path, model: VAE, optimizer: torch.optim.Optimizer,
     # The state file holds its own copy of the weights, so it is complete on its own: a kill
     # between the two renames leaves a state that resumes exactly and weights that still load.
     tensors.update({f"model.{k}": v for k, v in weights.items()})
-    atomic_write(Path(run_dir) / STATE, st_save(tensors, metadata=meta))
-    atomic_write(Path(run_dir) / WEIGHTS, st_save(weights, metadata={"format": "pt"}))
+    # The state first: a kill between the two leaves a state that holds the newer weights.
+    integrity.write(run_dir, {STATE: st_save(tensors, metadata=meta),
+                              WEIGHTS: st_save(weights, metadata={"format": "pt"})})
 
 
 def _read_safetensors(path: Path) -> tuple[dict, dict]:
+    if path.is_file():
+        integrity.verify(path.parent, [path.name])
     try:
         data = path.read_bytes()
         tensors = st_load(data)
@@ -159,10 +146,11 @@ def load_training_state(run_dir, model: VAE, optimizer: torch.optim.Optimizer,
     Only rank 0's noise generator is saved; other ranks keep their freshly seeded one.
     """
     tensors, meta = _read_safetensors(Path(run_dir) / STATE)
+    where = f"{run_dir}/{STATE}"
     try:
-        model.load_state_dict({k[len("model."):]: v for k, v in tensors.items()
-                               if k.startswith("model.")}, strict=True)
+        model_state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
         scalars = json.loads(meta["optimizer_scalars"])
+        param_groups = json.loads(meta["param_groups"])
         state: dict = {}
         for key, value in tensors.items():
             if key.startswith("optimizer."):
@@ -171,16 +159,25 @@ def load_training_state(run_dir, model: VAE, optimizer: torch.optim.Optimizer,
         for key, value in scalars.items():
             index, name = key.split(".", 1)
             state.setdefault(int(index), {})[name] = value
-        optimizer.load_state_dict({"state": state,
-                                   "param_groups": json.loads(meta["param_groups"])})
-        for name, gen in generators.items():
-            if name != "noise" or rank == 0:
-                gen.set_state(tensors[f"rng.{name}"])
-        extra = {k[len("extra."):]: v for k, v in tensors.items() if k.startswith("extra.")}
-        return {"progress": json.loads(meta["progress"]), "order": tensors.get("order"),
-                "extra": extra}
+        restored = {name: tensors[f"rng.{name}"] for name in generators
+                    if name != "noise" or rank == 0}
+        progress = json.loads(meta["progress"])
+    except (KeyError, ValueError, TypeError, AttributeError) as err:
+        raise AevbError(f"{where}: damaged or from another run ({err})") from None
+    # Every check before anything is changed: a refused checkpoint leaves model and optimizer
+    # as they were.
+    state_checks.optimizer_state(where, state, param_groups, optimizer)
+    for name, value in restored.items():
+        state_checks.generator_state(where, name, value, generators[name])
+    try:
+        model.load_state_dict(model_state, strict=True)
+        optimizer.load_state_dict({"state": state, "param_groups": param_groups})
     except (KeyError, ValueError, RuntimeError, TypeError) as err:
-        raise AevbError(f"{run_dir}/{STATE}: damaged or from another run ({err})") from None
+        raise AevbError(f"{where}: damaged or from another run ({err})") from None
+    for name, value in restored.items():
+        generators[name].set_state(value)
+    extra = {k[len("extra."):]: v for k, v in tensors.items() if k.startswith("extra.")}
+    return {"progress": progress, "order": tensors.get("order"), "extra": extra}
 
 
 def read_progress(run_dir) -> dict:
@@ -197,10 +194,9 @@ def append_metrics(run_dir: Path, record: dict) -> None:
 
 
 def append_jsonl(path: Path, record: dict) -> None:
-    with open(path, "a") as f:
-        f.write(json.dumps(record) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
+    """One JSON line appended to a log in a run directory (and recorded in its manifest)."""
+    path = Path(path)
+    integrity.append(path.parent, path.name, json.dumps(record))
 
 
 def read_metrics(run_dir) -> list[dict]:
@@ -208,6 +204,7 @@ def read_metrics(run_dir) -> list[dict]:
     path = Path(run_dir) / METRICS
     if not path.exists():
         return []
+    integrity.verify(run_dir, [METRICS])
     records = []
     for line in path.read_text().splitlines():
         try:
@@ -220,4 +217,4 @@ def read_metrics(run_dir) -> list[dict]:
 def truncate_metrics(run_dir, samples: int) -> None:
     """Drop records made after the checkpoint at `samples` (they will be made again)."""
     kept = [r for r in read_metrics(run_dir) if r["samples"] <= samples]
-    atomic_write(Path(run_dir) / METRICS, "".join(json.dumps(r) + "\n" for r in kept).encode())
+    integrity.write(run_dir, {METRICS: "".join(json.dumps(r) + "\n" for r in kept).encode()})

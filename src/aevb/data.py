@@ -11,6 +11,7 @@ from __future__ import annotations
 import gzip
 import os
 import struct
+import warnings
 import zlib
 import dataclasses
 from dataclasses import dataclass
@@ -202,7 +203,8 @@ def read_frey(path: Path) -> np.ndarray:
 
 
 def read_array(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
-    """A user's .npy or .npz: [N, H, W] or [N, D], uint8 or float in [0, 1]; npz may add labels."""
+    """A user's .npy or .npz: [N, H, W] or [N, D], uint8 (grey levels 0..255, or binary 0/1)
+    or float in [0, 1]; npz may add labels."""
     labels = None
     try:
         loaded = np.load(path, allow_pickle=False)
@@ -222,7 +224,8 @@ def read_array(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
 
 
 def read_image_folder(path: Path) -> np.ndarray:
-    """Every PNG/JPEG in a folder as greyscale, all of one size; returns uint8 [N, H, W]."""
+    """Every PNG/JPEG in a folder as greyscale, all of one size; returns uint8 [N, H, W]
+    (images that hold only the values 0 and 1 are binary data, as for arrays)."""
     from PIL import Image, UnidentifiedImageError
 
     files = sorted(p for p in Path(path).iterdir()
@@ -259,11 +262,25 @@ def _check_user_array(array: np.ndarray, where: str) -> np.ndarray:
 
 # ---------------------------------------------------------------- datasets by name
 
-def _to_tensor(images: np.ndarray) -> torch.Tensor:
-    """uint8 or float [N, ...] -> float32 [N, D] in [0, 1]."""
-    flat = images.reshape(images.shape[0], -1)
-    scale = 255.0 if images.dtype == np.uint8 else 1.0
-    return torch.from_numpy(flat.astype(np.float32) / scale)
+def binary_uint8(images: np.ndarray) -> bool:
+    """Whether a uint8 array holds only 0 and 1: binary data (the usual way to store binarized
+    MNIST), not grey levels out of 255, which would make it near-blank images."""
+    return images.dtype == np.uint8 and int(images.max(initial=0)) <= 1
+
+
+def _to_tensor(images: np.ndarray, scale: float | None = None) -> torch.Tensor:
+    """uint8 or float [N, ...] -> float32 [N, D] in [0, 1]. uint8 grey levels are divided by
+    255, except uint8 that holds only 0 and 1, which is binary and kept as it is; `scale`
+    (255.0 or 1.0) overrides that decision, made once for a whole array before it is split."""
+    with warnings.catch_warnings():  # read-only arrays (np.frombuffer) are only read here
+        warnings.simplefilter("ignore", UserWarning)
+        flat = torch.from_numpy(np.ascontiguousarray(images.reshape(images.shape[0], -1)))
+    if images.dtype != np.uint8:
+        return flat.to(torch.float32)
+    if scale is None:
+        scale = 1.0 if binary_uint8(images) else 255.0
+    out = flat.to(torch.float32)  # one float copy, scaled in place
+    return out.div_(scale) if scale != 1.0 else out
 
 
 def split_indices(n: int, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -279,10 +296,11 @@ def split_indices(n: int, test_fraction: float, seed: int) -> tuple[np.ndarray, 
 
 def _split(name, images, labels, test_fraction, seed) -> Dataset:
     train, test = split_indices(len(images), test_fraction, seed)
+    scale = 1.0 if images.dtype != np.uint8 or binary_uint8(images) else 255.0
     lab = None if labels is None else torch.as_tensor(np.asarray(labels), dtype=torch.int64)
     if lab is not None and len(lab) != len(images):
         raise AevbError(f"{name}: {len(lab)} labels for {len(images)} data points")
-    return Dataset(name, _to_tensor(images[train]), _to_tensor(images[test]),
+    return Dataset(name, _to_tensor(images[train], scale), _to_tensor(images[test], scale),
                    tuple(images.shape[1:]),
                    None if lab is None else lab[train], None if lab is None else lab[test])
 
@@ -295,7 +313,7 @@ def _load_idx_pair(name, files, data_dir, download) -> Dataset:
     train_y, test_y = get("train-labels-idx1-ubyte.gz"), get("t10k-labels-idx1-ubyte.gz")
     if train.ndim != 3 or test.ndim != 3 or len(train_y) != len(train) or len(test_y) != len(test):
         raise AevbError(f"{name}: image and label files do not match")
-    return Dataset(name, _to_tensor(train), _to_tensor(test), tuple(train.shape[1:]),
+    return Dataset(name, _to_tensor(train, 255.0), _to_tensor(test, 255.0), tuple(train.shape[1:]),
                    torch.from_numpy(train_y.astype(np.int64)),
                    torch.from_numpy(test_y.astype(np.int64)))
 
@@ -338,7 +356,8 @@ def load_dataset(name: str, *, data_dir=None, download: bool = True,
 
 
 def load_user_data(path: str) -> torch.Tensor:
-    """All rows of a user's .npy/.npz file or image folder as float32 [N, D] in [0, 1]."""
+    """All rows of a user's .npy/.npz file or image folder as float32 [N, D] in [0, 1], by the
+    same rules as training data (uint8 holding only 0 and 1 is binary)."""
     p = Path(path)
     if p.is_dir():
         return _to_tensor(read_image_folder(p))
@@ -360,6 +379,29 @@ def load_for_config(config) -> Dataset:
         labels = data.train_labels[:n] if data.train_labels is not None else None
         data = dataclasses.replace(data, train=data.train[:n], train_labels=labels)
     return data
+
+
+def typical_range(x: torch.Tensor) -> list[float]:
+    """The 0.1% and 99.9% quantiles of the data points' mean values (x [N, D] in [0, 1]):
+    recorded with a model, so that data scored later can be compared with what it learned."""
+    means = x.double().mean(1)
+    return [float(torch.quantile(means, 0.001)), float(torch.quantile(means, 0.999))]
+
+
+def outside_range(x: torch.Tensor, typical: list[float]) -> str | None:
+    """A warning if most points of x [N, D] have a mean value far outside `typical` (from
+    `typical_range` of the training data): wrongly scaled data, e.g. binary images stored as
+    0/255 read as grey levels, or 0/1 values divided by 255. None if x looks like it."""
+    lo, hi = typical
+    means = x.double().mean(1)
+    # Far: a third of the lowest typical mean, or a third as far from 1 as the highest.
+    outside = float(((means < lo / 3) | (1 - means < (1 - hi) / 3)).double().mean())
+    if outside <= 0.5:
+        return None
+    return (f"{outside:.0%} of the data points have a mean value far outside the training "
+            f"data's range [{lo:.4g}, {hi:.4g}] (median {float(means.median()):.4g}): check "
+            "how the data is scaled (uint8 grey levels 0..255, uint8 binary 0/1, or float "
+            "in [0, 1])")
 
 
 DATASETS = ("mnist", "fashion-mnist", "binarized-mnist", "frey-face", "digits")

@@ -15,3 +15,8 @@ class Interrupted(Exception):
     def __init__(self, signum: int, message: str):
         super().__init__(message)
         self.signum = signum
+
+
+class AevbWarning(UserWarning):
+    """Something the user should know that does not stop the command; the CLI prints it as
+    one line starting `aevb: warning:`."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -197,8 +198,8 @@ def evaluate_run(run_dir, *, split: str = "test", importance_samples: int = 5000
     model's data size. For a Bernoulli model, grey-level data is binarized with a fixed seed.
     """
     from .checkpoint import load, read_config
-    from .data import load_user_data
-    from .errors import AevbError
+    from .data import load_user_data, outside_range
+    from .errors import AevbError, AevbWarning
     from .trainer import pick_device
 
     if method not in METHODS:
@@ -211,7 +212,8 @@ def evaluate_run(run_dir, *, split: str = "test", importance_samples: int = 5000
         raise AevbError(f"importance samples must be at least 1, got {importance_samples}")
     if batch_size < 1:
         raise AevbError(f"batch size must be at least 1, got {batch_size}")
-    config = read_config(run_dir)["config"]
+    info = read_config(run_dir)
+    config = info["config"]
     use_encoder = config.get("algorithm") != "mcem"
     if not use_encoder and method != "hmc-harmonic":
         raise AevbError(f"{run_dir} was trained by MCEM, which leaves q(z|x) untrained: "
@@ -222,6 +224,10 @@ def evaluate_run(run_dir, *, split: str = "test", importance_samples: int = 5000
         if x.shape[1] != model.config.data_dim:
             raise AevbError(f"{data}: data points have {x.shape[1]} values, the model expects "
                             f"{model.config.data_dim} (shape {list(model.config.data_shape)})")
+        typical = info.get("data", {}).get("typical_range")
+        warning = outside_range(x, typical) if typical else None
+        if warning:
+            warnings.warn(AevbWarning(f"{data}: {warning}"), stacklevel=2)
         is_binary = bool(((x == 0) | (x == 1)).all())
         binarize = model.config.likelihood == "bernoulli" and not is_binary
     else:
@@ -230,6 +236,12 @@ def evaluate_run(run_dir, *, split: str = "test", importance_samples: int = 5000
         dataset = dataset_of_run(run_dir)
         x, binarize = (dataset.train if split == "train" else dataset.test), config["binarize"]
     x = evaluation_set(x, split, config["seed"], binarize)[:limit]
-    return evaluate(model, x, split=split, importance_samples=importance_samples,
-                    batch_size=batch_size, seed=config["seed"], method=method,
-                    use_encoder=use_encoder)
+    result = evaluate(model, x, split=split, importance_samples=importance_samples,
+                      batch_size=batch_size, seed=config["seed"], method=method,
+                      use_encoder=use_encoder)
+    bad = int((~np.isfinite(result.per_example)).sum())
+    if bad or (result.elbo is not None and not math.isfinite(result.elbo)):
+        raise AevbError(f"{run_dir}: the evaluation gave non-finite values ({bad} of "
+                        f"{result.n} log-likelihoods, bound {result.elbo}): the model's weights "
+                        "are damaged or diverged")
+    return result

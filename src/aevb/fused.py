@@ -28,6 +28,7 @@ and the compiled path against it and against this module's PyTorch path in float
 from __future__ import annotations
 
 import math
+import threading
 
 import torch
 from torch import nn
@@ -85,6 +86,7 @@ class FusedStep:
         self._lib = kernels.load() if compiled else None
         self._buffers: dict[str, torch.Tensor] = {}
         self._plan = None  # (key, kernels.StepPlan) of the last compiled call
+        self._lock = threading.Lock()
 
     def _buffer(self, name: str, shape: tuple, like: torch.Tensor) -> torch.Tensor:
         b = self._buffers.get(name)
@@ -118,6 +120,12 @@ class FusedStep:
         return dh if first else None
 
     def __call__(self, x: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+        # One call at a time: the activations, .grad and the plan are shared, and the compiled
+        # call releases the GIL (an uncontended lock costs well under a microsecond).
+        with self._lock:
+            return self._step(x, eps)
+
+    def _step(self, x: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
         grads = [p.grad for p in self.params]
         if any(g is None for g in grads):  # allocated once, then overwritten by every step
             for p in self.params:

@@ -175,7 +175,7 @@ static void mt19937_twist(uint32_t *s) {
    hold (seed u64, left i32, seeded i32, next u64, 624 words as u64) and are advanced in
    place, as torch.rand would have left them. Serial: the stream is one sequence; it costs
    about a quarter of torch.rand's locked per-element calls. Returns 1, drawing nothing, if
-   a row index is outside [0, sources). */
+   a row index is outside [0, sources), and 2 if the state's counters are out of range. */
 int aevb_mt19937_bernoulli(uint8_t *state, const float *probs, const int64_t *rows,
                            int64_t sources, float *out, int64_t count, int64_t width) {
     int32_t left;
@@ -185,6 +185,8 @@ int aevb_mt19937_bernoulli(uint8_t *state, const float *probs, const int64_t *ro
         if (rows[r] < 0 || rows[r] >= sources) return 1;
     __builtin_memcpy(&left, state + 8, 4);
     __builtin_memcpy(&next, state + 16, 8);
+    /* A draw reads words next .. next + left - 2 before re-twisting: stay inside the 624. */
+    if (left < 1 || left > 624 || next > 624 || next + (uint64_t)left > 625) return 2;
     for (int k = 0; k < 624; k++) {
         __builtin_memcpy(&word, state + 24 + 8 * k, 8);
         s[k] = (uint32_t)word;

@@ -12,9 +12,12 @@ Adagrad update for `fused.Adagrad`, the softplus sums of importance sampling
 the same generator, reading a minibatch's rows in place).
 
 The C sources are compiled once per machine with the system's C compiler (`cc`, or $CC) into
-~/.cache/aevb/kernels (or under $XDG_CACHE_HOME) and loaded with ctypes. `load()` returns None
-where that cannot be done (no compiler, not Linux, AEVB_KERNELS=0, the build fails, or this
-torch lays out its generator state differently), and callers then use PyTorch operations:
+~/.cache/aevb/kernels (or under $XDG_CACHE_HOME; a private 0700 folder, and a library that
+another user owns or may write is refused: it would run as this user) and loaded with ctypes,
+keyed by the sources, the flags, the compiler's identity, torch and the CPU. `load()` returns
+None where that cannot be done (no compiler, not Linux, AEVB_KERNELS=0, the build fails, an
+unsafe cache, or this torch lays out its generator state differently; `unavailable_reason()`
+says which, and a failure is remembered for the process), and callers then use PyTorch operations:
 the same results up to float rounding (`bernoulli`: the same bits). Without the BLAS symbol
 (`lib_has_step` false) the step takes the PyTorch path too.
 
@@ -67,47 +70,150 @@ def _cpu_flags() -> str:
     return platform.processor()
 
 
-def _compile(cc: str, target: Path, torch_lib: Path) -> None:
+def _flags() -> list[str]:
+    # -fopenmp links libgomp.so.1, which the loader resolves to the copy torch has already
+    # loaded (the same soname): one thread pool, not two competing for the cores.
+    # -fno-math-errno: sqrtf may not set errno, so that loops with it vectorize.
+    # 512-bit vectors on x86: the likelihood's exp and log1p ran ~1.5x as fast as with
+    # GCC's default 256 on an AVX-512 machine (without AVX-512 the flag changes nothing).
+    wide = ["-mprefer-vector-width=512"] if platform.machine() in ("x86_64", "AMD64") else []
+    return ["-O3", "-march=native", *wide, "-fno-math-errno", "-fopenmp", "-fPIC", "-shared"]
+
+
+def _compile(cc: str, target: Path, torch_lib: Path) -> str | None:
+    """Build the library at `target`; None when done, else why not (the compiler's stderr)."""
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
         out = Path(tmp) / target.name
-        # -fopenmp links libgomp.so.1, which the loader resolves to the copy torch has already
-        # loaded (the same soname): one thread pool, not two competing for the cores.
-        # -fno-math-errno: sqrtf may not set errno, so that loops with it vectorize.
-        # 512-bit vectors on x86: the likelihood's exp and log1p ran ~1.5x as fast as with
-        # GCC's default 256 on an AVX-512 machine (without AVX-512 the flag changes nothing).
-        wide = ["-mprefer-vector-width=512"] if platform.machine() in ("x86_64", "AMD64") else []
-        subprocess.run([cc, "-O3", "-march=native", *wide, "-fno-math-errno", "-fopenmp",
-                        "-fPIC", "-shared",
-                        *map(str, SOURCES), "-o", str(out), "-lm",
-                        f"-L{torch_lib}", f"-Wl,-rpath,{torch_lib}"],
-                       check=True, capture_output=True, timeout=120)
+        try:
+            subprocess.run([cc, *_flags(), *map(str, SOURCES), "-o", str(out), "-lm",
+                            f"-L{torch_lib}", f"-Wl,-rpath,{torch_lib}"],
+                           check=True, capture_output=True, timeout=120, text=True)
+        except subprocess.CalledProcessError as err:
+            lines = [line for line in (err.stderr or "").splitlines() if line.strip()]
+            return f"the C build failed: {'; '.join(lines[:3]) or f'exit status {err.returncode}'}"
+        except (OSError, subprocess.SubprocessError) as err:
+            return f"the C build failed ({type(err).__name__}: {err})"
+        out.chmod(0o700)
         os.replace(out, target)  # atomic: a concurrent process sees no half-written file
+    return None
+
+
+def _compiler_identity(cc: str) -> tuple[str | None, str | None]:
+    """(what identifies the compiler: its path and version text, None) or (None, why not)."""
+    try:
+        run = subprocess.run([cc, "--version"], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.SubprocessError) as err:
+        return None, f"the C compiler {cc} does not run ({type(err).__name__})"
+    if run.returncode != 0:
+        return None, f"the C compiler {cc} does not run (exit status {run.returncode})"
+    return f"{shutil.which(cc) or cc}\0{run.stdout}", None
+
+
+def _private(path: Path, directory: bool) -> str | None:
+    """Why the cache entry `path` cannot be trusted (another user owns it, or others may write
+    it, so they could plant code that this process would run), or None."""
+    info = path.stat()
+    if info.st_uid != os.getuid():
+        return f"{path} belongs to another user (uid {info.st_uid})"
+    if info.st_mode & 0o022:
+        if not directory:
+            return f"{path} may be written by other users (mode {info.st_mode & 0o777:o})"
+        path.chmod(0o700)  # our own cache folder: make it private rather than refuse it
+    return None
+
+
+def _cache_ready(cache: Path) -> str | None:
+    """Create the private cache folder (0700) and check it and its parent; None if usable."""
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        cache.mkdir(mode=0o700, exist_ok=True)
+        parent = cache.parent.stat()
+        if parent.st_uid not in (os.getuid(), 0):
+            return f"{cache.parent} belongs to another user (uid {parent.st_uid})"
+        if parent.st_mode & 0o002 and not parent.st_mode & 0o1000:
+            return f"{cache.parent} may be written by any user"
+        return _private(cache, directory=True)
+    except OSError as err:
+        return f"the cache folder {cache} is not usable ({err.strerror or err})"
+
+
+# Per process: (AEVB_KERNELS, CC, cache folder) -> (library or None, why it is unavailable).
+# A failed build is not retried in the same process.
+_LOADED: dict[tuple, tuple] = {}
 
 
 def load() -> ctypes.CDLL | None:
-    """The compiled kernels, built on first use; None where they are unavailable."""
-    if os.environ.get("AEVB_KERNELS", "1") == "0" or platform.system() != "Linux":
-        return None
-    cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
-    if cc is None:
-        return None
+    """The compiled kernels, built on first use; None where they are unavailable
+    (`unavailable_reason()` says why)."""
+    return _loaded()[0]
+
+
+def unavailable_reason() -> str | None:
+    """Why `load()` returns None: the platform, no compiler, the compiler's error, an unsafe
+    cache, ...; None when the kernels are available."""
+    return _loaded()[1]
+
+
+def _loaded() -> tuple:
+    key = (os.environ.get("AEVB_KERNELS", "1"), os.environ.get("CC"), str(_cache_dir()))
+    if key not in _LOADED:
+        _LOADED[key] = _build_and_load()
+    return _LOADED[key]
+
+
+def library_name(compiler_identity: str) -> str:
+    """The cached library's file name: a hash of everything that shapes the binary (sources,
+    flags, compiler, torch and its location, the CPU)."""
     torch_lib = Path(torch.__file__).parent / "lib"
     key = hashlib.sha256("\0".join([*(f.read_text() for f in (*SOURCES, HEADER)),
-                                    torch.__version__, str(torch_lib),
-                                    platform.machine(), _cpu_flags()]).encode()).hexdigest()
-    target = _cache_dir() / f"kernels-{key[:16]}.so"
-    try:
+                                    torch.__version__, str(torch_lib), platform.machine(),
+                                    _cpu_flags(), compiler_identity, *_flags()]).encode())
+    return f"kernels-{key.hexdigest()[:16]}.so"
+
+
+def _build_and_load() -> tuple:
+    if os.environ.get("AEVB_KERNELS", "1") == "0":
+        return None, "AEVB_KERNELS=0"
+    if platform.system() != "Linux":
+        return None, f"built on Linux only, this is {platform.system()}"
+    cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        return None, "no C compiler (cc, gcc or $CC)"
+    identity, problem = _compiler_identity(cc)
+    if problem:
+        return None, problem
+    torch_lib = Path(torch.__file__).parent / "lib"
+    cache = _cache_dir()
+    problem = _cache_ready(cache)
+    if problem:
+        return None, f"unsafe or unusable cache: {problem}"
+    target = cache / library_name(identity)
+    lib = None
+    for attempt in range(2):  # a cached library that does not load, or lacks a symbol: rebuild
         if not target.exists():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            _compile(cc, target, torch_lib)
-        lib = ctypes.CDLL(str(target))
-    except (OSError, subprocess.SubprocessError):
-        return None
-    for name, (argtypes, restype) in SIGNATURES.items():
-        fn = getattr(lib, name)
-        fn.argtypes, fn.restype = argtypes, restype
+            problem = _compile(cc, target, torch_lib)
+            if problem:
+                return None, problem
+        problem = _private(target, directory=False)
+        if problem:
+            return None, f"unsafe cache: {problem}"
+        try:
+            # After a rebuild, another spelling of the path: the loader hands back a library
+            # already loaded under the same name instead of opening the new file.
+            lib = ctypes.CDLL(str(target) if attempt == 0 else f"{cache}/./{target.name}")
+            for name, (argtypes, restype) in SIGNATURES.items():
+                fn = getattr(lib, name)
+                fn.argtypes, fn.restype = argtypes, restype
+            break
+        except (OSError, AttributeError) as err:
+            lib = None
+            if attempt == 1:
+                return None, f"the built library does not load ({err})"
+            target.unlink(missing_ok=True)
     lib.aevb_sgemm = _torch_sgemm(torch_lib)
-    return lib if _draws_as_torch(lib) else None
+    if not _draws_as_torch(lib):
+        return None, "this torch lays out its generator state otherwise than the kernels read"
+    return lib, None
 
 
 def _torch_sgemm(torch_lib: Path) -> int | None:
@@ -184,6 +290,9 @@ def adagrad(lib, p: torch.Tensor, grad: torch.Tensor, state_sum: torch.Tensor,
     """One Adagrad step in place (torch.optim.Adagrad's update with lr_decay = 0); step, the
     optimizer's float32 step count, goes up by one."""
     _check(p, grad, state_sum, step)
+    if not grad.numel() == state_sum.numel() == p.numel() or step.numel() != 1:
+        raise ValueError("aevb.kernels.adagrad: the gradient and the sum of squares must have "
+                         "the parameter's size and the step count one element")
     lib.aevb_adagrad(p.data_ptr(), grad.data_ptr(), state_sum.data_ptr(), step.data_ptr(),
                      p.numel(), lr, weight_decay, eps)
 
@@ -200,6 +309,8 @@ def bernoulli(lib, probs: torch.Tensor, generator: torch.Generator,
     state = generator.get_state()
     if state.numel() < 24 + 8 * 624:  # the C code reads and writes that many bytes of it
         raise ValueError("this torch's generator state is not laid out as aevb.kernels reads")
+    if not mt19937_counters_valid(state):
+        raise ValueError("aevb.kernels.bernoulli: the generator's counters are out of range")
     if rows is None:
         out, count, width = torch.empty_like(probs), 1, probs.numel()
     else:
@@ -212,6 +323,19 @@ def bernoulli(lib, probs: torch.Tensor, generator: torch.Generator,
         raise ValueError("aevb.kernels.bernoulli: a row index is out of range")
     generator.set_state(state)
     return out
+
+
+def mt19937_counters_valid(state: torch.Tensor) -> bool:
+    """Whether a CPU generator state (torch 2.x layout: seed u64, left i32, seeded i32, next
+    u64, 624 words as u64) has counters that keep every draw inside its 624 words: a draw
+    decrements `left`, re-twists at 0, then reads word `next` and increments it, so a valid
+    state has 1 <= left <= 624 and next + left <= 625."""
+    if state.dtype != torch.uint8 or state.numel() < 24 + 8 * 624:
+        return False
+    raw = state[:24].numpy().tobytes()
+    left = int.from_bytes(raw[8:12], "little", signed=True)
+    nxt = int.from_bytes(raw[16:24], "little", signed=False)
+    return 1 <= left <= 624 and nxt + left <= 625
 
 
 def usable_rows(rows: torch.Tensor) -> bool:
@@ -252,6 +376,9 @@ def plan_step(layers: list[list], n_encoder: int, extras: list[torch.Tensor],
                          "tensors a layer")
     updates = layers[0][4] is not None
     chain = [tuple(layer[0].shape[::-1]) for layer in layers]  # (in, out) of each layer
+    if min(samples, n, j, d, *(size for pair in chain for size in pair)) < 1:
+        raise ValueError("aevb.kernels.plan_step: a layer, the minibatch or the data has zero "
+                         "width (the PyTorch path takes it)")
     for k, layer in enumerate(layers):
         (fan_in, out), rows = chain[k], n if k < n_encoder else samples * n
         sizes = [out * fan_in, out, out * fan_in, out, out * fan_in, out, 1, 1, rows * out,
@@ -303,14 +430,17 @@ def vae_step(lib, plan: StepPlan, x: torch.Tensor, eps: torch.Tensor,
                                   and spent.is_contiguous() and spent.numel() == len(STEP_KINDS)):
         raise ValueError("aevb.kernels.vae_step: spent must be float64 [4] on the CPU")
     bound = x.new_empty(x.shape[0])
-    extras = plan.extras
-    extras[0], extras[1], extras[7] = x.data_ptr(), eps.data_ptr(), bound.data_ptr()
+    # A copy per call: the plan may be shared, and the call releases the GIL, so another
+    # thread's x and eps must never land in this call's array.
+    extras = (_PTR * 8)(x.data_ptr(), eps.data_ptr(), *plan.extras[2:7], bound.data_ptr())
     hyper = None if adagrad is None else (_F32 * 3)(*adagrad)
     n_layers = len(plan.fans) // 2
-    done = lib.aevb_vae_step(lib.aevb_sgemm, plan.n_encoder, n_layers - plan.n_encoder,
+    status = lib.aevb_vae_step(lib.aevb_sgemm, plan.n_encoder, n_layers - plan.n_encoder,
                              plan.fans, plan.layers, extras, eps.shape[0], eps.shape[1], hyper,
                              None if spent is None else spent.data_ptr())
-    return bound, done == 0
+    if status == 2:
+        raise MemoryError("aevb.kernels.vae_step: no memory for the step's scratch buffer")
+    return bound, status == 0
 
 
 def lib_has_step(lib) -> bool:

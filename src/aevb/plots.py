@@ -7,6 +7,7 @@ nothing global is touched.
 """
 from __future__ import annotations
 
+import io
 import math
 from pathlib import Path
 from typing import Sequence
@@ -15,6 +16,7 @@ import numpy as np
 import torch
 from scipy.stats import norm
 
+from . import integrity
 from .errors import AevbError
 
 
@@ -45,8 +47,16 @@ def save_grid(images: np.ndarray, rows: int, cols: int, path, scale: int | None 
         canvas[top:top + h, left:left + w] = images[i]
     pixels = (np.clip(canvas, 0, 1) * 255).round().astype(np.uint8)
     pixels = pixels.repeat(scale, axis=0).repeat(scale, axis=1)
-    Image.fromarray(pixels, mode="L").save(path)
-    return Path(path)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels, mode="L").save(buffer, format="PNG")
+    return _write(path, buffer.getvalue())
+
+
+def _write(path, data: bytes) -> Path:
+    """Replace the file atomically; inside a run directory also record its checksum."""
+    path = Path(path)
+    integrity.write(path.parent, {path.name: data})
+    return path
 
 
 def _means(model, z: torch.Tensor) -> np.ndarray:
@@ -182,5 +192,6 @@ def _figure(size, dpi):
 
 def _save(fig, path, dpi) -> Path:
     fig.tight_layout()
-    fig.savefig(path, dpi=dpi)  # no bbox="tight": the pixel size stays size * dpi
-    return Path(path)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, dpi=dpi, format="png")  # no bbox="tight": the pixel size stays size * dpi
+    return _write(path, buffer.getvalue())

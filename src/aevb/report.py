@@ -6,8 +6,8 @@ import html
 import json
 from pathlib import Path
 
-from . import plots
-from .checkpoint import atomic_write, load, read_config, read_metrics
+from . import integrity, plots
+from .checkpoint import load, read_config, read_metrics
 from .data import Dataset
 from .evaluate import dataset_of_run, test_set_of_run
 
@@ -102,5 +102,5 @@ torch {esc(info['versions']['torch'])}, device {esc(info.get('device', '?'))}.</
 </body></html>
 """
     out = run_dir / "report.html"
-    atomic_write(out, page.encode())
+    integrity.write(run_dir, {out.name: page.encode()})
     return out

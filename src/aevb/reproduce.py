@@ -32,7 +32,17 @@ ALGORITHMS = {"aevb": "AEVB", "wake-sleep": "Wake-Sleep", "mcem": "MCEM"}
 # Figure 3: N_z = 3, 100 hidden units, training sets of 1000 and 50000 points; the marginal
 # likelihood of the first 1000 train and test points by the appendix D estimator.
 FIG3_TRAIN_SIZES = (1000, 50000)
-FIG3_EVAL_POINTS = 6  # each evaluation runs HMC on 2 x 1000 points: the costly part
+
+
+def fig3_evaluations(budget: int, likelihood_examples: int | None = None) -> tuple[int, int]:
+    """(evaluations per run, points per split given the appendix D estimate) for Figure 3.
+
+    The appendix D estimate (HMC on every evaluated point) costs far more than training at
+    small budgets, so both follow the budget unless given: 6 evaluations of 1000 points at the
+    default 10^6 samples (the paper's 1000 points), down to 3 of 20 points at 2 x 10^4."""
+    points = likelihood_examples if likelihood_examples is not None else \
+        min(1000, max(20, budget // 1000))
+    return (6 if budget >= 200_000 else 3), points
 # Settings that change where or how a run is computed, not what it is.
 _NOT_COMPARED = ("out", "data_dir", "download", "device")
 
@@ -63,7 +73,7 @@ def _title(dataset: str) -> str:
 
 def plan(figure: str, dataset: str | None = None, budget: int = DEFAULT_BUDGET,
          data_dir: str | None = None, download: bool = True,
-         likelihood_examples: int = 1000) -> list[Spec]:
+         likelihood_examples: int | None = None) -> list[Spec]:
     """The configurations `figure` needs, in the order they are trained."""
     if figure not in FIGURES:
         raise AevbError(f"unknown figure {figure!r}; choose one of {', '.join(FIGURES)}")
@@ -82,9 +92,10 @@ def plan(figure: str, dataset: str | None = None, budget: int = DEFAULT_BUDGET,
             specs += [_spec(ds, nz, alg, budget, common, f"{_title(ds)}, N_z = {nz}")
                       for nz in FIG2_LATENT[ds] for alg in ("aevb", "wake-sleep")]
         elif figure == "fig3":
+            evaluations, points = fig3_evaluations(budget, likelihood_examples)
             specs += [_spec(ds, 3, alg, budget, common, f"N_train = {n}", hidden=(100,),
-                            train_examples=n, eval_points=FIG3_EVAL_POINTS, eval_examples=1000,
-                            eval_likelihood=likelihood_examples)
+                            train_examples=n, eval_points=evaluations, eval_examples=1000,
+                            eval_likelihood=points)
                       for n in FIG3_TRAIN_SIZES for alg in ("aevb", "wake-sleep", "mcem")]
         elif figure == "fig4":
             specs.append(_spec(ds, 2, "aevb", budget, common, _title(ds)))
@@ -202,13 +213,27 @@ def results_markdown(out: Path, done: dict[str, list[Spec]]) -> str:
     return "\n".join(lines)
 
 
+def cost_summary(figure: str, specs: list[Spec]) -> str:
+    """What `figure` will compute, said before it starts."""
+    c = specs[0].config
+    text = f"{figure}: {len(specs)} runs of {c.samples:,} training samples each"
+    if c.eval_likelihood:
+        points = sum(2 * s.config.eval_points * s.config.eval_likelihood for s in specs)
+        text += (f"; {c.eval_points} evaluations per run, each with the appendix D estimate "
+                 f"(HMC) on {c.eval_likelihood} train and {c.eval_likelihood} test points "
+                 f"({points:,} point-estimates in all, the costly part; fewer with "
+                 "--likelihood-examples)")
+    return text + "; finished runs are reused"
+
+
 def reproduce(figure: str, *, dataset: str | None = None, budget: int = DEFAULT_BUDGET,
               out="reproduction", data_dir: str | None = None, download: bool = True,
-              likelihood_examples: int = 1000, progress: bool = True) -> Path:
+              likelihood_examples: int | None = None, progress: bool = True) -> Path:
     """Train (or resume, or reuse) every configuration of `figure`, draw it into `out` and
     rewrite out/results.md; returns the path of results.md."""
     out = Path(out)
     specs = plan(figure, dataset, budget, data_dir, download, likelihood_examples)
+    print(cost_summary(figure, specs), file=sys.stderr)
     (out / "runs").mkdir(parents=True, exist_ok=True)
     for i, spec in enumerate(specs, 1):
         run_dir = out / "runs" / spec.name

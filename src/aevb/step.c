@@ -8,6 +8,8 @@
    between some forty calls; here it is one call. The arithmetic is that of fused.py's
    docstring and of the kernels; the tests compare it with float64 autograd. */
 #include <omp.h>
+#include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "kernels.h"
@@ -208,8 +210,8 @@ enum { X, EPS, SIGMA, Z, KL, ROWS, DE, BOUND, EXTRAS };
    of the n_enc encoder layers, then of the n_dec decoder layers, whose pointers `layer` holds
    in that order. With `hyper` (see backward) the step also updates the weights, unless the
    bound is not finite: then it returns 1 before the backward pass, and .grad and the weights
-   are as they were. Returns 0 otherwise. `spent` (NULL, or KINDS seconds) adds up where the
-   time went. */
+   are as they were. Returns 0 otherwise, 2 if no memory was left for its scratch buffer.
+   `spent` (NULL, or KINDS seconds) adds up where the time went. */
 int aevb_vae_step(sgemm_t gemm, int64_t n_enc, int64_t n_dec, const int64_t *fans,
                   float **layer, float **extra, int64_t samples, int64_t n,
                   const float *hyper, double *spent) {
@@ -225,14 +227,22 @@ int aevb_vae_step(sgemm_t gemm, int64_t n_enc, int64_t n_dec, const int64_t *fan
     aevb_gaussian_latent(mu_log_var, extra[EPS], extra[SIGMA], extra[Z], extra[KL],
                          samples, n, j);
     forward(gemm, dec, dec_fans, n_dec, extra[Z], rows, 0, &prof);
+    /* The output bias's gradient goes to scratch first and reaches .grad only once the bound
+       is known to be finite: a refused step leaves every .grad as it was. */
+    float *bias_grad = malloc((size_t)d * sizeof(float));
+    if (bias_grad == NULL) return 2;
     aevb_bernoulli_logits(logits, dec[(n_dec - 1) * PER_LAYER + B], extra[X], extra[ROWS],
-                          dec[(n_dec - 1) * PER_LAYER + GB],
-                          extra[KL], extra[BOUND], rows, n, d, 1.0f / (float)rows);
+                          bias_grad, extra[KL], extra[BOUND], rows, n, d, 1.0f / (float)rows);
     if (hyper != NULL) {
         float sum = 0.0f;
         for (int64_t i = 0; i < n; i++) sum += extra[BOUND][i];
-        if (!isfinite(sum)) return 1;
+        if (!isfinite(sum)) {
+            free(bias_grad);
+            return 1;
+        }
     }
+    memcpy(dec[(n_dec - 1) * PER_LAYER + GB], bias_grad, (size_t)d * sizeof(float));
+    free(bias_grad);
     lap(&prof, OTHER_WORK);
     backward(gemm, dec, dec_fans, n_dec, extra[Z], logits, rows, 1, hyper, &prof);
     aevb_gaussian_latent_backward(dec[D_IN], extra[EPS], mu_log_var, extra[SIGMA], extra[DE],

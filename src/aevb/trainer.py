@@ -23,11 +23,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import __version__, baselines, checkpoint, distributed, fused, kernels
+from . import __version__, baselines, checkpoint, distributed, fused, integrity, kernels, state_checks
 from .config import DEFAULT_EPOCHS, TrainConfig
-from .data import BINARIZED_BY_DEFAULT, Dataset, load_for_config
+from .data import BINARIZED_BY_DEFAULT, Dataset, load_for_config, typical_range
 from .distributions import binarize
-from .errors import AevbError, Interrupted
+from .errors import AevbError, AevbWarning, Interrupted
 from .evaluate import SEED_OFFSETS, average_bound, evaluation_set, hmc_harmonic_log_likelihood
 from .model import VAE, ModelConfig, initialize
 from .objectives import ESTIMATORS, sleep_objective, wake_objective
@@ -146,10 +146,16 @@ def train(config: TrainConfig, *, progress: bool = True) -> Path:
     run_dir = Path(config.out) if config.out else default_run_dir(config)
     config = dataclasses.replace(config, out=str(run_dir))
     run = _setup(config, data, device, run_dir)
-    if distributed.is_main():
-        checkpoint.prepare_run_dir(run_dir)
-    with checkpoint.exclusive(run_dir, distributed.is_main()):
-        if distributed.is_main():
+    main = distributed.is_main()
+    if main:
+        checkpoint.refuse_existing_run(run_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
+    with checkpoint.exclusive(run_dir, main):
+        if main:
+            # Again under the lock: another process may have made a run here since the check
+            # above, and it must not be overwritten.
+            checkpoint.refuse_existing_run(run_dir)
+            integrity.start(run_dir)
             _write_run_info(run, data, device)
         return _loop(run, progress, fresh=True)
 
@@ -160,7 +166,8 @@ def _write_run_info(run: _Run, data: Dataset, device) -> None:
         "config": config.to_dict(), "model": run.model.config.to_dict(),
         "data": {"name": data.name, "n_train": len(data.train), "n_test": len(data.test),
                  "shape": list(data.shape), "split_seed": config.seed,
-                 "test_fraction": config.test_fraction},
+                 "test_fraction": config.test_fraction,
+                 "typical_range": typical_range(data.train)},
         "total_samples": run.total,
         "versions": {"aevb": __version__, "torch": torch.__version__,
                      "python": platform.python_version()},
@@ -179,6 +186,7 @@ def resume(run_dir, *, progress: bool = True) -> Path:
     """Continue an interrupted run from its last checkpoint, exactly where it stopped."""
     run_dir = Path(run_dir)
     config = saved_config(checkpoint.read_config(run_dir))
+    integrity.verify(run_dir, checkpoint.RUN_FILES)  # every file it will continue
     device = distributed.setup(pick_device(config.device))
     run = _setup(config, load_for_config(config), device, run_dir)
     with checkpoint.exclusive(run_dir, distributed.is_main()):
@@ -189,14 +197,22 @@ def _resume(run: _Run, progress: bool) -> Path:
     run_dir, device = run.run_dir, next(run.model.parameters()).device
     saved = checkpoint.load_training_state(run_dir, run.model, run.optimizer, run.generators,
                                            rank=distributed.rank())
-    run.progress = Progress(**saved["progress"])
+    where, n_train = f"{run_dir}/{checkpoint.STATE}", len(run.data.train)
+    state_checks.progress(where, saved["progress"], n_train, run.total)
+    try:
+        run.progress = Progress(**saved["progress"])
+    except TypeError:
+        raise AevbError(f"{where}: the progress record is damaged") from None
+    if saved["order"] is not None:
+        state_checks.order(where, saved["order"], n_train)
     run.order = saved["order"].to(device) if saved["order"] is not None else None
     if run.chains is not None:
         try:
-            run.chains = baselines.Chains(saved["extra"]["mcem.z"].to(device),
-                                          saved["extra"]["mcem.log_step"].to(device))
+            z, log_step = saved["extra"]["mcem.z"], saved["extra"]["mcem.log_step"]
         except KeyError:
             raise AevbError(f"{run_dir}: the checkpoint lacks MCEM's chains") from None
+        state_checks.chains(where, z, log_step, n_train, run.config.latent_dim)
+        run.chains = baselines.Chains(z.to(device), log_step.to(device))
     if run.progress.samples >= run.total:
         raise AevbError(f"{run_dir} has finished training ({run.total} samples); nothing to resume")
     if distributed.is_main():
@@ -244,6 +260,19 @@ class _ObjectiveModule(torch.nn.Module):
         return value
 
 
+def _appendix_d(model, x: torch.Tensor, seed: int, use_encoder: bool, report,
+                chunk: int = 100) -> float:
+    """The mean appendix D estimate of log p(x) over the rows of x, in chunks of `chunk`
+    points (each with its own seed), calling report(points done, points) after each."""
+    values = []
+    for start in range(0, len(x), chunk):
+        report(start, len(x))
+        values.append(hmc_harmonic_log_likelihood(model, x[start:start + chunk],
+                                                  seed=seed + start, use_encoder=use_encoder))
+    report(len(x), len(x))
+    return float(torch.cat(values).double().mean())
+
+
 def _loop(run: _Run, progress: bool, fresh: bool) -> Path:
     cfg, model, optimizer, p = run.config, run.model, run.optimizer, run.progress
     device = next(model.parameters()).device
@@ -260,9 +289,9 @@ def _loop(run: _Run, progress: bool, fresh: bool) -> Path:
     objective = wake_objective if wake_sleep else ESTIMATORS[cfg.estimator]
     lib = kernels.load() if cfg.kernels else None
     if cfg.kernels and lib is None and device.type == "cpu":
-        warnings.warn("aevb: aevb.kernels unavailable (no C compiler, a failed build or "
-                      "AEVB_KERNELS=0); training on PyTorch operations alone (slower, the same "
-                      "results up to rounding)", stacklevel=2)
+        warnings.warn(AevbWarning(f"aevb.kernels unavailable ({kernels.unavailable_reason()}); "
+                                  "training on PyTorch operations alone (slower, the same "
+                                  "results up to rounding)"), stacklevel=2)
     # The same bound and gradients as autograd through `objective`, faster; with the compiled
     # kernels it also makes the optimizer's step (fast.updated).
     fast = fused.FusedStep(model, optimizer, compiled=cfg.kernels) \
@@ -288,9 +317,10 @@ def _loop(run: _Run, progress: bool, fresh: bool) -> Path:
                 record[f"{split}_elbo"] = None if mcem else \
                     average_bound(model, x_eval, noise_seed[split])
                 if cfg.eval_likelihood:
-                    record[f"{split}_log_likelihood"] = float(hmc_harmonic_log_likelihood(
-                        model, x_eval[:cfg.eval_likelihood], seed=noise_seed[split],
-                        use_encoder=not mcem).double().mean())
+                    record[f"{split}_log_likelihood"] = _appendix_d(
+                        model, x_eval[:cfg.eval_likelihood], noise_seed[split], not mcem,
+                        lambda done, n: bar.set_postfix_str(
+                            f"appendix D estimate, {split}: {done}/{n} points", refresh=True))
             record["seconds"] = wall_before + time.perf_counter() - session_start
             record["samples_per_second"] = p.samples / p.train_seconds if p.train_seconds \
                 else None
