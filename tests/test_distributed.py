@@ -3,6 +3,7 @@ import json
 import subprocess
 import sys
 
+from aevb import integrity
 from aevb.checkpoint import read_metrics
 
 
@@ -24,5 +25,8 @@ def test_two_process_gloo_run(tmp_path):
     assert samples == sorted(set(samples))  # one writer: no record twice
     assert samples[-1] == 3 * info["data"]["n_train"]
     assert metrics[-1]["test_elbo"] > metrics[0]["test_elbo"] + 5
-    # No stray temporary files (.lock is the run's training lock, kept empty).
-    assert not [p for p in out.iterdir() if p.name.startswith(".") and p.name != ".lock"]
+    # No stray temporary files (.lock is the run's training lock, .manifest.lock the
+    # manifest's, both kept empty).
+    assert not [p for p in out.iterdir()
+                if p.name.startswith(".") and p.name not in (".lock", ".manifest.lock")]
+    integrity.verify(out, integrity.recorded_names(out))
