@@ -529,3 +529,21 @@ def test_evaluation_peak_memory_is_the_same_in_every_process(data_dir, tmp_path)
                                 text=True, check=True).stdout.split()[-1]) / 2**20
              for _ in range(6)]
     assert max(peaks) < 1.0, peaks
+
+
+def test_no_import_circle_among_trainer_evaluate_and_report():
+    """evaluate once imported trainer (for pick_device) while trainer imported it."""
+    import ast
+    from pathlib import Path
+
+    src = Path(aevb.__file__).parent
+    names = {"trainer", "evaluate", "report"}
+    deps = {}
+    for name in names:
+        found = set()
+        for node in ast.walk(ast.parse((src / f"{name}.py").read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == 1:
+                found |= {node.module.split(".")[0]} if node.module else \
+                    {a.name for a in node.names}
+        deps[name] = found & names
+    assert deps == {"trainer": {"evaluate", "report"}, "report": {"evaluate"}, "evaluate": set()}

@@ -13,6 +13,15 @@ import torch.distributed as dist
 from .errors import AevbError
 
 
+def pick_device(name: str) -> torch.device:
+    """auto | cpu | cuda as a device: auto takes a CUDA GPU where there is one."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise AevbError("device cuda requested but no CUDA GPU is available")
+    return torch.device(name)
+
+
 def _active() -> bool:
     return dist.is_available() and dist.is_initialized()
 

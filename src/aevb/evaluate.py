@@ -200,7 +200,7 @@ def evaluate_run(run_dir, *, split: str = "test", importance_samples: int = 5000
     from .checkpoint import load, read_config
     from .data import load_user_data, outside_range
     from .errors import AevbError, AevbWarning
-    from .trainer import pick_device
+    from .distributed import pick_device
 
     if method not in METHODS:
         raise AevbError(f"method must be one of {', '.join(METHODS)}, got {method!r}")

@@ -33,14 +33,6 @@ from .model import VAE, ModelConfig, initialize
 from .objectives import ESTIMATORS, sleep_objective, wake_objective
 
 
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise AevbError("device cuda requested but no CUDA GPU is available")
-    return torch.device(name)
-
-
 def resolve_data_settings(config: TrainConfig, data: Dataset) -> TrainConfig:
     """Fill in likelihood and binarize from the data where the config leaves them open."""
     binary = data.is_binary
@@ -138,7 +130,7 @@ def _setup(config: TrainConfig, data: Dataset, device, run_dir: Path) -> _Run:
 
 def train(config: TrainConfig, *, progress: bool = True) -> Path:
     """Train a VAE as `config` says; returns the run directory holding its results."""
-    device = distributed.setup(pick_device(config.device))
+    device = distributed.setup(distributed.pick_device(config.device))
     if config.out:  # fail before the (possibly slow) data loading
         checkpoint.refuse_existing_run(Path(config.out))
     data = load_for_config(config)
@@ -187,7 +179,7 @@ def resume(run_dir, *, progress: bool = True) -> Path:
     run_dir = Path(run_dir)
     config = saved_config(checkpoint.read_config(run_dir))
     integrity.verify(run_dir, checkpoint.RUN_FILES)  # every file it will continue
-    device = distributed.setup(pick_device(config.device))
+    device = distributed.setup(distributed.pick_device(config.device))
     run = _setup(config, load_for_config(config), device, run_dir)
     with checkpoint.exclusive(run_dir, distributed.is_main()):
         return _resume(run, progress)
