@@ -1,9 +1,11 @@
 """Training by stochastic gradient ascent on the minibatch SGVB bound (Algorithm 1, section 5).
 
-The loop knows nothing about the networks: it draws a minibatch and noise, calls an objective
-from `aevb.objectives`, and steps the optimizer. Every random number comes from seeded
-generators whose states are checkpointed with the position in the data order, so a run that
-is interrupted and resumed gives the same metrics as one that never stopped (bitwise on CPU).
+The loop knows nothing about the networks or the algorithm: it draws a minibatch and hands it
+to the algorithm's step (`aevb.steps`: SGVB on an objective from `aevb.objectives`,
+wake-sleep or MCEM), evaluates at log-spaced points and checkpoints. Every random number
+comes from seeded generators whose states are checkpointed with the position in the data
+order, so a run that is interrupted and resumed gives the same metrics as one that never
+stopped (bitwise on CPU).
 Under torchrun each process trains on its share of every global minibatch, gradients are
 averaged by DistributedDataParallel, and only rank 0 writes.
 """
@@ -23,14 +25,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import __version__, baselines, checkpoint, distributed, fused, integrity, kernels, state_checks
+from . import (__version__, baselines, checkpoint, distributed, fused, integrity, kernels,
+               state_checks, steps)
 from .config import DEFAULT_EPOCHS, TrainConfig
 from .data import BINARIZED_BY_DEFAULT, Dataset, load_for_config, typical_range
 from .distributions import binarize
 from .errors import AevbError, AevbWarning, Interrupted
 from .evaluate import SEED_OFFSETS, average_bound, evaluation_set, hmc_harmonic_log_likelihood
 from .model import VAE, ModelConfig, initialize
-from .objectives import ESTIMATORS, sleep_objective, wake_objective
 
 
 def resolve_data_settings(config: TrainConfig, data: Dataset) -> TrainConfig:
@@ -236,22 +238,6 @@ class _Interrupt:
             signal.signal(sig, handler)
 
 
-class _ObjectiveModule(torch.nn.Module):
-    """The objective as a module, only so DistributedDataParallel can hook its forward pass.
-
-    For wake-sleep, `dream` = (z, x) fantasies add the sleep phase's objective."""
-
-    def __init__(self, model: VAE, objective):
-        super().__init__()
-        self.model, self.objective = model, objective
-
-    def forward(self, x, eps, dream=None):
-        value = self.objective(self.model, x, eps)  # [N]
-        if dream is not None:
-            value = value + sleep_objective(self.model, *dream)
-        return value
-
-
 def _appendix_d(model, x: torch.Tensor, seed: int, use_encoder: bool, report,
                 chunk: int = 100) -> float:
     """The mean appendix D estimate of log p(x) over the rows of x, in chunks of `chunk`
@@ -265,85 +251,95 @@ def _appendix_d(model, x: torch.Tensor, seed: int, use_encoder: bool, report,
     return float(torch.cat(values).double().mean())
 
 
+def _kernels_for_binarization(cfg: TrainConfig, device: torch.device):
+    """aevb.kernels for the binarization draws (None: PyTorch's), with one warning where they
+    were asked for on a CPU but cannot be had."""
+    lib = kernels.load() if cfg.kernels else None
+    if cfg.kernels and lib is None and device.type == "cpu":
+        warnings.warn(AevbWarning(f"aevb.kernels unavailable ({kernels.unavailable_reason()}); "
+                                  "training on PyTorch operations alone (slower, the same "
+                                  "results up to rounding)"), stacklevel=3)
+    return lib
+
+
+def _save(run: _Run, wall_seconds: float) -> None:
+    """A checkpoint of the run as it stands (rank 0 only)."""
+    run.progress.wall_seconds = wall_seconds
+    extra = {"mcem.z": run.chains.z, "mcem.log_step": run.chains.log_step} \
+        if run.chains is not None else None
+    checkpoint.save_checkpoint(run.run_dir, run.model, run.optimizer, run.generators,
+                               dataclasses.asdict(run.progress), run.order, extra)
+
+
+def _evaluation(run: _Run, eval_sets: dict, report) -> dict:
+    """One metrics record: the bound (and the appendix D estimate where asked) on the fixed
+    train and test evaluation sets; `report(text)` shows progress of the slow parts."""
+    cfg, model, p = run.config, run.model, run.progress
+    mcem = cfg.algorithm == "mcem"
+    model.eval()
+    record = {"samples": p.samples, "epoch": p.samples / len(run.data.train)}
+    for split, (x_eval, seed) in eval_sets.items():
+        # MCEM never trains q_phi(z|x), so it has no bound to report.
+        record[f"{split}_elbo"] = None if mcem else average_bound(model, x_eval, seed)
+        if cfg.eval_likelihood:
+            record[f"{split}_log_likelihood"] = _appendix_d(
+                model, x_eval[:cfg.eval_likelihood], seed, not mcem,
+                lambda done, n: report(f"appendix D estimate, {split}: {done}/{n} points"))
+    model.train()
+    return record
+
+
+def _failed(run: _Run, what: str, value) -> AevbError:
+    p, cfg = run.progress, run.config
+    return AevbError(f"the {what} became {value} at step {p.samples // cfg.batch_size} "
+                     f"({p.samples} samples); the last good checkpoint in {run.run_dir} is kept "
+                     "(try a smaller lr)")
+
+
 def _loop(run: _Run, progress: bool, fresh: bool) -> Path:
-    cfg, model, optimizer, p = run.config, run.model, run.optimizer, run.progress
+    """Algorithm 1's loop, the same for every algorithm: minibatches in a seeded order, the
+    algorithm's step (`steps.make_step`), evaluations at log-spaced points, checkpoints."""
+    cfg, model, p = run.config, run.model, run.progress
     device = next(model.parameters()).device
     rank, world, main = distributed.rank(), distributed.world_size(), distributed.is_main()
     if cfg.batch_size < world:
         raise AevbError(f"batch size {cfg.batch_size} is smaller than the {world} processes")
     x_train = run.data.train.to(device)
     n_train = len(x_train)
-    eval_train = evaluation_set(x_train, "train", cfg.seed, cfg.binarize)[:cfg.eval_examples]
-    eval_test = evaluation_set(run.data.test.to(device), "test", cfg.seed, cfg.binarize)
-    noise_seed = {split: cfg.seed + SEED_OFFSETS[split][1] for split in ("train", "test")}
+    # The whole split binarized, then cut: the bits `aevb evaluate` sees for the same points.
+    eval_sets = {split: (evaluation_set(x, split, cfg.seed, cfg.binarize)[:limit],
+                         cfg.seed + SEED_OFFSETS[split][1])
+                 for split, x, limit in (("train", x_train, cfg.eval_examples),
+                                         ("test", run.data.test.to(device), None))}
     schedule = [s for s in eval_schedule(run.total, cfg.eval_points) if s > p.samples]
-    wake_sleep, mcem = cfg.algorithm == "wake-sleep", cfg.algorithm == "mcem"
-    objective = wake_objective if wake_sleep else ESTIMATORS[cfg.estimator]
-    lib = kernels.load() if cfg.kernels else None
-    if cfg.kernels and lib is None and device.type == "cpu":
-        warnings.warn(AevbWarning(f"aevb.kernels unavailable ({kernels.unavailable_reason()}); "
-                                  "training on PyTorch operations alone (slower, the same "
-                                  "results up to rounding)"), stacklevel=2)
-    # The same bound and gradients as autograd through `objective`, faster; with the compiled
-    # kernels it also makes the optimizer's step (fast.updated).
-    fast = fused.FusedStep(model, optimizer, compiled=cfg.kernels) \
-        if (objective is ESTIMATORS["B"] and cfg.fused and world == 1
-            and fused.supports(model)) else None
-    step_fn = distributed.wrap(_ObjectiveModule(model, objective))
+    lib = _kernels_for_binarization(cfg, device)
+    step = steps.make_step(cfg, model, run.optimizer, run.chains)
     session_start, wall_before = time.perf_counter(), p.wall_seconds
 
-    def save():
-        if main:
-            p.wall_seconds = wall_before + time.perf_counter() - session_start
-            extra = {"mcem.z": run.chains.z, "mcem.log_step": run.chains.log_step} \
-                if mcem else None
-            checkpoint.save_checkpoint(run.run_dir, model, optimizer, run.generators,
-                                       dataclasses.asdict(p), run.order, extra)
-
-    def evaluate_and_save():
-        if main:
-            model.eval()
-            record = {"samples": p.samples, "epoch": p.samples / n_train}
-            for split, x_eval in (("train", eval_train), ("test", eval_test)):
-                # MCEM never trains q_phi(z|x), so it has no bound to report.
-                record[f"{split}_elbo"] = None if mcem else \
-                    average_bound(model, x_eval, noise_seed[split])
-                if cfg.eval_likelihood:
-                    record[f"{split}_log_likelihood"] = _appendix_d(
-                        model, x_eval[:cfg.eval_likelihood], noise_seed[split], not mcem,
-                        lambda done, n: bar.set_postfix_str(
-                            f"appendix D estimate, {split}: {done}/{n} points", refresh=True))
-            record["seconds"] = wall_before + time.perf_counter() - session_start
-            record["samples_per_second"] = p.samples / p.train_seconds if p.train_seconds \
-                else None
-            model.train()
-            bad = [k for k, v in record.items() if isinstance(v, float) and not math.isfinite(v)]
-            if bad:
-                raise AevbError(f"the {bad[0].replace('_', ' ')} became {record[bad[0]]} at step "
-                                f"{p.samples // cfg.batch_size} ({p.samples} samples); the last "
-                                f"good checkpoint in {run.run_dir} is kept (try a smaller lr)")
-            checkpoint.append_metrics(run.run_dir, record)
-            save()
-            shown = record["test_elbo"] if not mcem else record.get("test_log_likelihood")
-            bar.set_postfix(test=f"{shown:.2f}" if shown is not None else "-",
-                            samples_per_s=f"{p.samples / max(p.train_seconds, 1e-9):.0f}")
-
-    def descend(loss):
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        apply(loss)
-
-    def apply(loss):  # every .grad holds d(loss)/d(parameter)
-        if not torch.isfinite(loss):
-            raise AevbError(f"the loss became {loss.item()} at step "
-                            f"{p.samples // cfg.batch_size} ({p.samples} samples); the last "
-                            f"good checkpoint in {run.run_dir} is kept (try a smaller lr)")
-        optimizer.step()
+    def wall() -> float:
+        return wall_before + time.perf_counter() - session_start
 
     from tqdm import tqdm
 
     bar = tqdm(total=run.total, initial=p.samples, unit="sample", unit_scale=True,
                disable=not (progress and main), file=sys.stderr, dynamic_ncols=True)
+
+    def evaluate_and_save():
+        if not main:
+            return
+        record = _evaluation(run, eval_sets, lambda text: bar.set_postfix_str(text, refresh=True))
+        record["seconds"] = wall()
+        record["samples_per_second"] = p.samples / p.train_seconds if p.train_seconds else None
+        bad = [k for k, v in record.items() if isinstance(v, float) and not math.isfinite(v)]
+        if bad:
+            raise _failed(run, bad[0].replace("_", " "), record[bad[0]])
+        checkpoint.append_metrics(run.run_dir, record)
+        _save(run, wall())
+        shown = record.get("test_log_likelihood") if cfg.algorithm == "mcem" \
+            else record["test_elbo"]
+        bar.set_postfix(test=f"{shown:.2f}" if shown is not None else "-",
+                        samples_per_s=f"{p.samples / max(p.train_seconds, 1e-9):.0f}")
+
     if fresh:
         evaluate_and_save()
     last_save = p.samples
@@ -360,26 +356,12 @@ def _loop(run: _Run, progress: bool, fresh: bool) -> Path:
             idx = run.order[p.position:p.position + size]
             if world > 1:
                 idx = idx[rank::world]
-            x = binarize(x_train, run.generators["noise"], lib, idx) if cfg.binarize \
-                else x_train[idx]
-            if mcem:  # appendix E: move each point's chain, then fit theta to the new z
-                z, _ = baselines.e_step(model, x, run.chains, idx, cfg.mcem_leapfrog,
-                                        cfg.mcem_accept, run.generators["noise"])
-                for _ in range(cfg.mcem_updates):
-                    descend(-baselines.complete_log_likelihood(model, x, z).mean())
-            else:
-                eps = torch.randn(cfg.mc_samples, len(idx), cfg.latent_dim,
-                                  generator=run.generators["noise"], device=device)
-                # objectives.minibatch_estimate (eq. 8) divided by N: the mean bound per data
-                # point, so step sizes do not scale with the dataset size.
-                if fast is not None:  # fills .grad itself
-                    bound = fast(x, eps)
-                    if not fast.updated:  # (an update it made had a finite bound)
-                        apply(-bound.mean())
-                else:
-                    dream = model.dream(len(idx), run.generators["noise"]) if wake_sleep \
-                        else None
-                    descend(-step_fn(x, eps, dream).mean())
+            noise = run.generators["noise"]
+            x = binarize(x_train, noise, lib, idx) if cfg.binarize else x_train[idx]
+            try:
+                step(x, idx, noise)
+            except steps.NonFinite as bad:
+                raise _failed(run, "loss", bad.value) from None
             p.train_seconds += time.perf_counter() - t0
             p.samples += size
             p.position += size
@@ -392,10 +374,12 @@ def _loop(run: _Run, progress: bool, fresh: bool) -> Path:
                 last_save = p.samples
                 schedule = [s for s in schedule if s > p.samples]
             elif p.samples - last_save >= cfg.checkpoint_every:
-                save()
+                if main:
+                    _save(run, wall())
                 last_save = p.samples
             if interrupt.signal is not None:
-                save()
+                if main:
+                    _save(run, wall())
                 bar.close()
                 raise Interrupted(interrupt.signal,
                                   f"checkpoint saved after {p.samples} samples; continue with: "

@@ -1,0 +1,126 @@
+"""One training step per algorithm: what Algorithm 1's loop calls with each minibatch.
+
+Each step takes the minibatch x [M, D] (already binarized where the run binarizes), the
+indices of its points in the training set [M] and the run's noise generator, draws whatever
+noise its algorithm needs from that generator, and leaves the parameters updated. The loop in
+`trainer` is the same for every algorithm and does not know which one runs. A step whose
+objective is not finite raises `NonFinite` before the optimizer moves anything; the loop turns
+that into an error that names the step.
+
+- `AevbStep`: minibatch SGVB on an objective f(model, x, eps) -> [M] nats (section 2.3,
+  Algorithm 1), through `fused.FusedStep` where it serves the model;
+- `WakeSleepStep`: the wake phase on the data and the sleep phase on fantasies;
+- `McemStep`: Monte Carlo EM (appendix E): a move of each point's chain, then updates of theta.
+"""
+from __future__ import annotations
+
+import torch
+
+from . import baselines, distributed, fused
+from .objectives import ESTIMATORS, sleep_objective, wake_objective
+
+
+class NonFinite(Exception):
+    """The objective of a step was NaN or infinite; nothing was updated."""
+
+    def __init__(self, value: float):
+        super().__init__(value)
+        self.value = value
+
+
+class _ObjectiveModule(torch.nn.Module):
+    """The objective as a module, only so DistributedDataParallel can hook its forward pass.
+
+    For wake-sleep, `dream` = (z, x) fantasies add the sleep phase's objective."""
+
+    def __init__(self, model, objective):
+        super().__init__()
+        self.model, self.objective = model, objective
+
+    def forward(self, x, eps, dream=None):
+        value = self.objective(self.model, x, eps)  # [N]
+        if dream is not None:
+            value = value + sleep_objective(self.model, *dream)
+        return value
+
+
+def descend(optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:
+    """One gradient step on `loss` (a scalar), refused before it moves anything if the loss is
+    not finite."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    apply(optimizer, loss)
+
+
+def apply(optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:
+    """optimizer.step() for the gradients of `loss` already in every .grad."""
+    if not torch.isfinite(loss):
+        raise NonFinite(loss.item())
+    optimizer.step()
+
+
+class AevbStep:
+    """Minibatch SGVB (Algorithm 1): eps ~ N(0, I) of shape [L, M, J], then a step on minus the
+    mean of `objective` (eq. 8 divided by N: step sizes do not scale with the dataset size)."""
+
+    def __init__(self, model, optimizer, objective, mc_samples: int, use_fused: bool,
+                 compiled: bool):
+        self.model, self.optimizer, self.mc_samples = model, optimizer, mc_samples
+        # The same bound and gradients as autograd through estimator B, faster; with the
+        # compiled kernels the call also makes the optimizer's step.
+        self.fast = fused.FusedStep(model, optimizer, compiled=compiled) \
+            if (use_fused and objective is ESTIMATORS["B"] and distributed.world_size() == 1
+                and fused.supports(model)) else None
+        self.loss = distributed.wrap(_ObjectiveModule(model, objective))
+
+    def __call__(self, x: torch.Tensor, idx: torch.Tensor, noise: torch.Generator) -> None:
+        eps = torch.randn(self.mc_samples, len(idx), self.model.config.latent_dim,
+                          generator=noise, device=x.device)
+        if self.fast is None:
+            descend(self.optimizer, -self.loss(x, eps).mean())
+            return
+        bound = self.fast(x, eps)  # fills .grad, and may have made the update itself
+        if not self.fast.updated:  # (an update it made had a finite bound)
+            apply(self.optimizer, -bound.mean())
+
+
+class WakeSleepStep:
+    """Wake-sleep (Hinton et al. 1995), the paper's baseline: the wake objective on the data
+    (z ~ q_phi(z|x)) plus the sleep objective on fantasies (z, x) from the generative model."""
+
+    def __init__(self, model, optimizer, mc_samples: int):
+        self.model, self.optimizer, self.mc_samples = model, optimizer, mc_samples
+        self.loss = distributed.wrap(_ObjectiveModule(model, wake_objective))
+
+    def __call__(self, x: torch.Tensor, idx: torch.Tensor, noise: torch.Generator) -> None:
+        eps = torch.randn(self.mc_samples, len(idx), self.model.config.latent_dim,
+                          generator=noise, device=x.device)
+        dream = self.model.dream(len(idx), noise)
+        descend(self.optimizer, -self.loss(x, eps, dream).mean())
+
+
+class McemStep:
+    """Monte Carlo EM (appendix E): each point's persistent z moves by one HMC transition
+    (`leapfrog` steps, step size tuned to `accept`), then `updates` steps on log p_theta(x, z)."""
+
+    def __init__(self, model, optimizer, chains: baselines.Chains, leapfrog: int,
+                 accept: float, updates: int):
+        self.model, self.optimizer, self.chains = model, optimizer, chains
+        self.leapfrog, self.accept, self.updates = leapfrog, accept, updates
+
+    def __call__(self, x: torch.Tensor, idx: torch.Tensor, noise: torch.Generator) -> None:
+        z, _ = baselines.e_step(self.model, x, self.chains, idx, self.leapfrog, self.accept,
+                                noise)
+        for _ in range(self.updates):
+            descend(self.optimizer, -baselines.complete_log_likelihood(self.model, x, z).mean())
+
+
+def make_step(config, model, optimizer, chains: baselines.Chains | None):
+    """The step of `config.algorithm` for this model and optimizer."""
+    if config.algorithm == "mcem":
+        return McemStep(model, optimizer, chains, config.mcem_leapfrog, config.mcem_accept,
+                        config.mcem_updates)
+    if config.algorithm == "wake-sleep":
+        return WakeSleepStep(model, optimizer, config.mc_samples)
+    return AevbStep(model, optimizer, ESTIMATORS[config.estimator], config.mc_samples,
+                    config.fused, config.kernels)
