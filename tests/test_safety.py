@@ -361,6 +361,7 @@ def test_a_refused_step_leaves_every_grad_as_it_was(lib):
 @pytest.fixture
 def fresh_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("AEVB_KERNELS", raising=False)  # also when the suite runs without them
     monkeypatch.setattr(kernels, "_LOADED", {})
     return tmp_path / "cache" / "aevb" / "kernels"
 
@@ -431,7 +432,8 @@ def test_a_full_disk_during_a_checkpoint_gives_one_line(tmp_path, monkeypatch, c
     monkeypatch.setattr(files.os, "fsync", fsync)
     status = cli.main(["train", "--dataset", "digits", "--latent-dim", "2", "--hidden", "16",
                        "--epochs", "20", "--eval-points", "10", "--quiet", "--out", str(out)])
-    err = capsys.readouterr().err.strip().splitlines()
+    err = [line for line in capsys.readouterr().err.strip().splitlines()
+           if not line.startswith("aevb: warning:")]  # (kernels unavailable, when so)
     assert status == 2 and len(err) == 1 and "No space left" in err[0], err
     monkeypatch.undo()
     assert not list(out.glob(".*.tmp-*"))  # no temporary file left behind
