@@ -4,7 +4,7 @@ Nothing in a run directory is a pickle: weights, optimizer state and RNG states 
 safetensors, everything else JSON. Files are replaced atomically (`files.atomic_write`), so an
 interrupted write leaves the previous version in place, and recorded in manifest.json with
 their SHA-256 (`integrity`), which every read verifies. A checkpoint's tensors are checked
-against the model and optimizer they are loaded into (`validate_state`) before anything
+against the model and optimizer they are loaded into (`state_checks`) before anything
 touches them: the compiled kernels trust their sizes.
 """
 from __future__ import annotations

@@ -110,28 +110,17 @@ def append(run_dir, name: str, line: str) -> None:
         record(run_dir, name, append=True)
 
 
-def record(path_or_dir, name: str | None = None, append: bool = False) -> None:
-    """Record the file as it is now: `record(run_dir, name)`, or `record(path)` for a file
-    written by other means (a figure), recorded only if its folder is a run with a manifest."""
-    path = Path(path_or_dir) / name if name is not None else Path(path_or_dir)
-    if not has_manifest(path.parent):
+def record(run_dir, name: str, append: bool = False) -> None:
+    """Record the file `name` of run_dir as it is now (nothing without a manifest)."""
+    path = Path(run_dir) / name
+    if not has_manifest(run_dir):
         return
     entry = _entry(path.read_bytes(), append)
 
     def put(table):
-        table[path.name] = [entry]
+        table[name] = [entry]
 
-    _update(path.parent, put)
-
-
-def forget(run_dir, names) -> None:
-    """Drop files from the manifest (they were deleted)."""
-    def drop(table):
-        for name in names:
-            table.pop(name, None)
-
-    if has_manifest(run_dir):
-        _update(run_dir, drop)
+    _update(run_dir, put)
 
 
 def verify(run_dir, names) -> None:
