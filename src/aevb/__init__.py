@@ -15,8 +15,9 @@ _EXPORTS = {"load": "checkpoint", "train": "trainer", "resume": "trainer",
             "TrainConfig": "config", "resolve": "config", "PRESETS": "config",
             "VAE": "model", "ModelConfig": "model", "AevbError": "errors"}
 _SUBMODULES = ("baselines", "checkpoint", "cli", "config", "data", "distributed",
-               "distributions", "errors", "evaluate", "fused", "hmc", "model", "networks",
-               "objectives", "plots", "report", "reproduce", "trainer")
+               "distributions", "engine", "errors", "evaluate", "hmc", "model", "native",
+               "networks",
+               "objectives", "plots", "report", "reproduce", "steps", "trainer")
 __all__ = list(_EXPORTS)
 
 

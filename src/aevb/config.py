@@ -11,6 +11,8 @@ from dataclasses import dataclass, fields
 
 from .errors import AevbError
 
+ENGINES = ("auto", "native", "compiled", "eager")  # see aevb.engine
+
 # Training length when neither samples nor epochs is given.
 DEFAULT_EPOCHS = 100.0
 
@@ -25,8 +27,8 @@ class TrainConfig:
     algorithm: str = "aevb"  # aevb (SGVB) | wake-sleep | mcem (the paper's baselines)
     estimator: str = "B"  # SGVB estimator: A (eq. 6) or B (eq. 7)
     mc_samples: int = 1  # L, samples of z per data point per step
-    fused: bool = True  # estimator B by aevb.fused (hand-written backward) where it applies
-    kernels: bool = True  # compiled CPU kernels (aevb.kernels) for fused, Adagrad, binarize
+    engine: str = "auto"  # auto | native | compiled | eager: how the step runs (aevb.engine)
+    kernels: bool = True  # the native backend's C library (aevb.native) where it serves
     batch_size: int = 100  # M
     optimizer: str = "adagrad"  # adagrad | adam
     lr: float = 0.02  # global step size
@@ -67,6 +69,8 @@ class TrainConfig:
             (0 < self.mcem_accept < 1, f"mcem-accept must lie in (0, 1), got {self.mcem_accept}"),
             (self.eval_likelihood >= 0,
              f"eval-likelihood must be at least 0, got {self.eval_likelihood}"),
+            (self.engine in ENGINES,
+             f"engine must be one of {', '.join(ENGINES)}, got {self.engine!r}"),
             (self.estimator in ("A", "B"), f"estimator must be A or B, got {self.estimator!r}"),
             (self.mc_samples >= 1, f"mc-samples must be at least 1, got {self.mc_samples}"),
             (self.batch_size >= 1, f"batch size must be at least 1, got {self.batch_size}"),

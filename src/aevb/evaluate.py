@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 
-from . import fused, hmc, kernels
+from . import hmc
 from .objectives import complete_log_likelihood, elbo_b, log_weights
 
 # Elements per [K_chunk, N_chunk, width] activation (16 MB in float32): bounds memory for any
@@ -76,11 +76,13 @@ def importance_log_likelihood(model, x: torch.Tensor, k: int, seed: int,
     if k_chunk is None:
         k_chunk = max(1, min(k, CHUNK_ELEMENTS // (batch_size * _widest(model))))
     gen = torch.Generator(device=x.device).manual_seed(seed)
-    lib = kernels.load() if fused.supports(model) and kernels.usable(x) else None
+    from .native import library, step
+
+    lib = library.load() if step.supports(model) and library.usable(x) else None
 
     def weights(xb, eps):  # [k_chunk, N_b]
-        if lib is not None and kernels.usable(*model.decoder.parameters()):
-            return fused.log_weights(model, xb, eps, lib)
+        if lib is not None and library.usable(*model.decoder.parameters()):
+            return step.log_weights(model, xb, eps, lib)
         return log_weights(model, xb, eps)
 
     out = []

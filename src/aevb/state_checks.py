@@ -12,9 +12,9 @@ from __future__ import annotations
 import torch
 
 from .errors import AevbError
-from .kernels import mt19937_counters_valid
+from .native.library import mt19937_counters_valid
 
-# The per-parameter state each optimizer keeps (those aevb builds: make_optimizer, fused).
+# The per-parameter state each optimizer keeps (those aevb builds: trainer.make_optimizer).
 OPTIMIZER_STATE = {
     torch.optim.Adagrad: ({"sum", "step"}, set()),
     torch.optim.Adam: ({"step", "exp_avg", "exp_avg_sq"}, {"max_exp_avg_sq"}),

@@ -8,7 +8,9 @@ objective is not finite raises `NonFinite` before the optimizer moves anything; 
 that into an error that names the step.
 
 - `AevbStep`: minibatch SGVB on an objective f(model, x, eps) -> [M] nats (section 2.3,
-  Algorithm 1), through `fused.FusedStep` where it serves the model;
+  Algorithm 1), eagerly or compiled by torch.compile (`aevb.engine`);
+- `NativeAevbStep`: the same for estimator B with Adagrad, made by the native backend
+  (`aevb.native`) where it serves the model;
 - `WakeSleepStep`: the wake phase on the data and the sleep phase on fantasies;
 - `McemStep`: Monte Carlo EM (appendix E): a move of each point's chain, then updates of theta.
 """
@@ -16,7 +18,7 @@ from __future__ import annotations
 
 import torch
 
-from . import baselines, distributed, fused
+from . import baselines, distributed, engine
 from .objectives import ESTIMATORS, sleep_objective, wake_objective
 
 
@@ -44,44 +46,64 @@ class _ObjectiveModule(torch.nn.Module):
         return value
 
 
-def descend(optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:
-    """One gradient step on `loss` (a scalar), refused before it moves anything if the loss is
-    not finite."""
+def descend(optimizer: torch.optim.Optimizer, loss: torch.Tensor, update=None) -> None:
+    """One gradient step on `loss` (a scalar) by `update` (default optimizer.step), refused
+    before it moves anything if the loss is not finite."""
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
-    apply(optimizer, loss)
-
-
-def apply(optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:
-    """optimizer.step() for the gradients of `loss` already in every .grad."""
     if not torch.isfinite(loss):
         raise NonFinite(loss.item())
-    optimizer.step()
+    (update or optimizer.step)()
 
 
 class AevbStep:
     """Minibatch SGVB (Algorithm 1): eps ~ N(0, I) of shape [L, M, J], then a step on minus the
-    mean of `objective` (eq. 8 divided by N: step sizes do not scale with the dataset size)."""
+    mean of `objective` (eq. 8 divided by N: step sizes do not scale with the dataset size).
+    With `compiled`, the loss (forward and backward graphs) and the optimizer's update run
+    as torch.compile made them, for minibatches of `batch_size`."""
 
-    def __init__(self, model, optimizer, objective, mc_samples: int, use_fused: bool,
-                 compiled: bool):
+    def __init__(self, model, optimizer, objective, mc_samples: int, compiled: bool = False,
+                 batch_size: int = 0):
         self.model, self.optimizer, self.mc_samples = model, optimizer, mc_samples
-        # The same bound and gradients as autograd through estimator B, faster; with the
-        # compiled kernels the call also makes the optimizer's step.
-        self.fast = fused.FusedStep(model, optimizer, compiled=compiled) \
-            if (use_fused and objective is ESTIMATORS["B"] and distributed.world_size() == 1
-                and fused.supports(model)) else None
         self.loss = distributed.wrap(_ObjectiveModule(model, objective))
+        self.forward, self.update = self._mean_loss, optimizer.step
+        if compiled:
+            self.forward = engine.compile_loss(self._mean_loss, batch_size)
+            self.update = engine.compile_update(optimizer)
+
+    def _mean_loss(self, x: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+        return -self.loss(x, eps).mean()
 
     def __call__(self, x: torch.Tensor, idx: torch.Tensor, noise: torch.Generator) -> None:
         eps = torch.randn(self.mc_samples, len(idx), self.model.config.latent_dim,
                           generator=noise, device=x.device)
-        if self.fast is None:
-            descend(self.optimizer, -self.loss(x, eps).mean())
-            return
-        bound = self.fast(x, eps)  # fills .grad, and may have made the update itself
-        if not self.fast.updated:  # (an update it made had a finite bound)
-            apply(self.optimizer, -bound.mean())
+        self.take(x, eps)
+
+    def take(self, x: torch.Tensor, eps: torch.Tensor) -> None:
+        """The step with this noise eps [L, M, J]."""
+        descend(self.optimizer, self.forward(x, eps), self.update)
+
+
+class NativeAevbStep:
+    """`AevbStep` for estimator B with Adagrad, made in one call of the native backend
+    (`aevb.native.step.Step`: bound, gradient and update together). A minibatch the native
+    step does not take (another dtype or layout) goes through `fallback`, the eager step."""
+
+    def __init__(self, model, optimizer, mc_samples: int):
+        from .native.step import Step
+
+        self.model, self.mc_samples = model, mc_samples
+        self.native = Step(model, optimizer)
+        self.fallback = AevbStep(model, optimizer, ESTIMATORS["B"], mc_samples)
+
+    def __call__(self, x: torch.Tensor, idx: torch.Tensor, noise: torch.Generator) -> None:
+        eps = torch.randn(self.mc_samples, len(idx), self.model.config.latent_dim,
+                          generator=noise, device=x.device)
+        if not self.native.usable(x, eps):
+            return self.fallback.take(x, eps)
+        bound = self.native(x, eps)  # the whole step, update included
+        if bound is None:
+            raise NonFinite(float("nan"))
 
 
 class WakeSleepStep:
@@ -115,12 +137,16 @@ class McemStep:
             descend(self.optimizer, -baselines.complete_log_likelihood(self.model, x, z).mean())
 
 
-def make_step(config, model, optimizer, chains: baselines.Chains | None):
-    """The step of `config.algorithm` for this model and optimizer."""
+def make_step(config, model, optimizer, chains: baselines.Chains | None,
+              engine_name: str = "eager"):
+    """The step of `config.algorithm` for this model and optimizer, run by `engine_name`
+    (native | compiled | eager, from `engine.choose`; only SGVB's step has the first two)."""
     if config.algorithm == "mcem":
         return McemStep(model, optimizer, chains, config.mcem_leapfrog, config.mcem_accept,
                         config.mcem_updates)
     if config.algorithm == "wake-sleep":
         return WakeSleepStep(model, optimizer, config.mc_samples)
+    if engine_name == "native":
+        return NativeAevbStep(model, optimizer, config.mc_samples)
     return AevbStep(model, optimizer, ESTIMATORS[config.estimator], config.mc_samples,
-                    config.fused, config.kernels)
+                    compiled=engine_name == "compiled", batch_size=config.batch_size)

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import (__version__, baselines, checkpoint, distributed, fused, integrity, kernels,
+from . import (__version__, baselines, checkpoint, distributed, engine, integrity, native,
                state_checks, steps)
 from .config import DEFAULT_EPOCHS, TrainConfig
 from .data import BINARIZED_BY_DEFAULT, Dataset, load_for_config, typical_range
@@ -66,13 +66,16 @@ def default_run_dir(config: TrainConfig) -> Path:
     return Path("runs") / f"{stamp}-{name}-nz{config.latent_dim}"
 
 
-def make_optimizer(config: TrainConfig, model: VAE, n_train: int) -> torch.optim.Optimizer:
+def make_optimizer(config: TrainConfig, model: VAE, n_train: int,
+                   native_step: bool = False) -> torch.optim.Optimizer:
+    """The optimizer of `config`; for the native step, its Adagrad (the same state)."""
     # The N(0, s^2 I) weight prior adds log p(theta) / N to the per-data-point bound (eq. 8
     # divided by N); its gradient -theta / (s^2 N) is exactly an L2 weight decay.
     decay = 0.0 if config.weight_prior_std is None else 1.0 / (config.weight_prior_std**2 * n_train)
-    if config.optimizer == "adagrad" and config.fused:
-        return fused.Adagrad(model.parameters(), lr=config.lr, weight_decay=decay,
-                             compiled=config.kernels)
+    if native_step:
+        from .native.step import Adagrad
+
+        return Adagrad(model.parameters(), lr=config.lr, weight_decay=decay)
     cls = {"adagrad": torch.optim.Adagrad, "adam": torch.optim.Adam}[config.optimizer]
     try:  # the fused kernels are ~30% faster on CPU; not every device/optimizer has them
         return cls(model.parameters(), lr=config.lr, weight_decay=decay, fused=True)
@@ -105,6 +108,7 @@ class _Run:
     progress: Progress
     order: torch.Tensor | None = None  # the current epoch's permutation of the training set
     chains: baselines.Chains | None = None  # MCEM's persistent z per training point
+    engine: engine.Choice | None = None  # how the steps run, and why
 
 
 def _setup(config: TrainConfig, data: Dataset, device, run_dir: Path) -> _Run:
@@ -126,8 +130,26 @@ def _setup(config: TrainConfig, data: Dataset, device, run_dir: Path) -> _Run:
                             "run it without torchrun")
         chains = baselines.Chains.start(n_train, config.latent_dim, torch.Generator(
             device=device).manual_seed(config.seed + 2), device)
-    return _Run(config, run_dir, data, model, make_optimizer(config, model, n_train),
-                generators, total, Progress(), chains=chains)
+    choice = choose_engine(config, model, device, total)
+    return _Run(config, run_dir, data, model,
+                make_optimizer(config, model, n_train, choice.name == "native"),
+                generators, total, Progress(), chains=chains, engine=choice)
+
+
+def choose_engine(config: TrainConfig, model: VAE, device, total: int) -> engine.Choice:
+    """How this run's steps run (`aevb.engine.choose`); the same on every resume."""
+    if config.algorithm != "aevb":
+        return engine.Choice("eager", f"{config.algorithm} steps run eagerly")
+    if not config.kernels:
+        why_not = "switched off (kernels false)"
+    elif config.estimator != "B":
+        why_not = "it serves only estimator B"
+    elif distributed.world_size() > 1:
+        why_not = "it runs in one process"
+    else:
+        why_not = native.unavailable_reason(model, config.optimizer, device)
+    return engine.choose(config.engine, why_not, device,
+                         math.ceil(total / config.batch_size))
 
 
 def train(config: TrainConfig, *, progress: bool = True) -> Path:
@@ -166,14 +188,19 @@ def _write_run_info(run: _Run, data: Dataset, device) -> None:
         "versions": {"aevb": __version__, "torch": torch.__version__,
                      "python": platform.python_version()},
         "device": str(device), "world_size": distributed.world_size(),
+        "engine": {"name": run.engine.name, "reason": run.engine.reason},
     })
 
 
 def saved_config(info: dict) -> TrainConfig:
     """The TrainConfig in a run's config.json (as `checkpoint.read_config` returns it)."""
-    # Runs from before aevb.fused (aevb.kernels) existed continue on the path they started on.
-    return TrainConfig.from_dict({"fused": False, "kernels": False, **info["config"],
-                                  "hidden": tuple(info["config"]["hidden"])})
+    values = dict(info["config"])
+    # Runs from before the engines: `fused` chose the hand-written step (now the native one
+    # where it serves); runs from before that and the C kernels continue eagerly.
+    fused = values.pop("fused", None)
+    values.setdefault("engine", "auto" if fused else "eager")
+    values.setdefault("kernels", False)
+    return TrainConfig.from_dict({**values, "hidden": tuple(values["hidden"])})
 
 
 def resume(run_dir, *, progress: bool = True) -> Path:
@@ -252,13 +279,15 @@ def _appendix_d(model, x: torch.Tensor, seed: int, use_encoder: bool, report,
 
 
 def _kernels_for_binarization(cfg: TrainConfig, device: torch.device):
-    """aevb.kernels for the binarization draws (None: PyTorch's), with one warning where they
-    were asked for on a CPU but cannot be had."""
-    lib = kernels.load() if cfg.kernels else None
-    if cfg.kernels and lib is None and device.type == "cpu":
-        warnings.warn(AevbWarning(f"aevb.kernels unavailable ({kernels.unavailable_reason()}); "
-                                  "training on PyTorch operations alone (slower, the same "
-                                  "results up to rounding)"), stacklevel=3)
+    """The native library for the binarization draws (None: PyTorch's, the same bits), with
+    one warning where it was asked for on a CPU but cannot be had."""
+    from .native import library
+
+    lib = library.load() if cfg.kernels and cfg.binarize else None
+    if cfg.kernels and cfg.binarize and lib is None and device.type == "cpu":
+        warnings.warn(AevbWarning(f"aevb.native unavailable ({library.unavailable_reason()}); "
+                                  "training on PyTorch operations alone (the same results up "
+                                  "to rounding)"), stacklevel=3)
     return lib
 
 
@@ -313,7 +342,9 @@ def _loop(run: _Run, progress: bool, fresh: bool) -> Path:
                                          ("test", run.data.test.to(device), None))}
     schedule = [s for s in eval_schedule(run.total, cfg.eval_points) if s > p.samples]
     lib = _kernels_for_binarization(cfg, device)
-    step = steps.make_step(cfg, model, run.optimizer, run.chains)
+    step = steps.make_step(cfg, model, run.optimizer, run.chains, run.engine.name)
+    if progress and main:
+        print(f"aevb: engine {run.engine.name}: {run.engine.reason}", file=sys.stderr)
     session_start, wall_before = time.perf_counter(), p.wall_seconds
 
     def wall() -> float:

@@ -1,13 +1,14 @@
-"""Compiled CPU kernels (kernels.c, step.c): a whole training step in one call, and more.
+"""The native backend's C library (kernels.c, step.c): a whole training step in one call,
+and the element-wise kernels around it.
 
 At the paper's minibatch of M = 100 a CPU training step spent about as long on element-wise
 work and on Python and torch's dispatch between some forty operations as on its matrix
-products. step.c runs `aevb.fused`'s whole step (`plan_step`, `vae_step`): the products go
+products. step.c runs `aevb.native.step`'s whole step (`plan_step`, `vae_step`): the products go
 straight to the BLAS sgemm that torch itself uses (MKL's, found in torch's library), each
 followed by its element-wise work on the same thread's columns, and each weight's Adagrad
 update is made block by block right after that block of its gradient. kernels.c holds the
 element-wise passes (the Bernoulli likelihood and its gradient, the latent layer), the
-Adagrad update for `fused.Adagrad`, the softplus sums of importance sampling
+Adagrad update for `aevb.native.step.Adagrad`, the softplus sums of importance sampling
 (`softplus_sums`) and the binarization's draws (`bernoulli`: the very bits of torch.rand with
 the same generator, reading a minibatch's rows in place).
 
@@ -22,7 +23,9 @@ the same results up to float rounding (`bernoulli`: the same bits). Without the 
 (`lib_has_step` false) the step takes the PyTorch path too.
 
 The kernels take float32, C-contiguous CPU tensors (`usable`); the wrappers check that, and
-the sizes the C code will touch, and raise ValueError otherwise. The library links torch's
+the sizes the C code will touch, and raise ValueError otherwise. The step's arguments are two
+structs declared once in kernels.h and mirrored here (`Layer`, `StepArgs`); a library whose
+struct sizes differ from these is not loaded. The library links torch's
 own OpenMP runtime, so its parallel loops run on the threads that torch's operations and
 MKL's products use, and every sum runs in a fixed order: results do not depend on timing.
 """
@@ -49,9 +52,9 @@ SIGNATURES = {  # name: (argument types, result type), as in kernels.c and step.
     "aevb_softplus_sums": ([_PTR] * 3 + [_I64] * 2, None),
     "aevb_adagrad": ([_PTR] * 4 + [_I64] + [_F32] * 3, None),
     "aevb_mt19937_bernoulli": ([_PTR] * 3 + [_I64, _PTR] + [_I64] * 2, ctypes.c_int),
-    "aevb_vae_step": ([_PTR, _I64, _I64] + [_PTR] * 3 + [_I64] * 2 + [_PTR] * 2, ctypes.c_int),
+    "aevb_vae_step": ([_PTR, _PTR], ctypes.c_int),
+    "aevb_interface_sizes": ([_PTR], None),
 }
-STEP_LAYER = 10  # pointers per Linear layer that aevb_vae_step takes (step.c's enum)
 
 
 def _cache_dir() -> Path:
@@ -210,6 +213,10 @@ def _build_and_load() -> tuple:
             if attempt == 1:
                 return None, f"the built library does not load ({err})"
             target.unlink(missing_ok=True)
+    sizes = (_I64 * 2)()
+    lib.aevb_interface_sizes(sizes)
+    if tuple(sizes) != (ctypes.sizeof(Layer), ctypes.sizeof(StepArgs)):
+        return None, "the built library's step interface differs from library.py's structs"
     lib.aevb_sgemm = _torch_sgemm(torch_lib)
     if not _draws_as_torch(lib):
         return None, "this torch lays out its generator state otherwise than the kernels read"
@@ -251,7 +258,7 @@ def usable(*tensors: torch.Tensor) -> bool:
 
 def _check(*tensors: torch.Tensor) -> None:
     if not usable(*tensors):
-        raise ValueError("aevb.kernels take float32, contiguous CPU tensors")
+        raise ValueError("aevb.native take float32, contiguous CPU tensors")
 
 
 def bernoulli_logits(lib, logits: torch.Tensor, x: torch.Tensor, kl: torch.Tensor,
@@ -267,7 +274,7 @@ def bernoulli_logits(lib, logits: torch.Tensor, x: torch.Tensor, kl: torch.Tenso
     _check(logits, bias, x, kl, rows, colsum)
     if logits.dim() != 2 or logits.shape[1] != d or logits.shape[0] % n or kl.numel() != n \
             or rows.numel() != logits.shape[0] or colsum.numel() != d or bias.numel() != d:
-        raise ValueError("aevb.kernels.bernoulli_logits: shapes do not match")
+        raise ValueError("aevb.native.bernoulli_logits: shapes do not match")
     bound = torch.empty_like(kl)
     lib.aevb_bernoulli_logits(logits.data_ptr(), bias.data_ptr(), x.data_ptr(),
                               rows.data_ptr(), colsum.data_ptr(), kl.data_ptr(),
@@ -279,7 +286,7 @@ def softplus_sums(lib, logits: torch.Tensor, bias: torch.Tensor) -> torch.Tensor
     """sum_d softplus(logits[r, d] + bias[d]) for each row r of logits [R, D]: [R] (nats)."""
     _check(logits, bias)
     if logits.dim() != 2 or bias.shape != logits.shape[1:]:
-        raise ValueError("aevb.kernels.softplus_sums takes logits [R, D] and a bias [D]")
+        raise ValueError("aevb.native.softplus_sums takes logits [R, D] and a bias [D]")
     out = logits.new_empty(logits.shape[0])
     lib.aevb_softplus_sums(logits.data_ptr(), bias.data_ptr(), out.data_ptr(), *logits.shape)
     return out
@@ -291,7 +298,7 @@ def adagrad(lib, p: torch.Tensor, grad: torch.Tensor, state_sum: torch.Tensor,
     optimizer's float32 step count, goes up by one."""
     _check(p, grad, state_sum, step)
     if not grad.numel() == state_sum.numel() == p.numel() or step.numel() != 1:
-        raise ValueError("aevb.kernels.adagrad: the gradient and the sum of squares must have "
+        raise ValueError("aevb.native.adagrad: the gradient and the sum of squares must have "
                          "the parameter's size and the step count one element")
     lib.aevb_adagrad(p.data_ptr(), grad.data_ptr(), state_sum.data_ptr(), step.data_ptr(),
                      p.numel(), lr, weight_decay, eps)
@@ -305,12 +312,12 @@ def bernoulli(lib, probs: torch.Tensor, generator: torch.Generator,
     torch's locked call per element (the binarization was ~10% of a training step)."""
     _check(probs)
     if rows is not None and not usable_rows(rows):
-        raise ValueError("aevb.kernels.bernoulli takes rows as a 1-d int64 CPU tensor")
+        raise ValueError("aevb.native.bernoulli takes rows as a 1-d int64 CPU tensor")
     state = generator.get_state()
     if state.numel() < 24 + 8 * 624:  # the C code reads and writes that many bytes of it
-        raise ValueError("this torch's generator state is not laid out as aevb.kernels reads")
+        raise ValueError("this torch's generator state is not laid out as aevb.native reads")
     if not mt19937_counters_valid(state):
-        raise ValueError("aevb.kernels.bernoulli: the generator's counters are out of range")
+        raise ValueError("aevb.native.bernoulli: the generator's counters are out of range")
     if rows is None:
         out, count, width = torch.empty_like(probs), 1, probs.numel()
     else:
@@ -320,7 +327,7 @@ def bernoulli(lib, probs: torch.Tensor, generator: torch.Generator,
                                   None if rows is None else rows.data_ptr(),
                                   probs.shape[0] if rows is not None else 1,
                                   out.data_ptr(), count, width) != 0:
-        raise ValueError("aevb.kernels.bernoulli: a row index is out of range")
+        raise ValueError("aevb.native.bernoulli: a row index is out of range")
     generator.set_state(state)
     return out
 
@@ -344,66 +351,107 @@ def usable_rows(rows: torch.Tensor) -> bool:
             and rows.is_contiguous())
 
 
+class Layer(ctypes.Structure):
+    """kernels.h's aevb_layer: one Linear layer of the step, field by field."""
+    _fields_ = [(name, _PTR) for name in (
+        "weight", "bias", "grad_weight", "grad_bias", "sum_weight", "sum_bias",
+        "step_weight", "step_bias", "out", "grad_in")] + [("fan_in", _I64), ("fan_out", _I64)]
+
+
+class StepArgs(ctypes.Structure):
+    """kernels.h's aevb_step_args: everything one call of the step reads and writes."""
+    _fields_ = [(name, _PTR) for name in ("x", "eps", "sigma", "z", "kl", "rows", "de",
+                                          "bound")] + \
+        [(name, _I64) for name in ("samples", "n", "n_encoder", "n_decoder")] + \
+        [("layers", ctypes.POINTER(Layer)), ("update", ctypes.c_int32), ("lr", _F32),
+         ("weight_decay", _F32), ("adagrad_eps", _F32), ("spent", _PTR)]
+
+
+@dataclass(frozen=True)
+class LayerTensors:
+    """What the step needs of one Linear layer (see kernels.h's aevb_layer); the Adagrad
+    state is None where the step makes no update, grad_in None for the encoder's first
+    layer."""
+    weight: torch.Tensor
+    bias: torch.Tensor
+    sum_weight: torch.Tensor | None
+    sum_bias: torch.Tensor | None
+    step_weight: torch.Tensor | None
+    step_bias: torch.Tensor | None
+    out: torch.Tensor
+    grad_in: torch.Tensor | None
+
+
 @dataclass(frozen=True)
 class StepPlan:
-    """aevb_vae_step's arguments that stay the same from step to step (made by `plan_step`)
-    and the shapes of those that change (x, eps), so that each step only checks and sets
-    those: at M = 100 rebuilding the ~80 pointers per step cost ~0.4 ms, 10% of a step.
-    It holds the storage of every tensor whose address it holds, so none of that memory is
-    freed while the plan lives: a tensor at one of its addresses is in that same storage."""
+    """The step's arguments that stay the same from step to step (made by `plan_step`) and
+    the shapes of those that change (x, eps), so that each step only checks and sets those:
+    at M = 100 rebuilding the arguments every step cost ~0.4 ms, 10% of a step. It holds the
+    storage of every tensor whose address it holds, so none of that memory is freed while
+    the plan lives: a tensor at one of its addresses is in that same storage."""
     storages: tuple
     updates: bool  # whether it holds Adagrad's state
-    fans: ctypes.Array
-    layers: ctypes.Array
-    extras: ctypes.Array
+    layers: ctypes.Array  # of Layer
+    scratch: dict  # sigma, z, kl, rows, de: their addresses
     n_encoder: int
     x_shape: torch.Size
     eps_shape: torch.Size
 
 
-def plan_step(layers: list[list], n_encoder: int, extras: list[torch.Tensor],
+SCRATCH = ("sigma", "z", "kl", "rows", "de")
+
+
+def plan_step(layers: list[LayerTensors], n_encoder: int, scratch: dict,
               x_shape: torch.Size, eps_shape: torch.Size) -> StepPlan:
-    """Checks and records the arguments of step.c's whole training step (laid out by
-    aevb.fused.FusedStep): for each Linear layer, encoder first, its STEP_LAYER tensors
-    (weight [out, in], bias [out], their .grad, Adagrad's sums of squares and step counts
-    for both or four Nones, its output [rows, out], the gradient at its input [rows, in] or
-    None for the encoder's first layer), and `extras` = (sigma, z, kl, rows, de) for x of
-    `x_shape` [N, ...] (D values a point) and eps of `eps_shape` [L, N, J]. Raises ValueError
-    where a tensor is missing, not usable or not the size the C code will read or write."""
+    """Checks and records the arguments of step.c's whole training step: the Linear layers,
+    encoder first, and the `scratch` buffers named in SCRATCH (sigma [N, J], z [L N, J],
+    kl [N], rows [L N], de [N, 2J]) for x of `x_shape` [N, ...] (D values a point) and eps of
+    `eps_shape` [L, N, J]. Raises ValueError where a tensor is missing, not usable or not the
+    size the C code will read or write."""
     (samples, n, j), n_x, d = eps_shape, x_shape[0], math.prod(x_shape[1:])
-    if not 1 <= n_encoder < len(layers) or any(len(layer) != STEP_LAYER for layer in layers):
-        raise ValueError(f"aevb.kernels.plan_step: an encoder, a decoder, {STEP_LAYER} "
-                         "tensors a layer")
-    updates = layers[0][4] is not None
-    chain = [tuple(layer[0].shape[::-1]) for layer in layers]  # (in, out) of each layer
-    if min(samples, n, j, d, *(size for pair in chain for size in pair)) < 1:
-        raise ValueError("aevb.kernels.plan_step: a layer, the minibatch or the data has zero "
-                         "width (the PyTorch path takes it)")
+    if not 1 <= n_encoder < len(layers):
+        raise ValueError("aevb.native.plan_step: an encoder and a decoder")
+    updates = layers[0].sum_weight is not None
+    chain = [tuple(layer.weight.shape[::-1]) for layer in layers]  # (in, out) of each layer
+    if any(layer.weight.dim() != 2 for layer in layers) or min(
+            samples, n, j, d, *(size for pair in chain for size in pair)) < 1:
+        raise ValueError("aevb.native.plan_step: a layer, the minibatch or the data has zero "
+                         "width")
+    tensors = []
     for k, layer in enumerate(layers):
         (fan_in, out), rows = chain[k], n if k < n_encoder else samples * n
-        sizes = [out * fan_in, out, out * fan_in, out, out * fan_in, out, 1, 1, rows * out,
-                 rows * fan_in]
-        needed = [True] * 4 + [updates] * 4 + [True, k != 0]
-        if layer[0].dim() != 2 or any((t is not None) != need or (need and t.numel() != size)
-                                      for t, need, size in zip(layer, needed, sizes)):
-            raise ValueError(f"aevb.kernels.plan_step: layer {k}'s tensors are missing or "
-                             "not the sizes of its weight")
+        grads = (layer.weight.grad, layer.bias.grad)
+        expected = {"weight": out * fan_in, "bias": out, "grad_weight": out * fan_in,
+                    "grad_bias": out, "out": rows * out,
+                    **({"sum_weight": out * fan_in, "sum_bias": out, "step_weight": 1,
+                        "step_bias": 1} if updates else {}),
+                    **({"grad_in": rows * fan_in} if k != 0 else {})}
+        given = {"weight": layer.weight, "bias": layer.bias, "grad_weight": grads[0],
+                 "grad_bias": grads[1], "out": layer.out, "sum_weight": layer.sum_weight,
+                 "sum_bias": layer.sum_bias, "step_weight": layer.step_weight,
+                 "step_bias": layer.step_bias, "grad_in": layer.grad_in}
+        for name, t in given.items():
+            if (t is not None) != (name in expected) and not (name == "grad_in" and k == 0) \
+                    or name in expected and t.numel() != expected[name]:
+                raise ValueError(f"aevb.native.plan_step: layer {k}'s {name} is missing or "
+                                 "not the size of its weight")
+        tensors.append(given)
     if any(chain[k][0] != chain[k - 1][1] for k in range(1, len(chain)) if k != n_encoder) \
             or (chain[0][0], chain[n_encoder - 1][1], chain[n_encoder][0], chain[-1][1]) \
             != (d, 2 * j, j, d) or n_x != n:
-        raise ValueError("aevb.kernels.plan_step: the layers do not chain x to 2J and J to x")
-    sizes = [n * j, samples * n * j, n, samples * n, n * 2 * j]
-    if len(extras) != 5 or any(t.numel() != size for t, size in zip(extras, sizes)):
-        raise ValueError("aevb.kernels.plan_step: a buffer is not the size the step needs")
-    tensors = tuple(t for layer in layers for t in layer if t is not None) + tuple(extras)
-    _check(*tensors)
-    return StepPlan(
-        tuple(t.untyped_storage() for t in tensors), updates,
-        (_I64 * (2 * len(layers)))(*(size for pair in chain for size in pair)),
-        (_PTR * (STEP_LAYER * len(layers)))(
-            *(0 if t is None else t.data_ptr() for layer in layers for t in layer)),
-        (_PTR * 8)(0, 0, *(t.data_ptr() for t in extras), 0),  # x, eps, ..., bound: per step
-        n_encoder, torch.Size(x_shape), torch.Size(eps_shape))
+        raise ValueError("aevb.native.plan_step: the layers do not chain x to 2J and J to x")
+    sizes = dict(zip(SCRATCH, (n * j, samples * n * j, n, samples * n, n * 2 * j)))
+    if set(scratch) != set(SCRATCH) or any(scratch[k].numel() != sizes[k] for k in SCRATCH):
+        raise ValueError("aevb.native.plan_step: a buffer is not the size the step needs")
+    held = [t for given in tensors for t in given.values() if t is not None] + \
+        [scratch[k] for k in SCRATCH]
+    _check(*held)
+    array = (Layer * len(layers))(*(
+        Layer(**{name: None if t is None else t.data_ptr() for name, t in given.items()},
+              fan_in=fan_in, fan_out=out) for given, (fan_in, out) in zip(tensors, chain)))
+    return StepPlan(tuple(t.untyped_storage() for t in held), updates, array,
+                    {k: scratch[k].data_ptr() for k in SCRATCH}, n_encoder,
+                    torch.Size(x_shape), torch.Size(eps_shape))
 
 
 STEP_KINDS = ("forward products with bias and tanh", "input-gradient products with tanh's backward",
@@ -420,26 +468,28 @@ def vae_step(lib, plan: StepPlan, x: torch.Tensor, eps: torch.Tensor,
     else changes then, and the second value is False. `spent`, a float64 tensor of
     len(STEP_KINDS), adds up the seconds spent on each of STEP_KINDS (for the bench)."""
     if not lib_has_step(lib):
-        raise ValueError("aevb.kernels.vae_step needs the compiled step")
+        raise ValueError("aevb.native.vae_step needs the compiled step")
     if x.shape != plan.x_shape or eps.shape != plan.eps_shape:
-        raise ValueError("aevb.kernels.vae_step: x or eps is not the shape of its plan")
+        raise ValueError("aevb.native.vae_step: x or eps is not the shape of its plan")
     if adagrad is not None and not plan.updates:
-        raise ValueError("aevb.kernels.vae_step: an update needs a plan with Adagrad's state")
+        raise ValueError("aevb.native.vae_step: an update needs a plan with Adagrad's state")
     _check(x, eps)
     if spent is not None and not (spent.dtype is torch.float64 and spent.is_cpu
                                   and spent.is_contiguous() and spent.numel() == len(STEP_KINDS)):
-        raise ValueError("aevb.kernels.vae_step: spent must be float64 [4] on the CPU")
+        raise ValueError("aevb.native.vae_step: spent must be float64 [4] on the CPU")
     bound = x.new_empty(x.shape[0])
-    # A copy per call: the plan may be shared, and the call releases the GIL, so another
-    # thread's x and eps must never land in this call's array.
-    extras = (_PTR * 8)(x.data_ptr(), eps.data_ptr(), *plan.extras[2:7], bound.data_ptr())
-    hyper = None if adagrad is None else (_F32 * 3)(*adagrad)
-    n_layers = len(plan.fans) // 2
-    status = lib.aevb_vae_step(lib.aevb_sgemm, plan.n_encoder, n_layers - plan.n_encoder,
-                             plan.fans, plan.layers, extras, eps.shape[0], eps.shape[1], hyper,
-                             None if spent is None else spent.data_ptr())
+    n_layers = len(plan.layers)
+    # Arguments per call: the plan may be shared, and the call releases the GIL, so another
+    # thread's x and eps must never land in this call's arguments.
+    args = StepArgs(x=x.data_ptr(), eps=eps.data_ptr(), bound=bound.data_ptr(),
+                    samples=eps.shape[0], n=eps.shape[1], n_encoder=plan.n_encoder,
+                    n_decoder=n_layers - plan.n_encoder, layers=plan.layers,
+                    update=adagrad is not None, spent=None if spent is None else spent.data_ptr(),
+                    **plan.scratch, **(dict(zip(("lr", "weight_decay", "adagrad_eps"), adagrad))
+                                       if adagrad else {}))
+    status = lib.aevb_vae_step(lib.aevb_sgemm, ctypes.byref(args))
     if status == 2:
-        raise MemoryError("aevb.kernels.vae_step: no memory for the step's scratch buffer")
+        raise MemoryError("aevb.native.vae_step: no memory for the step's scratch buffer")
     return bound, status == 0
 
 

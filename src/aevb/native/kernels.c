@@ -1,8 +1,8 @@
-/* The element-wise passes of aevb.fused's training step (chained with the products by step.c),
+/* The element-wise passes of aevb.native's training step (chained with the products by step.c),
    the Adagrad update, importance sampling's softplus sums and the binarization's random
    draws: float32, CPU.
 
-   Compiled on first use by aevb/kernels.py and called through ctypes. Each function makes in
+   Compiled on first use by aevb/native/library.py and called through ctypes. Each function makes in
    one pass over memory what takes several PyTorch operations (each its own dispatch, output
    tensor and pass) at the paper's minibatch of M = 100. Rows are split between OpenMP threads
    (the runtime torch itself uses: the library resolves libgomp to torch's copy), and sums over

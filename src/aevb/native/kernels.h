@@ -1,10 +1,41 @@
-/* Shared by kernels.c and step.c (compiled together by aevb/kernels.py): the vectorizable
-   scalar functions both use, and the kernels step.c chains. */
+/* Shared by kernels.c and step.c (compiled together by aevb/native/library.py): the native
+   step's declared interface (aevb_layer, aevb_step_args), the vectorizable scalar functions
+   both files use, and the kernels step.c chains. */
 #ifndef AEVB_KERNELS_H
 #define AEVB_KERNELS_H
 #include <math.h>
 #include <stddef.h>
 #include <stdint.h>
+
+/* The native step's one declared interface. library.py mirrors these two structs field by
+   field (ctypes Layer and StepArgs) and refuses a library whose aevb_interface_sizes differ.
+
+   One Linear layer y = h W^T + b of the paper's tanh MLPs: */
+typedef struct {
+    float *weight, *bias;            /* [out, in], [out] */
+    float *grad_weight, *grad_bias;  /* their .grad, written by the step */
+    float *sum_weight, *sum_bias;    /* Adagrad's sums of squares (NULL where no update) */
+    float *step_weight, *step_bias;  /* Adagrad's step counts, [1] each (NULL where no update) */
+    float *out;                      /* [rows, out]: after the tanh except in a net's last layer */
+    float *grad_in;                  /* [rows, in]: the gradient at the input (NULL for the
+                                        encoder's first layer, whose input is the data) */
+    int64_t fan_in, fan_out;
+} aevb_layer;
+
+/* One training step of estimator B: the data, the noise, scratch, the result and the layers
+   (the encoder's n_encoder, then the decoder's n_decoder). */
+typedef struct {
+    const float *x, *eps;            /* [n, D], [samples, n, J] */
+    float *sigma, *z;                /* scratch [n, J], [samples n, J] */
+    float *kl, *rows;                /* scratch [n], [samples n] */
+    float *de;                       /* scratch [n, 2J]: the gradient at the encoder's output */
+    float *bound;                    /* result: estimator B per data point [n], nats */
+    int64_t samples, n, n_encoder, n_decoder;
+    aevb_layer *layers;
+    int32_t update;                  /* 1: Adagrad's step with the three numbers below */
+    float lr, weight_decay, adagrad_eps;
+    double *spent;                   /* NULL, or seconds per kind of work (step.c's enum) */
+} aevb_step_args;
 
 /* exp(a) for a <= 0, vectorizable (glibc's libmvec was slower than torch's own here): a = k ln2
    + r with |r| <= ln2 / 2, e^r by its Taylor polynomial to r^7 (truncation below 1e-8
@@ -50,6 +81,7 @@ void aevb_gaussian_latent(const float *enc, const float *eps, float *sigma, floa
 void aevb_gaussian_latent_backward(const float *dz, const float *eps, const float *enc,
                                    const float *sigma, float *de, float *colsum,
                                    int64_t samples, int64_t n, int64_t j);
+void aevb_interface_sizes(int64_t *sizes);
 void aevb_adagrad(float *p, const float *g, float *s, float *step, int64_t n, float lr,
                   float weight_decay, float eps);
 

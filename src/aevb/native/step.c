@@ -1,11 +1,11 @@
-/* One whole training step of estimator B (eq. 7 and 10) for aevb.fused.FusedStep, in one call:
+/* One whole training step of estimator B (eq. 7 and 10) for aevb.native's Step, in one call:
    the paper's networks (tanh MLPs, Gaussian q_phi(z|x), Bernoulli p_theta(x|z)), float32, CPU.
 
    kernels.c holds the element-wise passes; this file chains them with the matrix products,
    which it hands to the BLAS that torch itself calls (MKL's sgemm_, found in torch's library
-   by aevb/kernels.py and passed in as a pointer). At the paper's minibatch of M = 100 the same
+   by aevb/native/library.py and passed in as a pointer). At the paper's minibatch of M = 100 the same
    chain driven from Python spent ~15% of a step on the interpreter and torch's dispatch
-   between some forty calls; here it is one call. The arithmetic is that of fused.py's
+   between some forty calls; here it is one call. The arithmetic is that of native/step.py's
    docstring and of the kernels; the tests compare it with float64 autograd. */
 #include <omp.h>
 #include <stdlib.h>
@@ -156,98 +156,92 @@ static void lap(profile_t *prof, int kind) {
     prof->mark = t;
 }
 
-/* What the step needs of each Linear layer, in `layer`'s 10 pointers per layer: weight
-   [out, in], bias [out], their .grad, Adagrad's sums of squares for both and step counts
-   for both (NULL where the step makes no update), the layer's output [rows, out] (after
-   the tanh, except in a net's last layer) and the gradient at its input [rows, in]
-   (unused for the encoder's first layer). */
-enum { W, B, GW, GB, SW, SB, STEP_W, STEP_B, OUT, D_IN, PER_LAYER };
-
 /* The net's forward pass from h [rows, in]; the last layer's bias is left out where
    `last_bias` is 0 (the likelihood kernel adds it as it reads the logits). */
-static void forward(sgemm_t gemm, float **layer, const int64_t *fans, int64_t count,
-                    const float *h, int64_t rows, int last_bias, profile_t *prof) {
+static void forward(sgemm_t gemm, aevb_layer *layer, int64_t count, const float *h,
+                    int64_t rows, int last_bias, profile_t *prof) {
     for (int64_t i = 0; i < count; i++) {
-        float **p = layer + i * PER_LAYER;
-        linear_forward(gemm, h, p[W], i < count - 1 || last_bias ? p[B] : NULL, p[OUT], rows,
-                       fans[2 * i], fans[2 * i + 1], i < count - 1);
+        aevb_layer *p = layer + i;
+        linear_forward(gemm, h, p->weight, i < count - 1 || last_bias ? p->bias : NULL,
+                       p->out, rows, p->fan_in, p->fan_out, i < count - 1);
         lap(prof, FORWARD_LAYERS);
-        h = p[OUT];
+        h = p->out;
     }
 }
 
 /* Fills the .grad of each layer from dy [rows, out], the loss's gradient at the net's output
    (whose column sums, the last bias's gradient, are already in place), and leaves the
-   gradient at the net's input in the first layer's D_IN if `first`. `hyper` = (lr, weight
-   decay, eps) makes each layer's Adagrad step as soon as the pass is done with its weights,
-   while they and their gradient are still in cache. */
-static void backward(sgemm_t gemm, float **layer, const int64_t *fans, int64_t count,
-                     const float *x, float *dy, int64_t rows, int first, const float *hyper,
+   gradient at the net's input in the first layer's grad_in if `first`. With `a->update`
+   each layer's Adagrad step is made as soon as the pass is done with its weights, while they
+   and their gradient are still in cache. */
+static void backward(sgemm_t gemm, aevb_layer *layer, int64_t count, const float *x,
+                     float *dy, int64_t rows, int first, const aevb_step_args *a,
                      profile_t *prof) {
+    const float hyper[3] = { a->lr, a->weight_decay, a->adagrad_eps };
+    const float *update = a->update ? hyper : NULL;
     for (int64_t i = count - 1; i >= 0; i--) {
-        float **p = layer + i * PER_LAYER;
-        int64_t in = fans[2 * i], out = fans[2 * i + 1];
-        const float *h = i > 0 ? layer[(i - 1) * PER_LAYER + OUT] : x;  /* [rows, in] */
+        aevb_layer *p = layer + i;
+        const float *h = i > 0 ? layer[i - 1].out : x;  /* [rows, in] */
         /* dy W first: the update below changes W */
         if (i > 0 || first)  /* through the tanh that made h, if there is one */
-            linear_input_gradient(gemm, dy, p[W], p[D_IN], i > 0 ? h : NULL,
-                                  i > 0 ? layer[(i - 1) * PER_LAYER + GB] : NULL, rows, in, out);
+            linear_input_gradient(gemm, dy, p->weight, p->grad_in, i > 0 ? h : NULL,
+                                  i > 0 ? layer[i - 1].grad_bias : NULL, rows, p->fan_in,
+                                  p->fan_out);
         lap(prof, INPUT_GRADIENTS);
-        weight_gradient(gemm, dy, h, p[GW], rows, out, in, p[W], p[SW], p[STEP_W], hyper);
+        weight_gradient(gemm, dy, h, p->grad_weight, rows, p->fan_out, p->fan_in, p->weight,
+                        p->sum_weight, p->step_weight, update);
         lap(prof, WEIGHT_GRADIENTS_AND_UPDATE);
-        if (hyper != NULL)
-            aevb_adagrad(p[B], p[GB], p[SB], p[STEP_B], out, hyper[0], hyper[1], hyper[2]);
+        if (update != NULL)
+            aevb_adagrad(p->bias, p->grad_bias, p->sum_bias, p->step_bias, p->fan_out,
+                         a->lr, a->weight_decay, a->adagrad_eps);
         lap(prof, OTHER_WORK);
-        dy = p[D_IN];
+        dy = p->grad_in;
     }
 }
 
-/* The extra buffers, in `extra`'s order. */
-enum { X, EPS, SIGMA, Z, KL, ROWS, DE, BOUND, EXTRAS };
+void aevb_interface_sizes(int64_t *sizes) {
+    sizes[0] = (int64_t)sizeof(aevb_layer);
+    sizes[1] = (int64_t)sizeof(aevb_step_args);
+}
 
-/* Estimator B per data point into extra[BOUND] [n] (nats) for x [n, D] and eps [samples, n,
-   J]; every parameter's .grad set to d(-mean_n bound)/d(theta, phi). `fans` gives (in, out)
-   of the n_enc encoder layers, then of the n_dec decoder layers, whose pointers `layer` holds
-   in that order. With `hyper` (see backward) the step also updates the weights, unless the
-   bound is not finite: then it returns 1 before the backward pass, and .grad and the weights
-   are as they were. Returns 0 otherwise, 2 if no memory was left for its scratch buffer.
-   `spent` (NULL, or KINDS seconds) adds up where the time went. */
-int aevb_vae_step(sgemm_t gemm, int64_t n_enc, int64_t n_dec, const int64_t *fans,
-                  float **layer, float **extra, int64_t samples, int64_t n,
-                  const float *hyper, double *spent) {
-    profile_t prof = { spent, spent != NULL ? seconds() : 0.0 };
-    float **enc = layer, **dec = layer + n_enc * PER_LAYER;
-    const int64_t *enc_fans = fans, *dec_fans = fans + 2 * n_enc;
-    int64_t j = dec_fans[0], rows = samples * n;
-    float *mu_log_var = enc[(n_enc - 1) * PER_LAYER + OUT];  /* [n, 2J] */
-    float *logits = dec[(n_dec - 1) * PER_LAYER + OUT];      /* [samples n, D] */
-    int64_t d = dec_fans[2 * n_dec - 1];
+/* Estimator B per data point into a->bound [n] (nats) for x [n, D] and eps [samples, n, J];
+   every parameter's .grad set to d(-mean_n bound)/d(theta, phi). With a->update the step
+   also updates the weights, unless the bound is not finite: then it returns 1 before the
+   backward pass, and .grad and the weights are as they were. Returns 0 otherwise, 2 if no
+   memory was left for its scratch buffer. a->spent (NULL, or KINDS seconds) adds up where
+   the time went. */
+int aevb_vae_step(sgemm_t gemm, const aevb_step_args *a) {
+    profile_t prof = { a->spent, a->spent != NULL ? seconds() : 0.0 };
+    aevb_layer *enc = a->layers, *dec = a->layers + a->n_encoder;
+    int64_t n_enc = a->n_encoder, n_dec = a->n_decoder, n = a->n, samples = a->samples;
+    int64_t j = dec[0].fan_in, rows = samples * n, d = dec[n_dec - 1].fan_out;
+    float *mu_log_var = enc[n_enc - 1].out;  /* [n, 2J] */
+    float *logits = dec[n_dec - 1].out;      /* [samples n, D] */
 
-    forward(gemm, enc, enc_fans, n_enc, extra[X], n, 1, &prof);
-    aevb_gaussian_latent(mu_log_var, extra[EPS], extra[SIGMA], extra[Z], extra[KL],
-                         samples, n, j);
-    forward(gemm, dec, dec_fans, n_dec, extra[Z], rows, 0, &prof);
+    forward(gemm, enc, n_enc, a->x, n, 1, &prof);
+    aevb_gaussian_latent(mu_log_var, a->eps, a->sigma, a->z, a->kl, samples, n, j);
+    forward(gemm, dec, n_dec, a->z, rows, 0, &prof);
     /* The output bias's gradient goes to scratch first and reaches .grad only once the bound
        is known to be finite: a refused step leaves every .grad as it was. */
     float *bias_grad = malloc((size_t)d * sizeof(float));
     if (bias_grad == NULL) return 2;
-    aevb_bernoulli_logits(logits, dec[(n_dec - 1) * PER_LAYER + B], extra[X], extra[ROWS],
-                          bias_grad, extra[KL], extra[BOUND], rows, n, d, 1.0f / (float)rows);
-    if (hyper != NULL) {
+    aevb_bernoulli_logits(logits, dec[n_dec - 1].bias, a->x, a->rows, bias_grad, a->kl,
+                          a->bound, rows, n, d, 1.0f / (float)rows);
+    if (a->update) {
         float sum = 0.0f;
-        for (int64_t i = 0; i < n; i++) sum += extra[BOUND][i];
+        for (int64_t i = 0; i < n; i++) sum += a->bound[i];
         if (!isfinite(sum)) {
             free(bias_grad);
             return 1;
         }
     }
-    memcpy(dec[(n_dec - 1) * PER_LAYER + GB], bias_grad, (size_t)d * sizeof(float));
+    memcpy(dec[n_dec - 1].grad_bias, bias_grad, (size_t)d * sizeof(float));
     free(bias_grad);
     lap(&prof, OTHER_WORK);
-    backward(gemm, dec, dec_fans, n_dec, extra[Z], logits, rows, 1, hyper, &prof);
-    aevb_gaussian_latent_backward(dec[D_IN], extra[EPS], mu_log_var, extra[SIGMA], extra[DE],
-                                  enc[(n_enc - 1) * PER_LAYER + GB], samples, n, j);
+    backward(gemm, dec, n_dec, a->z, logits, rows, 1, a, &prof);
+    aevb_gaussian_latent_backward(dec[0].grad_in, a->eps, mu_log_var, a->sigma, a->de,
+                                  enc[n_enc - 1].grad_bias, samples, n, j);
     lap(&prof, OTHER_WORK);
-    backward(gemm, enc, enc_fans, n_enc, extra[X], extra[DE], n, 0, hyper, &prof);
+    backward(gemm, enc, n_enc, a->x, a->de, n, 0, a, &prof);
     return 0;
 }

@@ -1,0 +1,41 @@
+"""The optional native backend: a hand-written C training step for the paper's MNIST model.
+
+Its one declared interface:
+
+- `unavailable_reason(model, optimizer_name, device, dtype)`: None where the backend serves
+  this model and optimizer (tanh MLPs, Gaussian q_phi(z|x), Bernoulli p_theta(x|z), Adagrad,
+  float32 on a CPU, the C library built), else why not, in words;
+- `step.Step(model, optimizer)`: called with (x, eps), it makes the whole SGVB step of
+  estimator B (bound, gradient, Adagrad update) and returns the bound per data point [N] in
+  nats, or None (nothing changed) where the bound is not finite;
+- `step.Adagrad`: torch.optim.Adagrad with the same update in C (the optimizer the step uses);
+- `step.log_weights` and `library.bernoulli`: importance sampling's log-weights and the
+  binarization's draws, the same values as the PyTorch definitions (the draws bit for bit).
+
+The C structs of the step are declared in kernels.h and mirrored in `library` (Layer,
+StepArgs). Nothing else in aevb depends on this package being usable: with AEVB_KERNELS=0,
+off Linux or without a C compiler every model trains through `aevb.engine`.
+"""
+from __future__ import annotations
+
+import torch
+
+
+def unavailable_reason(model, optimizer_name: str, device: torch.device,
+                       dtype: torch.dtype = torch.float32) -> str | None:
+    """None where the native step serves this model, optimizer, device and dtype; else why
+    not (one clause)."""
+    from . import library, step
+
+    if not step.supports(model):
+        return "it serves only tanh MLPs with a Bernoulli decoder"
+    if optimizer_name != "adagrad":
+        return "it serves only Adagrad"
+    if device.type != "cpu" or dtype != torch.float32:
+        return "it runs on a CPU in float32 only"
+    lib = library.load()
+    if lib is None:
+        return f"unavailable ({library.unavailable_reason()})"
+    if not library.lib_has_step(lib):
+        return "torch exports no BLAS sgemm_ for it"
+    return None
