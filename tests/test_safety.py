@@ -14,7 +14,9 @@ import torch
 from safetensors.torch import load_file, save_file
 
 import aevb
-from aevb import checkpoint, files, fused, integrity, kernels
+from aevb import checkpoint, files, integrity
+from aevb.native import library as kernels
+from aevb.native import step as native
 from aevb.errors import AevbError
 from aevb.model import VAE, ModelConfig, initialize
 from aevb.objectives import elbo_b
@@ -258,7 +260,7 @@ def test_resume_still_works_on_the_untouched_state(unfinished_run, tmp_path):
 def lib():
     lib = kernels.load()
     if lib is None:
-        pytest.skip(f"aevb.kernels unavailable: {kernels.unavailable_reason()}")
+        pytest.skip(f"aevb.native unavailable: {kernels.unavailable_reason()}")
     return lib
 
 
@@ -291,7 +293,7 @@ def test_native_entry_points_check_sizes(lib):
 
 def test_the_optimizer_refuses_a_wrong_sized_state(lib):
     model = _model()
-    opt = fused.Adagrad(model.parameters(), lr=0.1, weight_decay=0.0)
+    opt = native.Adagrad(model.parameters(), lr=0.1, weight_decay=0.0)
     for p in model.parameters():
         p.grad = torch.ones_like(p)
     opt.state[next(model.parameters())]["sum"] = torch.zeros(3)
@@ -299,9 +301,9 @@ def test_the_optimizer_refuses_a_wrong_sized_state(lib):
         opt.step()
 
 
-def test_one_fused_step_called_from_two_threads(lib):
+def test_one_native_step_called_from_two_threads(lib):
     model = _model()
-    step = fused.FusedStep(model, None)
+    step = native.Step(model, None)
     gen = torch.Generator().manual_seed(1)
     batches = [((torch.rand(50, 784, generator=gen) < 0.3).float(),
                 torch.randn(1, 50, 4, generator=gen)) for _ in range(2)]
@@ -325,33 +327,26 @@ def test_a_zero_width_layer_takes_the_pytorch_path(lib):
     model = _model(hidden=(8,))
     model.encoder.net[0] = torch.nn.Linear(784, 0)
     model.encoder.net[2] = torch.nn.Linear(0, 8)
-    x = (torch.rand(10, 784) < 0.3).float()
-    eps = torch.randn(1, 10, 4)
-    bound = fused.FusedStep(model, None)(x, eps)
-    grads = [p.grad.clone() for p in model.parameters()]
-    model.zero_grad(set_to_none=True)
-    reference = elbo_b(model, x, eps)
-    (-reference.mean()).backward()
-    torch.testing.assert_close(bound, reference, rtol=1e-5, atol=1e-4)
-    for g, p in zip(grads, model.parameters()):
-        torch.testing.assert_close(g, p.grad, rtol=1e-4, atol=1e-6)
-    layers = [[torch.zeros(0, 784), torch.zeros(0), torch.zeros(0, 784), torch.zeros(0),
-               None, None, None, None, torch.zeros(10, 0), None]]
+    assert not native.supports(model)  # so the engine never gives it the native step
+    cfg = aevb.resolve("mnist-paper", latent_dim=4, hidden=(8,), engine="native")
+    choice = aevb.trainer.choose_engine(cfg, model, torch.device("cpu"), 10**6)
+    assert choice.name != "native" and "MLP" in choice.reason
+    layer = kernels.LayerTensors(torch.zeros(0, 784), torch.zeros(0), None, None, None, None,
+                                 torch.zeros(10, 0), None)
     with pytest.raises(ValueError, match="zero"):
-        kernels.plan_step(layers * 2, 1, [], torch.Size([10, 784]), torch.Size([1, 10, 0]))
+        kernels.plan_step([layer, layer], 1, {}, torch.Size([10, 784]), torch.Size([1, 10, 0]))
 
 
 def test_a_refused_step_leaves_every_grad_as_it_was(lib):
     model = _model()
-    optimizer = aevb.trainer.make_optimizer(aevb.resolve("mnist-paper"), model, 1000)
-    step = fused.FusedStep(model, optimizer)
+    optimizer = aevb.trainer.make_optimizer(aevb.resolve("mnist-paper"), model, 1000, True)
+    step = native.Step(model, optimizer)
     x, eps = (torch.rand(10, 784) < 0.3).float(), torch.randn(1, 10, 4)
     step(x, eps)
     with torch.no_grad():
         model.decoder.net[-1].weight[5, 0] = float("inf")
     grads = [p.grad.clone() for p in model.parameters()]
-    step(x, eps)
-    assert not step.updated
+    assert step(x, eps) is None
     for p, g in zip(model.parameters(), grads):
         assert torch.equal(p.grad, g)
 
@@ -377,8 +372,8 @@ def test_a_library_others_may_write_is_refused_and_a_broken_one_rebuilt(lib, fre
     built.unlink()  # a new file: the loaded one is mapped into this process
     built.write_bytes(b"not a library")
     # A fresh process: this one would be handed the library it loaded under that name.
-    r = subprocess.run([sys.executable, "-c", "from aevb import kernels; "
-                        "print(kernels.load() is not None, kernels.unavailable_reason())"],
+    r = subprocess.run([sys.executable, "-c", "from aevb.native import library as k; "
+                        "print(k.load() is not None, k.unavailable_reason())"],
                        capture_output=True, text=True, env=dict(os.environ), timeout=300)
     assert r.stdout.split()[0] == "True", r.stdout + r.stderr  # rebuilt
     assert built.read_bytes()[:4] == b"\x7fELF"
@@ -497,7 +492,7 @@ def test_warnings_are_one_line(tmp_path):
              env={**os.environ, "AEVB_KERNELS": "0"})
     assert r.returncode == 0, r.stderr
     (line,) = r.stderr.strip().splitlines()
-    assert line.startswith("aevb: warning: aevb.kernels unavailable (AEVB_KERNELS=0)")
+    assert line.startswith("aevb: warning: aevb.native unavailable (AEVB_KERNELS=0)")
 
 
 

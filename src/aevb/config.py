@@ -22,11 +22,13 @@ class TrainConfig:
     dataset: str = "digits"  # a name from aevb.data.DATASETS, a .npy/.npz file or an image folder
     latent_dim: int = 20  # N_z, the dimension of z
     hidden: tuple[int, ...] = (500,)  # hidden layer sizes of encoder (decoder mirrors them)
+    network: str = "mlp"  # mlp | conv (two strided convolutions each side, aevb.conv)
+    activation: str = "tanh"  # tanh (the paper's) | relu | softplus | elu
     likelihood: str | None = None  # bernoulli | gaussian; None: from the data
     binarize: bool | None = None  # sample each binary batch from grey levels; None: from the data
     algorithm: str = "aevb"  # aevb (SGVB) | wake-sleep | mcem (the paper's baselines)
-    estimator: str = "B"  # SGVB estimator: A (eq. 6) or B (eq. 7)
-    mc_samples: int = 1  # L, samples of z per data point per step
+    estimator: str = "B"  # A (eq. 6), B (eq. 7) or iwae (Burda et al., k = mc-samples)
+    mc_samples: int = 1  # L, samples of z per data point per step (iwae: k)
     engine: str = "auto"  # auto | native | compiled | eager: how the step runs (aevb.engine)
     kernels: bool = True  # the native backend's C library (aevb.native) where it serves
     batch_size: int = 100  # M
@@ -56,7 +58,7 @@ class TrainConfig:
         object.__setattr__(self, "hidden", tuple(self.hidden))
         checks = [
             (self.latent_dim >= 1, f"latent dimension must be at least 1, got {self.latent_dim}"),
-            (len(self.hidden) >= 1 and all(h >= 1 for h in self.hidden),
+            ((len(self.hidden) >= 1 or self.network == "conv") and all(h >= 1 for h in self.hidden),
              f"hidden sizes must be positive integers, got {list(self.hidden)}"),
             (self.likelihood in (None, "bernoulli", "gaussian"),
              f"likelihood must be bernoulli or gaussian, got {self.likelihood!r}"),
@@ -71,7 +73,11 @@ class TrainConfig:
              f"eval-likelihood must be at least 0, got {self.eval_likelihood}"),
             (self.engine in ENGINES,
              f"engine must be one of {', '.join(ENGINES)}, got {self.engine!r}"),
-            (self.estimator in ("A", "B"), f"estimator must be A or B, got {self.estimator!r}"),
+            (self.estimator in ("A", "B", "iwae"),
+             f"estimator must be A, B or iwae, got {self.estimator!r}"),
+            (self.network in ("mlp", "conv"), f"network must be mlp or conv, got {self.network!r}"),
+            (self.activation in ("tanh", "relu", "softplus", "elu"),
+             f"activation must be tanh, relu, softplus or elu, got {self.activation!r}"),
             (self.mc_samples >= 1, f"mc-samples must be at least 1, got {self.mc_samples}"),
             (self.batch_size >= 1, f"batch size must be at least 1, got {self.batch_size}"),
             (self.optimizer in ("adagrad", "adam"),

@@ -61,7 +61,11 @@ def average_bound(model, x: torch.Tensor, seed: int, batch: int = 2000) -> float
 
 
 def _widest(model) -> int:
-    return max(model.config.data_dim, *model.config.hidden, 2 * model.config.latent_dim)
+    """The most values one sample of one data point holds in a layer (for chunk sizes)."""
+    c = model.config
+    if getattr(c, "network", "mlp") == "conv":  # 32 maps of H/2 x W/2 per channel's H x W
+        return 8 * c.data_dim + max(c.hidden, default=0)
+    return max(c.data_dim, *c.hidden, 2 * c.latent_dim)
 
 
 @torch.no_grad()

@@ -11,25 +11,29 @@ from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
-from torch.distributions import Independent
+from torch.distributions import Bernoulli, Independent
 
 from .distributions import AffineBernoulli, binarize, standard_normal
 from .errors import AevbError
-from .networks import DECODERS, GaussianEncoder
+from .conv import CONV_DECODERS, ConvEncoder
+from .networks import ACTIVATIONS, DECODERS, GaussianEncoder
 
 
 @dataclass(frozen=True)
 class ModelConfig:
     """Everything needed to rebuild a model; saved inside every run directory.
 
-    data_shape: the shape of one data point, (H, W) for images or (D,); the networks see the
-    flattened D = prod(data_shape) values.
+    data_shape: the shape of one data point, (H, W) or (C, H, W) for images, or (D,); the
+    MLPs see the flattened D = prod(data_shape) values, the convolutional networks
+    (network "conv", `aevb.conv`) the image.
     """
 
     data_shape: tuple[int, ...]
     latent_dim: int = 20
     hidden: tuple[int, ...] = (500,)
     likelihood: str = "bernoulli"
+    network: str = "mlp"  # mlp | conv
+    activation: str = "tanh"
 
     def __post_init__(self):
         object.__setattr__(self, "data_shape", tuple(int(s) for s in self.data_shape))
@@ -38,6 +42,15 @@ class ModelConfig:
             raise AevbError(f"latent dimension must be at least 1, got {self.latent_dim}")
         if any(h < 1 for h in self.hidden):
             raise AevbError(f"hidden layer sizes must be at least 1, got {list(self.hidden)}")
+        if self.network not in ("mlp", "conv"):
+            raise AevbError(f"network must be mlp or conv, got {self.network!r}")
+        if self.activation not in ACTIVATIONS:
+            raise AevbError(f"unknown activation {self.activation!r}; choose one of "
+                            f"{', '.join(ACTIVATIONS)}")
+        if self.network == "conv" and not (len(self.data_shape) in (2, 3)
+                                           and min(self.data_shape[-2:]) >= 4):
+            raise AevbError("convolutional networks need images of at least 4 x 4 pixels, "
+                            f"got data of shape {self.data_shape}")
         if self.likelihood not in DECODERS:
             raise AevbError(
                 f"unknown likelihood {self.likelihood!r}; choose one of {', '.join(DECODERS)}"
@@ -57,10 +70,17 @@ class VAE(nn.Module):
     def __init__(self, config: ModelConfig):
         super().__init__()
         self.config = config
-        self.encoder = GaussianEncoder(config.data_dim, config.hidden, config.latent_dim)
-        self.decoder = DECODERS[config.likelihood](
-            config.latent_dim, tuple(reversed(config.hidden)), config.data_dim
-        )
+        reverse = tuple(reversed(config.hidden))
+        if config.network == "conv":
+            self.encoder = ConvEncoder(config.data_shape, config.hidden, config.latent_dim,
+                                       config.activation)
+            self.decoder = CONV_DECODERS[config.likelihood](
+                config.latent_dim, reverse, config.data_shape, config.activation)
+        else:
+            self.encoder = GaussianEncoder(config.data_dim, config.hidden, config.latent_dim,
+                                           config.activation)
+            self.decoder = DECODERS[config.likelihood](
+                config.latent_dim, reverse, config.data_dim, config.activation)
 
     def encode(self, x: torch.Tensor) -> Independent:
         """q_phi(z|x): x [N, D] (or [N, *data_shape]) -> distribution with batch [N], event [J]."""
@@ -82,7 +102,8 @@ class VAE(nn.Module):
         z = torch.randn(n, self.config.latent_dim, generator=generator, device=weight.device,
                         dtype=weight.dtype)
         p = self.decode(z)
-        if isinstance(p, AffineBernoulli):
+        if isinstance(p, AffineBernoulli) or isinstance(getattr(p, "base_dist", None),
+                                                        Bernoulli):
             x = binarize(p.mean, generator)
         else:
             p = p.base_dist

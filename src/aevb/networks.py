@@ -1,4 +1,5 @@
-"""The networks of appendix C: tanh MLPs that output the parameters of a distribution.
+"""The networks of appendix C: MLPs (tanh, as in the paper, or another activation) that output
+the parameters of a distribution. Convolutional ones, for images, are in `aevb.conv`.
 
 Each module's forward returns a torch.distributions object with the data or latent axis as the
 event, so callers ask it for log_prob, mean or samples and never unpack raw tuples. Changing
@@ -15,22 +16,28 @@ from torch.distributions import Independent, Normal
 from .distributions import AffineBernoulli, diagonal_gaussian
 
 
-def mlp(sizes: Sequence[int]) -> nn.Sequential:
-    """Linear layers between consecutive `sizes`, tanh after every layer but the last."""
+ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU,
+                                           "softplus": nn.Softplus, "elu": nn.ELU}
+
+
+def mlp(sizes: Sequence[int], activation: str = "tanh") -> nn.Sequential:
+    """Linear layers between consecutive `sizes`, the activation after every layer but the
+    last."""
     layers: list[nn.Module] = []
     for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
         if i > 0:
-            layers.append(nn.Tanh())
+            layers.append(ACTIVATIONS[activation]())
         layers.append(nn.Linear(fan_in, fan_out))
     return nn.Sequential(*layers)
 
 
 class GaussianEncoder(nn.Module):
-    """q_phi(z|x) = N(mu(x), diag(sigma^2(x))), mean and log-variance from one tanh MLP (C.2)."""
+    """q_phi(z|x) = N(mu(x), diag(sigma^2(x))), mean and log-variance from one MLP (C.2)."""
 
-    def __init__(self, data_dim: int, hidden: Sequence[int], latent_dim: int):
+    def __init__(self, data_dim: int, hidden: Sequence[int], latent_dim: int,
+                 activation: str = "tanh"):
         super().__init__()
-        self.net = mlp([data_dim, *hidden, 2 * latent_dim])
+        self.net = mlp([data_dim, *hidden, 2 * latent_dim], activation)
 
     def forward(self, x: torch.Tensor) -> Independent:
         mu, log_var = self.net(x).chunk(2, dim=-1)  # [N, J] each
@@ -43,9 +50,10 @@ class BernoulliDecoder(nn.Module):
     For binary data; log_prob(x) = sum_d x_d log y_d + (1 - x_d) log(1 - y_d) in nats.
     """
 
-    def __init__(self, latent_dim: int, hidden: Sequence[int], data_dim: int):
+    def __init__(self, latent_dim: int, hidden: Sequence[int], data_dim: int,
+                 activation: str = "tanh"):
         super().__init__()
-        self.net = mlp([latent_dim, *hidden, data_dim])
+        self.net = mlp([latent_dim, *hidden, data_dim], activation)
 
     def forward(self, z: torch.Tensor) -> AffineBernoulli:
         # The last layer's inputs and weights rather than y: log_prob then uses the stable
@@ -61,15 +69,19 @@ class GaussianDecoder(nn.Module):
     the same hidden layer, as in the paper's Frey Face model.
     """
 
-    def __init__(self, latent_dim: int, hidden: Sequence[int], data_dim: int):
+    def __init__(self, latent_dim: int, hidden: Sequence[int], data_dim: int,
+                 activation: str = "tanh"):
         super().__init__()
-        self.net = mlp([latent_dim, *hidden, 2 * data_dim])
+        self.net = mlp([latent_dim, *hidden, 2 * data_dim], activation)
 
     def forward(self, z: torch.Tensor) -> Independent:
-        mean_logit, log_var = self.net(z).chunk(2, dim=-1)  # [..., D] each
-        return Independent(
-            Normal(torch.sigmoid(mean_logit), torch.exp(0.5 * log_var), validate_args=False), 1
-        )
+        return sigmoid_gaussian(*self.net(z).chunk(2, dim=-1))
+
+
+def sigmoid_gaussian(mean_logit: torch.Tensor, log_var: torch.Tensor) -> Independent:
+    """prod_d N(x_d; sigmoid(m_d), exp(v_d)) for m, v [..., D]: batch [...], event [D]."""
+    return Independent(
+        Normal(torch.sigmoid(mean_logit), torch.exp(0.5 * log_var), validate_args=False), 1)
 
 
 DECODERS: dict[str, type[nn.Module]] = {

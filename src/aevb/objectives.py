@@ -63,6 +63,18 @@ def importance_log_likelihood(model, x: torch.Tensor, eps: torch.Tensor) -> torc
     return log_mean_exp(log_weights(model, x, eps), dim=0)
 
 
+def iwae_bound(model, x: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+    """The importance-weighted bound of Burda et al. (2015) with k = eps.shape[0], [N] nats:
+
+    L_k(x) = E[log (1/k) sum_i p_theta(x, z_i) / q_phi(z_i|x)],  z_i ~ q_phi(z|x).
+
+    The same estimate as `importance_log_likelihood`, here as a training objective: its
+    gradient weights each sample by its normalised importance weight. L_1 is estimator A,
+    and L_k rises to log p(x) as k grows.
+    """
+    return importance_log_likelihood(model, x, eps)
+
+
 def minibatch_estimate(per_example: torch.Tensor, dataset_size: int) -> torch.Tensor:
     """The minibatch estimate of the full-data bound (eq. 8), in nats for the whole dataset:
 
@@ -88,4 +100,4 @@ def sleep_objective(model, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return model.encode(x).log_prob(z)
 
 
-ESTIMATORS = {"A": elbo_a, "B": elbo_b}
+ESTIMATORS = {"A": elbo_a, "B": elbo_b, "iwae": iwae_bound}

@@ -114,7 +114,8 @@ class _Run:
 def _setup(config: TrainConfig, data: Dataset, device, run_dir: Path) -> _Run:
     n_train = len(data.train)
     total = config.samples or int(round((config.epochs or DEFAULT_EPOCHS) * n_train))
-    model = VAE(ModelConfig(data.shape, config.latent_dim, config.hidden, config.likelihood))
+    model = VAE(ModelConfig(data.shape, config.latent_dim, config.hidden, config.likelihood,
+                            config.network, config.activation))
     initialize(model, config.init_std, torch.Generator().manual_seed(config.seed))
     model.to(device)
     rank = distributed.rank()

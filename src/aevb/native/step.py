@@ -51,7 +51,10 @@ def supports(model) -> bool:
     return (type(getattr(model, "encoder", None)) is GaussianEncoder
             and type(getattr(model, "decoder", None)) is BernoulliDecoder
             and _linears(model.encoder.net) is not None
-            and _linears(model.decoder.net) is not None)
+            and _linears(model.decoder.net) is not None
+            # (MKL refuses a product with a zero-width side)
+            and all(min(layer.weight.shape) > 0 for layer in _linears(model.encoder.net)
+                    + _linears(model.decoder.net)))
 
 
 class Step:
@@ -60,7 +63,7 @@ class Step:
     returns L^B per data point [N] in nats (`objectives.elbo_b(model, x, eps)` up to float
     rounding), with every .grad set to d(-mean_n L^B)/d(theta, phi) and the parameters
     updated by `optimizer` (this module's Adagrad): the update is this call's declared job,
-    not a side effect. Where the bound is not finite it returns None before the backward
+    not a side effect. With `optimizer` None it only computes the bound and the gradients. Where the bound is not finite it returns None before the backward
     pass: no update, every .grad as it was. `usable(x, eps)` says whether a call takes these
     tensors (float32, contiguous, CPU, with the library's step available).
 
@@ -68,7 +71,7 @@ class Step:
     parameter, .grad or optimizer state tensor moves (a new address): so it is a class.
     """
 
-    def __init__(self, model, optimizer: "Adagrad"):
+    def __init__(self, model, optimizer: "Adagrad | None"):
         if not supports(model):
             raise ValueError("the native step needs a tanh-MLP Gaussian encoder and Bernoulli "
                              "decoder")
@@ -81,8 +84,8 @@ class Step:
         self._lock = threading.Lock()
 
     def usable(self, x: torch.Tensor, eps: torch.Tensor) -> bool:
-        return library.lib_has_step(self._lib) and library.usable(x, eps) \
-            and self.optimizer.kernel_arguments(self.params) is not None
+        return library.lib_has_step(self._lib) and library.usable(x, eps) and (
+            self.optimizer is None or self.optimizer.kernel_arguments(self.params) is not None)
 
     def __call__(self, x: torch.Tensor, eps: torch.Tensor) -> torch.Tensor | None:
         # One call at a time: .grad and the plan are shared, and the C call releases the GIL
@@ -94,18 +97,19 @@ class Step:
         for p in self.params:  # allocated once, then overwritten by every step
             if p.grad is None:
                 p.grad = torch.empty_like(p)
-        hyper, state = self.optimizer.kernel_arguments(self.params, checked=False)
+        hyper, state = (None, [(None, None)] * len(self.params)) if self.optimizer is None \
+            else self.optimizer.kernel_arguments(self.params, checked=False)
         # The plan holds the addresses of tensors it does not own, and keeps their storage.
         # A replaced .grad, optimizer state (load_state_dict) or parameter data (.data =,
         # .to()) lies at another address: then a new plan checks them all again. Between, a
         # step checks x and eps only: the checks of ~40 tensors cost ~0.2 ms a step.
         watched = [*self.params, *(p.grad for p in self.params),
-                   *(t for pair in state for t in pair)]
+                   *(t for pair in state for t in pair if t is not None)]
         key = (x.shape, eps.shape, [t.data_ptr() for t in watched])
         if self._plan is None or key != self._plan[0]:
             self._plan = key, self._make_plan(x, eps, state)
         bound, done = library.vae_step(self._lib, self._plan[1], x, eps, hyper)
-        return bound if done else None
+        return bound if done or hyper is None else None
 
     def _make_plan(self, x: torch.Tensor, eps: torch.Tensor, state: list) -> library.StepPlan:
         samples, n, j = eps.shape

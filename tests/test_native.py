@@ -1,4 +1,5 @@
-"""aevb.kernels (compiled C) against PyTorch: torch.rand bits, float64 autograd, Adagrad."""
+"""aevb.native (the hand-written C step) against the one autograd definition: objectives.elbo_b
+in float64, torch.rand's bits, torch's Adagrad."""
 import copy
 import math
 import time
@@ -7,7 +8,8 @@ import pytest
 import torch
 
 import aevb
-from aevb import fused, kernels
+from aevb.native import library as kernels
+from aevb.native import step as native
 from aevb.model import VAE, ModelConfig, initialize
 from aevb.objectives import elbo_b
 from aevb.trainer import make_optimizer
@@ -17,7 +19,7 @@ from aevb.trainer import make_optimizer
 def lib():
     lib = kernels.load()
     if lib is None:
-        pytest.skip("no C compiler to build aevb.kernels here")
+        pytest.skip(f"aevb.native unavailable here: {kernels.unavailable_reason()}")
     return lib
 
 
@@ -45,15 +47,14 @@ def model32(hidden, latent_dim=5, std=0.05):
 def test_compiled_step_equals_float64_autograd(lib, hidden, samples):
     model = model32(hidden)
     reference_model = copy.deepcopy(model).double()
-    step = fused.FusedStep(model)
+    step = native.Step(model, None)
     gen = torch.Generator().manual_seed(1)
     for n in (7, 100):
         x = (torch.rand(n, 784, generator=gen) < 0.4).float()
         eps = torch.randn(samples, n, 5, generator=gen)
         reference = elbo_b(reference_model, x.double(), eps.double())
         expected = torch.autograd.grad(-reference.mean(), list(reference_model.parameters()))
-        bound = step(x, eps)
-        assert not step.updated  # no optimizer given: .grad only
+        bound = step(x, eps)  # no optimizer given: .grad only
         # float32 rounding of a ~540-nat bound; the float64 sum over pixels keeps it small
         torch.testing.assert_close(bound.double(), reference.detach(), rtol=2e-7, atol=0)
         for p, g in zip(model.parameters(), expected):
@@ -81,7 +82,7 @@ def test_adagrad_kernel_follows_torch_adagrad(lib):
               for i in range(2)]
     ours = [torch.nn.Parameter(p.clone()) for p in params]
     theirs = [torch.nn.Parameter(p.clone()) for p in params]
-    opt_ours = fused.Adagrad(ours, lr=0.02, weight_decay=1e-4)
+    opt_ours = native.Adagrad(ours, lr=0.02, weight_decay=1e-4)
     opt_theirs = torch.optim.Adagrad(theirs, lr=0.02, weight_decay=1e-4, foreach=False)
     assert opt_ours.kernel_arguments() is not None
     gen = torch.Generator().manual_seed(5)
@@ -103,15 +104,14 @@ def test_update_inside_the_step_equals_the_update_after_it(lib):
     cfg = aevb.resolve("mnist-paper")
     a = model32((50,), latent_dim=4, std=0.01)
     b = copy.deepcopy(a)
-    opt_a, opt_b = make_optimizer(cfg, a, 1000), make_optimizer(cfg, b, 1000)
-    inside, after = fused.FusedStep(a, opt_a), fused.FusedStep(b)
+    opt_a, opt_b = make_optimizer(cfg, a, 1000, True), make_optimizer(cfg, b, 1000, True)
+    inside, after = native.Step(a, opt_a), native.Step(b, None)
     gen = torch.Generator().manual_seed(3)
     for _ in range(20):
         x = (torch.rand(100, 784, generator=gen) < 0.3).float()
         eps = torch.randn(1, 100, 4, generator=gen)
         assert torch.equal(inside(x, eps), after(x, eps))
-        assert inside.updated and not after.updated
-        opt_b.step()
+        opt_b.step()  # the same kernel, after the whole backward pass
     for p, q in zip(a.parameters(), b.parameters()):
         assert torch.equal(p, q)
     # and the same state, so that checkpoints hold the same
@@ -121,43 +121,69 @@ def test_update_inside_the_step_equals_the_update_after_it(lib):
 
 def test_a_non_finite_bound_updates_nothing(lib):
     model = model32((20,), latent_dim=4)
-    optimizer = make_optimizer(aevb.resolve("mnist-paper"), model, 1000)
-    step = fused.FusedStep(model, optimizer)
+    optimizer = make_optimizer(aevb.resolve("mnist-paper"), model, 1000, True)
+    step = native.Step(model, optimizer)
     x, eps = (torch.rand(10, 784) < 0.3).float(), torch.randn(1, 10, 4)
-    step(x, eps)
-    assert step.updated
+    assert step(x, eps) is not None
     with torch.no_grad():
         model.decoder.net[-1].bias[3] = float("nan")
     before = [p.detach().clone() for p in model.parameters()]
-    assert torch.isnan(step(x, eps)).all()
-    assert not step.updated
+    assert step(x, eps) is None
     for p, q in zip(model.parameters(), before):
         torch.testing.assert_close(p, q, rtol=0, atol=0, equal_nan=True)
 
 
-def test_compiled_and_pytorch_paths_train_alike():
-    """Training with the kernels follows the PyTorch path (float32 rounding apart)."""
+def test_native_and_autograd_training_follow_one_trajectory(lib):
+    """30 steps of the native step (bound, gradient and Adagrad in C) follow 30 steps of
+    autograd through objectives.elbo_b with torch's Adagrad (float32 rounding apart)."""
     cfg = aevb.resolve("mnist-paper")
     models, gen_state = {}, torch.Generator().manual_seed(4).get_state()
-    for compiled in (True, False):
+    for use_native in (True, False):
         model = model32((50,), latent_dim=4, std=0.01)
-        opt = fused.Adagrad(model.parameters(), lr=cfg.lr, weight_decay=1e-3,
-                            compiled=compiled)
-        step = fused.FusedStep(model, opt, compiled=compiled)
+        opt = make_optimizer(cfg, model, 1000, native_step=use_native)
+        step = native.Step(model, opt) if use_native else None
         gen = torch.Generator()
         gen.set_state(gen_state)
         probs = torch.rand(1000, 784, generator=gen) ** 3
         for i in range(30):
             x = aevb.distributions.binarize(probs[i % 10 * 100:][:100], gen,
-                                            kernels.load() if compiled else None)
-            step(x, torch.randn(1, 100, 4, generator=gen))
-            if not step.updated:
+                                            kernels.load() if use_native else None)
+            eps = torch.randn(1, 100, 4, generator=gen)
+            if use_native:
+                assert step(x, eps) is not None
+            else:
+                opt.zero_grad()
+                (-elbo_b(model, x, eps).mean()).backward()
                 opt.step()
-        models[compiled] = model
+        models[use_native] = model
     # Element by element Adagrad magnifies rounding where a gradient is near 0 (its first
     # step is lr * sign(g)), so the comparison is of whole tensors.
     for p, q in zip(models[True].parameters(), models[False].parameters()):
         assert (p - q).norm() <= 1e-4 * q.norm()
+    start = model32((50,), latent_dim=4, std=0.01)
+    assert max((p - p0).abs().max() for p, p0 in zip(models[True].parameters(),
+                                                      start.parameters())) > 0.01
+
+
+def test_only_models_it_knows():
+    assert native.supports(model32((20,)))
+    gaussian = VAE(ModelConfig((28, 28), 5, (20,), "gaussian"))
+    assert not native.supports(gaussian)
+    with pytest.raises(ValueError, match="Bernoulli decoder"):
+        native.Step(gaussian, None)
+    assert "Bernoulli" in aevb.native.unavailable_reason(gaussian, "adagrad",
+                                                         torch.device("cpu"))
+    assert "Adagrad" in aevb.native.unavailable_reason(model32((20,)), "adam",
+                                                       torch.device("cpu"))
+
+
+def test_the_library_declares_the_step_interface_of_the_structs(lib):
+    import ctypes
+
+    sizes = (ctypes.c_int64 * 2)()
+    lib.aevb_interface_sizes(sizes)
+    assert tuple(sizes) == (ctypes.sizeof(kernels.Layer), ctypes.sizeof(kernels.StepArgs))
+    assert [f[0] for f in kernels.Layer._fields_][:2] == ["weight", "bias"]
 
 
 def test_no_compiler_means_no_kernels(tmp_path, monkeypatch):
@@ -177,7 +203,7 @@ def test_training_without_kernels_warns_and_trains(tmp_path, monkeypatch):
     monkeypatch.setenv("AEVB_KERNELS", "0")
     cfg = aevb.resolve(dataset="digits", latent_dim=2, hidden=(16,), samples=2000, eval_points=1,
                        out=str(tmp_path / "run"), download=False)
-    with pytest.warns(UserWarning, match="kernels unavailable"):
+    with pytest.warns(UserWarning, match="aevb.native unavailable"):
         run = aevb.train(cfg, progress=False)
     assert math.isfinite(aevb.checkpoint.read_metrics(run)[-1]["test_elbo"])
 
@@ -219,7 +245,7 @@ def test_compiled_log_weights_equal_float64(lib, hidden, samples):
     x = (torch.rand(30, 784, generator=gen) < 0.4).float()
     eps = torch.randn(samples, 30, 5, generator=gen)
     with torch.no_grad():
-        got = fused.log_weights(model, x, eps, lib)
+        got = native.log_weights(model, x, eps, lib)
         expected = log_weights(copy.deepcopy(model).double(), x.double(), eps.double())
         pytorch = log_weights(model, x, eps)
     assert got.shape == (samples, 30)
@@ -244,15 +270,18 @@ def test_the_step_replans_when_tensors_are_replaced(lib):
     cfg = aevb.resolve("mnist-paper")
     model = model32((50,), latent_dim=4, std=0.01)
     twin = copy.deepcopy(model)
-    opt, twin_opt = make_optimizer(cfg, model, 1000), make_optimizer(cfg, twin, 1000)
-    step, twin_step = fused.FusedStep(model, opt), fused.FusedStep(twin, compiled=False)
+    opt = make_optimizer(cfg, model, 1000, True)
+    twin_opt = make_optimizer(cfg, twin, 1000, True)
+    step = native.Step(model, opt)
     gen = torch.Generator().manual_seed(6)
 
     def both():
         x = (torch.rand(50, 784, generator=gen) < 0.3).float()
         eps = torch.randn(1, 50, 4, generator=gen)
-        torch.testing.assert_close(step(x, eps), twin_step(x, eps), rtol=1e-5, atol=1e-4)
-        assert step.updated
+        twin_opt.zero_grad()
+        reference = elbo_b(twin, x, eps)
+        (-reference.mean()).backward()
+        torch.testing.assert_close(step(x, eps), reference.detach(), rtol=1e-5, atol=1e-4)
         for p, q in zip(model.parameters(), twin.parameters()):  # in the current .grad
             torch.testing.assert_close(p.grad, q.grad, rtol=1e-3, atol=1e-6)
         twin_opt.step()
@@ -276,39 +305,39 @@ def test_the_step_replans_when_tensors_are_replaced(lib):
 
 def test_plan_step_refuses_tensors_of_the_wrong_size(lib):
     model = model32((20,), latent_dim=4)
-    step = fused.FusedStep(model)
+    step = native.Step(model, None)
     x, eps = (torch.rand(10, 784) < 0.3).float(), torch.randn(1, 10, 4)
     step(x, eps)
 
     def layers(shrink=None):
         out = []
         for i, layer in enumerate(step.encoder + step.decoder):
-            rows = 10
-            tensors = [layer.weight, layer.bias, layer.weight.grad, layer.bias.grad,
-                       None, None, None, None, torch.empty(rows, layer.out_features),
-                       None if i == 0 else torch.empty(rows, layer.in_features)]
-            if shrink == i:
-                tensors[8] = torch.empty(rows - 1, layer.out_features)
-            out.append(tensors)
+            rows = 10 - (shrink == i)
+            out.append(kernels.LayerTensors(
+                layer.weight, layer.bias, None, None, None, None,
+                torch.empty(rows, layer.out_features),
+                None if i == 0 else torch.empty(10, layer.in_features)))
         return out
 
-    extras = [torch.empty(s) for s in ((10, 4), (10, 4), (10,), (10,), (10, 8))]
-    plan_layers = kernels.plan_step(layers(), 2, extras, x.shape, eps.shape)
-    assert plan_layers.n_encoder == 2
+    scratch = {k: torch.empty(s) for k, s in zip(kernels.SCRATCH, ((10, 4), (10, 4), (10,),
+                                                                    (10,), (10, 8)))}
+    plan = kernels.plan_step(layers(), 2, scratch, x.shape, eps.shape)
+    assert plan.n_encoder == 2
     for k in range(4):
-        with pytest.raises(ValueError, match="sizes"):
-            kernels.plan_step(layers(shrink=k), 2, extras, x.shape, eps.shape)
+        with pytest.raises(ValueError, match="size"):
+            kernels.plan_step(layers(shrink=k), 2, scratch, x.shape, eps.shape)
     with pytest.raises(ValueError, match="buffer"):
-        kernels.plan_step(layers(), 2, extras[:4] + [torch.empty(10, 7)], x.shape, eps.shape)
+        kernels.plan_step(layers(), 2, {**scratch, "de": torch.empty(10, 7)}, x.shape,
+                          eps.shape)
     with pytest.raises(ValueError, match="chain"):
-        kernels.plan_step(layers(), 2, extras, (10, 780), eps.shape)
+        kernels.plan_step(layers(), 2, scratch, (10, 780), eps.shape)
     with pytest.raises(ValueError, match="shape of its plan"):
-        kernels.vae_step(lib, plan_layers, x[:9], eps[:, :9], None)
+        kernels.vae_step(lib, plan, x[:9], eps[:, :9], None)
 
 
 def test_the_compiled_step_reports_where_its_time_went(lib):
     model = model32((50,), latent_dim=4)
-    step = fused.FusedStep(model)
+    step = native.Step(model, None)
     x, eps = (torch.rand(100, 784) < 0.3).float(), torch.randn(1, 100, 4)
     step(x, eps)
     spent = torch.zeros(len(kernels.STEP_KINDS), dtype=torch.float64)

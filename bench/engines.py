@@ -1,0 +1,201 @@
+"""The training engines on four models, against pythae 0.1.2, measured in one run on one machine.
+
+    bash bench/setup_peer.sh                                   # once: the peer's own venv
+    AEVB_DATA=../shared/data .venv/bin/python bench/engines.py # ~10 min on 2 cores
+
+For each model (MODELS: the same networks, data, minibatch of 100 and optimizer for both
+libraries) it times aevb's training step on each engine that serves the model (native,
+compiled, eager: `aevb.steps.make_step`, as `aevb.train` runs it) and pythae's own trainer,
+alternating ROUNDS times and keeping the best of each (the least disturbed measurement on
+a noisy shared machine). torch.compile's compile time is measured apart (the first steps).
+Writes bench/engines.json and docs/engines.md (generated: edit this script, not the page;
+`--page-only` writes the page again from engines.json). Ratios only mean something within
+one run.
+"""
+import dataclasses
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import aevb
+from aevb import engine, native, steps
+from aevb.data import load_dataset
+from aevb.model import VAE, ModelConfig, initialize
+from aevb.trainer import make_optimizer
+
+HERE = Path(__file__).resolve().parent
+DATA = Path(os.environ.get("AEVB_DATA", HERE.parent.parent / "shared" / "data"))
+ROUNDS, STEPS, PEER_POINTS = 3, 150, 10_000
+
+MODELS = {  # name: (description, dataset, TrainConfig overrides)
+    "mnist-paper": ("784-500-20 tanh, Bernoulli, Adagrad 0.02, estimator B", "mnist",
+                    dict(preset="mnist-paper")),
+    "frey-paper": ("560-200-10 tanh, Gaussian decoder, Adagrad 0.01, estimator B", "frey-face",
+                   dict(preset="frey-paper")),
+    "iwae-k5": ("784-200-200-50 tanh, Bernoulli, Adam 0.001, IWAE bound k = 5", "mnist",
+                dict(preset="mnist-paper", hidden=(200, 200), latent_dim=50, optimizer="adam",
+                     lr=1e-3, estimator="iwae", mc_samples=5)),
+    "conv": ("conv 32-64 + dense 256 each side, relu, N_z = 16, Bernoulli, Adam 0.001", "mnist",
+             dict(preset="mnist-paper", network="conv", activation="relu", hidden=(256,),
+                  latent_dim=16, optimizer="adam", lr=1e-3)),
+}
+GOALS = {"mnist-paper": 2.2, "frey-paper": 2.0, "iwae-k5": 1.5, "conv": 1.3}
+
+
+def training_data(dataset):
+    """The training points as the benchmark feeds both libraries: binary data binarized once
+    (the same bits for both), real data as it is; float32 [N, D]."""
+    data = load_dataset(dataset, data_dir=DATA, download=False)
+    x = data.train.reshape(len(data.train), -1)
+    if dataset == "mnist":
+        x = (torch.rand(x.shape, generator=torch.Generator().manual_seed(0)) < x).float()
+    return x.contiguous(), data.shape
+
+
+def our_step(name, x, shape, engine_name):
+    """aevb's step for MODELS[name] on `engine_name`, as (step(i), config)."""
+    overrides = dict(MODELS[name][2])
+    cfg = aevb.resolve(overrides.pop("preset"), **overrides, engine=engine_name)
+    cfg = dataclasses.replace(cfg, likelihood=cfg.likelihood or "bernoulli", binarize=False)
+    model = VAE(ModelConfig(shape, cfg.latent_dim, cfg.hidden, cfg.likelihood, cfg.network,
+                            cfg.activation))
+    gen = torch.Generator().manual_seed(0)
+    initialize(model, cfg.init_std, gen)
+    optimizer = make_optimizer(cfg, model, len(x), native_step=engine_name == "native")
+    step = steps.make_step(cfg, model, optimizer, None, engine_name)
+    order = torch.randperm(len(x), generator=gen)
+    batches = len(x) // 100
+
+    def run(i):
+        idx = order[i % batches * 100:][:100]
+        step(x[idx], idx, gen)
+
+    return run
+
+
+def engines_for(name, x, shape):
+    """The engines that serve MODELS[name] here, fastest-by-design first."""
+    overrides = dict(MODELS[name][2])
+    cfg = aevb.resolve(overrides.pop("preset"), **overrides)
+    model = VAE(ModelConfig(shape, cfg.latent_dim, cfg.hidden, cfg.likelihood or "bernoulli",
+                            cfg.network, cfg.activation))
+    out = []
+    if cfg.estimator == "B" and native.unavailable_reason(model, cfg.optimizer,
+                                                          torch.device("cpu")) is None:
+        out.append("native")
+    if engine.compile_unavailable_reason(torch.device("cpu")) is None:
+        out.append("compiled")
+    return out + ["eager"]
+
+
+def time_steps(run, start, n):
+    t = time.perf_counter()
+    for i in range(start, start + n):
+        run(i)
+    return time.perf_counter() - t
+
+
+def peer(name, npy):
+    out = subprocess.run([str(HERE / ".venv-pythae" / "bin" / "python"),
+                          str(HERE / "peer_models.py"), name, str(npy), str(PEER_POINTS), "1"],
+                         capture_output=True, text=True)
+    if out.returncode:
+        raise SystemExit(f"pythae failed on {name}:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])["train_samples_per_second"]
+
+
+def measure(name):
+    dataset = MODELS[name][1]
+    x, shape = training_data(dataset)
+    npy = Path(tempfile.mkdtemp()) / "train.npy"
+    np.save(npy, x[:PEER_POINTS].numpy())
+    names = engines_for(name, x, shape)
+    runs, compile_seconds, rates = {}, {}, {e: [] for e in [*names, "pythae"]}
+    for e in names:
+        runs[e] = our_step(name, x, shape, e)
+        compile_seconds[e] = time_steps(runs[e], 0, 3)  # compiles here where compiled
+        time_steps(runs[e], 3, 20)  # warm
+    for r in range(ROUNDS):
+        for e in names:
+            rates[e].append(100 * STEPS / time_steps(runs[e], 100 + r * STEPS, STEPS))
+        rates["pythae"].append(peer(name, npy))
+    best = {e: max(v) for e, v in rates.items()}
+    ours = max(v for e, v in best.items() if e != "pythae")
+    return {"description": MODELS[name][0], "dataset": dataset, "engines": names,
+            "samples_per_second": best, "all": rates,
+            "first_three_steps_seconds": compile_seconds,
+            "auto_engine": names[0] if names[0] == "native" else (
+                "compiled" if "compiled" in names else "eager"),
+            "fastest": max((e for e in names), key=lambda e: best[e]),
+            "vs_pythae": ours / best["pythae"], "goal": GOALS[name]}
+
+
+def main():
+    torch.set_flush_denormal(True)  # as the `aevb` command does
+    results = {"machine": {"platform": platform.platform(), "processor": platform.processor(),
+                           "cpus": os.cpu_count(), "torch": torch.__version__,
+                           "threads": torch.get_num_threads(),
+                           "date": time.strftime("%Y-%m-%d")},
+               "rounds": ROUNDS, "steps": STEPS, "peer_points": PEER_POINTS,
+               "models": {name: measure(name) for name in MODELS}}
+    (HERE / "engines.json").write_text(json.dumps(results, indent=2) + "\n")
+    write_page(results)
+    for name, m in results["models"].items():
+        print(name, {k: round(v) for k, v in m["samples_per_second"].items()},
+              f"{m['vs_pythae']:.2f}x")
+
+
+def write_page(r):
+    m = r["machine"]
+    lines = [
+        "# Training engines: four models against pythae",
+        "",
+        "<!-- generated by bench/engines.py from bench/engines.json; do not edit -->",
+        "",
+        f"Measured on {m['date']}: {m['processor'] or 'CPU'}, {m['cpus']} cores, "
+        f"{m['threads']} torch threads, torch {m['torch']}, {m['platform']}; no GPU. "
+        f"Each number is the best of {r['rounds']} alternating rounds "
+        f"({r['steps']} steps of 100 points for aevb, a pass over {r['peer_points']:,} "
+        "points in pythae's own trainer), in training samples per second. Both libraries "
+        "get the same networks, data, minibatch of 100 and optimizer; binary data is "
+        "binarized once for both. Re-make it with "
+        "`bash bench/setup_peer.sh && AEVB_DATA=../shared/data .venv/bin/python "
+        "bench/engines.py`.",
+        "",
+        "| model | native | compiled | eager | pythae 0.1.2 | aevb / pythae | goal | "
+        "auto picks |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, x in r["models"].items():
+        s = x["samples_per_second"]
+        cell = [f"{s[e]:,.0f}" if e in s else "—" for e in ("native", "compiled", "eager")]
+        lines.append(f"| `{name}`: {x['description']} | {' | '.join(cell)} | "
+                     f"{s['pythae']:,.0f} | **{x['vs_pythae']:.2f}x** | ≥ {x['goal']}x "
+                     f"({'met' if x['vs_pythae'] >= x['goal'] else 'not met'}) | "
+                     f"{x['auto_engine']} |")
+    lines += ["", "The first three steps (torch.compile's compile time, with the Inductor "
+              "cache of this machine) took, in seconds:", ""]
+    for name, x in r["models"].items():
+        t = x["first_three_steps_seconds"]
+        lines.append(f"- `{name}`: " + ", ".join(f"{e} {v:.1f}" for e, v in t.items()))
+    mp = r["models"]["mnist-paper"]["samples_per_second"]
+    if "native" in mp and "compiled" in mp:
+        lines += ["", "The native step is kept where it is at least 1.3x faster than the "
+                  "compiled step of the same model: on `mnist-paper` it is "
+                  f"**{mp['native'] / mp['compiled']:.2f}x** in this run."]
+    (HERE.parent / "docs" / "engines.md").write_text("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    if "--page-only" in sys.argv:
+        write_page(json.loads((HERE / "engines.json").read_text()))
+    else:
+        main()
