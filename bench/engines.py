@@ -34,6 +34,8 @@ from aevb.trainer import make_optimizer
 HERE = Path(__file__).resolve().parent
 DATA = Path(os.environ.get("AEVB_DATA", HERE.parent.parent / "shared" / "data"))
 ROUNDS, STEPS, PEER_POINTS = 3, 150, 10_000
+if os.environ.get("AEVB_BENCH_QUICK"):  # a smoke run of the script itself (numbers useless)
+    ROUNDS, STEPS, PEER_POINTS = 1, 3, 300
 
 MODELS = {  # name: (description, dataset, TrainConfig overrides)
     "mnist-paper": ("784-500-20 tanh, Bernoulli, Adagrad 0.02, estimator B", "mnist",

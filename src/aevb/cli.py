@@ -168,6 +168,10 @@ def _run_evaluate(args) -> int:
         print(f"{result.split}: {result.n} data points, {bound}"
               f"log-likelihood {result.log_likelihood:.2f} nats ({result.method}, "
               f"K = {result.importance_samples}, {result.seconds:.1f} s)")
+        if result.active_units is not None:
+            kl = ", ".join(f"{v:.2f}" for v in result.kl_per_dimension)
+            print(f"active latent units: {result.active_units} of "
+                  f"{len(result.kl_per_dimension)}; KL per dimension (nats): {kl}")
     return 0
 
 

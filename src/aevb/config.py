@@ -29,6 +29,8 @@ class TrainConfig:
     algorithm: str = "aevb"  # aevb (SGVB) | wake-sleep | mcem (the paper's baselines)
     estimator: str = "B"  # A (eq. 6), B (eq. 7) or iwae (Burda et al., k = mc-samples)
     mc_samples: int = 1  # L, samples of z per data point per step (iwae: k)
+    kl_weight: float = 1.0  # beta, the KL term's weight in estimator B (1: the bound)
+    kl_warmup: int = 0  # samples over which the KL weight rises linearly from 0 to kl-weight
     engine: str = "auto"  # auto | native | compiled | eager: how the step runs (aevb.engine)
     kernels: bool = True  # the native backend's C library (aevb.native) where it serves
     batch_size: int = 100  # M
@@ -75,6 +77,12 @@ class TrainConfig:
              f"engine must be one of {', '.join(ENGINES)}, got {self.engine!r}"),
             (self.estimator in ("A", "B", "iwae"),
              f"estimator must be A, B or iwae, got {self.estimator!r}"),
+            (math.isfinite(self.kl_weight) and self.kl_weight > 0,
+             f"kl-weight must be positive, got {self.kl_weight}"),
+            (self.kl_warmup >= 0, f"kl-warmup must be at least 0, got {self.kl_warmup}"),
+            ((self.kl_weight == 1 and self.kl_warmup == 0) or
+             (self.estimator == "B" and self.algorithm == "aevb"),
+             "kl-weight and kl-warmup apply to estimator B of the aevb algorithm"),
             (self.network in ("mlp", "conv"), f"network must be mlp or conv, got {self.network!r}"),
             (self.activation in ("tanh", "relu", "softplus", "elu"),
              f"activation must be tanh, relu, softplus or elu, got {self.activation!r}"),

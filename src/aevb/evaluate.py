@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from . import hmc
+from .latents import latent_use
 from .objectives import complete_log_likelihood, elbo_b, log_weights
 
 # Elements per [K_chunk, N_chunk, width] activation (16 MB in float32): bounds memory for any
@@ -146,6 +147,8 @@ class Evaluation:
     seconds: float
     method: str
     per_example: np.ndarray = field(repr=False)  # [n] log p(x) estimates
+    active_units: int | None = None  # latent dimensions in use (aevb.latents); None: no encoder
+    kl_per_dimension: list | None = None  # E_x KL(q(z_j|x) || N(0, 1)) per dimension, nats
 
     def summary(self) -> dict:
         d = asdict(self)
@@ -174,8 +177,10 @@ def evaluate(model, x: torch.Tensor, *, split: str, importance_samples: int = 50
                                                     n_samples=importance_samples, seed=seed + 5,
                                                     use_encoder=use_encoder)
                         for i in range(0, len(x), batch_size)])
+    use = latent_use(model, x) if use_encoder and len(x) > 1 else None
     return Evaluation(split, len(x), elbo, float(ll.double().mean()), importance_samples,
-                      time.perf_counter() - start, method, ll.cpu().numpy())
+                      time.perf_counter() - start, method, ll.cpu().numpy(),
+                      use.active_units if use else None, use.kl_per_dimension if use else None)
 
 
 def dataset_of_run(run_dir):

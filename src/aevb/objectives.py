@@ -52,6 +52,29 @@ def elbo_b(model, x: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
     return model.decode(z).log_prob(x).mean(0) - kl_to_standard_normal(q)
 
 
+def elbo_beta(model, x: torch.Tensor, eps: torch.Tensor, beta=1.0) -> torch.Tensor:
+    """Estimator B with the KL term weighted by beta (Higgins et al. 2017), [N] nats:
+
+    (1/L) sum_l log p_theta(x|z_l) - beta KL(q_phi(z|x) || p(z)).
+
+    beta = 1 is estimator B, the bound; beta < 1 (as during a KL warm-up) and beta > 1 trade
+    reconstruction against the prior and are bounds on log p(x) only for beta >= 1. `beta` is
+    a float or a 0-d tensor (a tensor lets a compiled step change it without recompiling).
+    """
+    q = model.encode(x)
+    z = q_sample(q, eps)  # [L, N, J]
+    return model.decode(z).log_prob(x).mean(0) - beta * kl_to_standard_normal(q)
+
+
+def warmup_beta(samples: int, warmup_samples: int, beta: float = 1.0) -> float:
+    """The KL weight after `samples` training samples of a linear warm-up (Sonderby et al.
+    2016): beta * samples / warmup_samples, reaching `beta` exactly at the end of the warm-up
+    and staying there; `beta` throughout when warmup_samples is 0."""
+    if warmup_samples <= 0 or samples >= warmup_samples:
+        return beta
+    return beta * samples / warmup_samples
+
+
 def importance_log_likelihood(model, x: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
     """log p_theta(x) estimated by importance sampling with q_phi(z|x) as proposal, [N] nats:
 

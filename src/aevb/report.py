@@ -77,6 +77,10 @@ def write_report(run_dir) -> Path:
         ll += (f"<p>Log-likelihood ({e['split']}, {e.get('method', 'importance')}, K = "
                f"{e['importance_samples']}): <b>{e['log_likelihood']:.2f}</b> nats{bound}, "
                f"over {e['n']} data points.</p>")
+        if e.get("active_units") is not None:
+            kl = ", ".join(f"{v:.2f}" for v in e["kl_per_dimension"])
+            ll += (f"<p>Active latent units: <b>{e['active_units']}</b> of "
+                   f"{len(e['kl_per_dimension'])}; KL per dimension: {esc(kl)} nats.</p>")
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>aevb run {esc(run_dir.name)}</title>
 <style>

@@ -19,7 +19,8 @@ from __future__ import annotations
 import torch
 
 from . import baselines, distributed, engine
-from .objectives import ESTIMATORS, sleep_objective, wake_objective
+from .objectives import (ESTIMATORS, elbo_beta, sleep_objective, wake_objective,
+                         warmup_beta)
 
 
 class NonFinite(Exception):
@@ -33,14 +34,16 @@ class NonFinite(Exception):
 class _ObjectiveModule(torch.nn.Module):
     """The objective as a module, only so DistributedDataParallel can hook its forward pass.
 
-    For wake-sleep, `dream` = (z, x) fantasies add the sleep phase's objective."""
+    For wake-sleep, `dream` = (z, x) fantasies add the sleep phase's objective; `beta` (a 0-d
+    tensor) goes to an objective that weights its KL term (`objectives.elbo_beta`)."""
 
     def __init__(self, model, objective):
         super().__init__()
         self.model, self.objective = model, objective
 
-    def forward(self, x, eps, dream=None):
-        value = self.objective(self.model, x, eps)  # [N]
+    def forward(self, x, eps, dream=None, beta=None):
+        value = self.objective(self.model, x, eps) if beta is None \
+            else self.objective(self.model, x, eps, beta)  # [N]
         if dream is not None:
             value = value + sleep_objective(self.model, *dream)
         return value
@@ -60,19 +63,22 @@ class AevbStep:
     """Minibatch SGVB (Algorithm 1): eps ~ N(0, I) of shape [L, M, J], then a step on minus the
     mean of `objective` (eq. 8 divided by N: step sizes do not scale with the dataset size).
     With `compiled`, the loss (forward and backward graphs) and the optimizer's update run
-    as torch.compile made them, for minibatches of `batch_size`."""
+    as torch.compile made them, for minibatches of `batch_size`. With `kl_weight`, a function
+    that gives the KL weight beta before each step (a warm-up), the objective is called as
+    objective(model, x, eps, beta) (`objectives.elbo_beta`)."""
 
     def __init__(self, model, optimizer, objective, mc_samples: int, compiled: bool = False,
-                 batch_size: int = 0):
+                 batch_size: int = 0, kl_weight=None):
         self.model, self.optimizer, self.mc_samples = model, optimizer, mc_samples
+        self.kl_weight = kl_weight
         self.loss = distributed.wrap(_ObjectiveModule(model, objective))
         self.forward, self.update = self._mean_loss, optimizer.step
         if compiled:
             self.forward = engine.compile_loss(self._mean_loss, batch_size)
             self.update = engine.compile_update(optimizer)
 
-    def _mean_loss(self, x: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
-        return -self.loss(x, eps).mean()
+    def _mean_loss(self, x: torch.Tensor, eps: torch.Tensor, beta=None) -> torch.Tensor:
+        return -self.loss(x, eps, None, beta).mean()
 
     def __call__(self, x: torch.Tensor, idx: torch.Tensor, noise: torch.Generator) -> None:
         eps = torch.randn(self.mc_samples, len(idx), self.model.config.latent_dim,
@@ -81,7 +87,11 @@ class AevbStep:
 
     def take(self, x: torch.Tensor, eps: torch.Tensor) -> None:
         """The step with this noise eps [L, M, J]."""
-        descend(self.optimizer, self.forward(x, eps), self.update)
+        if self.kl_weight is None:
+            loss = self.forward(x, eps)
+        else:  # a tensor, so that a compiled loss does not recompile for every new value
+            loss = self.forward(x, eps, torch.tensor(float(self.kl_weight()), device=x.device))
+        descend(self.optimizer, loss, self.update)
 
 
 class NativeAevbStep:
@@ -138,9 +148,10 @@ class McemStep:
 
 
 def make_step(config, model, optimizer, chains: baselines.Chains | None,
-              engine_name: str = "eager"):
+              engine_name: str = "eager", samples_done=lambda: 0):
     """The step of `config.algorithm` for this model and optimizer, run by `engine_name`
-    (native | compiled | eager, from `engine.choose`; only SGVB's step has the first two)."""
+    (native | compiled | eager, from `engine.choose`; only SGVB's step has the first two).
+    `samples_done()` gives the training samples so far (for a KL warm-up)."""
     if config.algorithm == "mcem":
         return McemStep(model, optimizer, chains, config.mcem_leapfrog, config.mcem_accept,
                         config.mcem_updates)
@@ -148,5 +159,12 @@ def make_step(config, model, optimizer, chains: baselines.Chains | None,
         return WakeSleepStep(model, optimizer, config.mc_samples)
     if engine_name == "native":
         return NativeAevbStep(model, optimizer, config.mc_samples)
+    if config.kl_weight != 1 or config.kl_warmup:
+        def beta():
+            return warmup_beta(samples_done(), config.kl_warmup, config.kl_weight)
+
+        return AevbStep(model, optimizer, elbo_beta, config.mc_samples,
+                        compiled=engine_name == "compiled", batch_size=config.batch_size,
+                        kl_weight=beta)
     return AevbStep(model, optimizer, ESTIMATORS[config.estimator], config.mc_samples,
                     compiled=engine_name == "compiled", batch_size=config.batch_size)

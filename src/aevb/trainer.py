@@ -143,8 +143,8 @@ def choose_engine(config: TrainConfig, model: VAE, device, total: int) -> engine
         return engine.Choice("eager", f"{config.algorithm} steps run eagerly")
     if not config.kernels:
         why_not = "switched off (kernels false)"
-    elif config.estimator != "B":
-        why_not = "it serves only estimator B"
+    elif config.estimator != "B" or config.kl_weight != 1 or config.kl_warmup:
+        why_not = "it serves only estimator B with the KL weight 1"
     elif distributed.world_size() > 1:
         why_not = "it runs in one process"
     else:
@@ -343,7 +343,8 @@ def _loop(run: _Run, progress: bool, fresh: bool) -> Path:
                                          ("test", run.data.test.to(device), None))}
     schedule = [s for s in eval_schedule(run.total, cfg.eval_points) if s > p.samples]
     lib = _kernels_for_binarization(cfg, device)
-    step = steps.make_step(cfg, model, run.optimizer, run.chains, run.engine.name)
+    step = steps.make_step(cfg, model, run.optimizer, run.chains, run.engine.name,
+                           lambda: p.samples)
     if progress and main:
         print(f"aevb: engine {run.engine.name}: {run.engine.reason}", file=sys.stderr)
     session_start, wall_before = time.perf_counter(), p.wall_seconds

@@ -1,0 +1,143 @@
+"""Objectives and networks beyond the paper: the IWAE bound, a KL weight and its warm-up,
+MLPs of any depth and activation, convolutional networks."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import aevb
+from aevb.model import VAE, ModelConfig, initialize
+from aevb.objectives import (elbo_a, elbo_b, elbo_beta, iwae_bound, warmup_beta)
+
+from linear_gaussian import LinearGaussian
+
+
+def _mnist_like(n=12, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return (torch.rand(n, 784, generator=g) < 0.3).float(), g
+
+
+def test_iwae_with_one_sample_is_estimator_a():
+    model = VAE(ModelConfig((28, 28), 6, (40, 30)))
+    initialize(model, 0.1, torch.Generator().manual_seed(1))
+    x, g = _mnist_like()
+    eps = torch.randn(1, 12, 6, generator=g)
+    assert torch.equal(iwae_bound(model, x, eps), elbo_a(model, x, eps))
+
+
+def test_iwae_rises_with_k_to_the_exact_log_likelihood():
+    """On the linear-Gaussian model, whose log p(x) is exact (scipy), the IWAE bound averaged
+    over 200 points rises with k and lies within 0.05 nats of log p(x) at k = 5000."""
+    model = LinearGaussian(scale=1.6)  # q 1.6 times as wide as the posterior
+    g = torch.Generator().manual_seed(2)
+    with torch.no_grad():
+        x = model.decode(torch.randn(200, 2, generator=g, dtype=torch.float64)).sample()
+        exact = float(np.mean(model.exact_log_px(x)))
+        gaps = []
+        for k in (1, 10, 100, 5000):
+            eps = torch.randn(k, 200, 2, generator=g, dtype=torch.float64)
+            gaps.append(exact - float(iwae_bound(model, x, eps).mean()))
+    assert all(a > b for a, b in zip(gaps, gaps[1:])), gaps
+    assert gaps[0] > 0.2 and abs(gaps[-1]) < 0.05, gaps
+
+
+def test_beta_one_is_estimator_b_and_the_warmup_ends_at_beta():
+    model = VAE(ModelConfig((28, 28), 5, (30,)))
+    initialize(model, 0.1, torch.Generator().manual_seed(3))
+    x, g = _mnist_like()
+    eps = torch.randn(2, 12, 5, generator=g)
+    assert torch.equal(elbo_beta(model, x, eps, 1.0), elbo_b(model, x, eps))
+    kl = elbo_beta(model, x, eps, 0.0) - elbo_b(model, x, eps)  # the KL term itself
+    torch.testing.assert_close(elbo_beta(model, x, eps, torch.tensor(0.25)),
+                               elbo_b(model, x, eps) + 0.75 * kl)
+    assert [warmup_beta(s, 1000) for s in (0, 250, 999, 1000, 5000)] == \
+        [0.0, 0.25, 0.999, 1.0, 1.0]
+    assert warmup_beta(500, 1000, beta=4.0) == 2.0 and warmup_beta(7, 0, beta=4.0) == 4.0
+
+
+@pytest.mark.parametrize("shape, likelihood", [((28, 20), "bernoulli"),
+                                               ((3, 64, 64), "gaussian")])
+def test_convolutional_networks_give_the_right_shapes(shape, likelihood):
+    model = VAE(ModelConfig(shape, 8, (64,), likelihood, "conv", "relu"))
+    d = math.prod(shape)
+    x = torch.rand(5, *shape)
+    q = model.encode(x)
+    assert q.batch_shape == (5,) and q.event_shape == (8,)
+    p = model.decode(torch.randn(3, 5, 8))
+    assert p.batch_shape == (3, 5) and p.event_shape == (d,) and p.mean.shape == (3, 5, d)
+    if likelihood == "bernoulli":
+        x = (x < 0.5).float()
+    bound = elbo_b(model, x.reshape(5, d), torch.randn(2, 5, 8))
+    assert bound.shape == (5,) and torch.isfinite(bound).all()
+    assert model.sample(4).shape == (4, *shape)
+    # convolutions share their weights across the image: far fewer than a dense first layer
+    assert sum(p.numel() for p in model.encoder.conv.parameters()) < d * 64
+
+
+def test_deeper_mlps_with_another_activation_train(tmp_path):
+    cfg = aevb.resolve(dataset="digits", latent_dim=2, hidden=(32, 16), activation="relu",
+                       samples=4000, eval_points=2, out=str(tmp_path / "run"), download=False,
+                       kl_warmup=2000, estimator="B")
+    run = aevb.train(cfg, progress=False)
+    model = aevb.load(run)
+    assert [m.out_features for m in model.encoder.net if hasattr(m, "out_features")] == [32, 16, 4]
+    assert isinstance(model.encoder.net[1], torch.nn.ReLU)
+    first, last = aevb.checkpoint.read_metrics(run)[0], aevb.checkpoint.read_metrics(run)[-1]
+    assert last["test_elbo"] > first["test_elbo"] + 5
+
+
+def test_a_convolutional_model_trains_end_to_end(tmp_path):
+    cfg = aevb.resolve(dataset="digits", latent_dim=2, network="conv", activation="relu",
+                       hidden=(32,), samples=3000, eval_points=2, out=str(tmp_path / "run"),
+                       download=False, optimizer="adam", lr=1e-3)
+    run = aevb.train(cfg, progress=False)
+    model = aevb.load(run)
+    assert model.config.network == "conv" and isinstance(model.encoder, aevb.conv.ConvEncoder)
+    metrics = aevb.checkpoint.read_metrics(run)
+    assert metrics[-1]["test_elbo"] > metrics[0]["test_elbo"]
+    assert (run / "report.html").is_file()
+
+
+def test_iwae_training_records_its_bound(tmp_path):
+    cfg = aevb.resolve(dataset="digits", latent_dim=2, hidden=(16,), samples=2000,
+                       eval_points=1, estimator="iwae", mc_samples=5, optimizer="adam",
+                       lr=1e-3, out=str(tmp_path / "run"), download=False)
+    run = aevb.train(cfg, progress=False)
+    info = aevb.checkpoint.read_config(run)
+    assert info["config"]["estimator"] == "iwae" and info["engine"]["name"] != "native"
+
+
+def test_settings_that_do_not_fit_are_refused():
+    with pytest.raises(aevb.AevbError, match="kl-weight and kl-warmup apply to estimator B"):
+        aevb.resolve(estimator="iwae", kl_warmup=10)
+    with pytest.raises(aevb.AevbError, match="network must be mlp or conv"):
+        aevb.resolve(network="resnet")
+    with pytest.raises(aevb.AevbError, match="images of at least 4 x 4"):
+        ModelConfig((100,), 2, (8,), "bernoulli", "conv")
+
+
+def test_active_units_are_counted_on_a_model_built_to_use_three_of_five():
+    """An encoder whose mean copies x_0, x_1 and 0.05 x_2 into z_0..z_2 and is 0 elsewhere:
+    with x uniform on [0, 1], Var(x) = 1/12, so the activities are 1/12, 1/12, 0.0025/12, 0, 0:
+    two units above 0.01. Its KL per dimension has the closed form 0.5 (E[mu^2] + var - 1 -
+    log var) with var = 0.25 in every dimension."""
+    from aevb.latents import latent_use
+
+    model = VAE(ModelConfig((3,), 5, (4,), "gaussian"))
+    with torch.no_grad():
+        for p in model.parameters():
+            p.zero_()
+        first, last = model.encoder.net[0], model.encoder.net[-1]
+        first.weight[:3, :3] = torch.diag(torch.tensor([1.0, 1.0, 0.05])) * 0.01
+        last.weight[:3, :3] = torch.eye(3) * 100.0  # tanh(0.01 a) * 100 ~ a for |a| <= 1
+        last.bias[5:] = math.log(0.25)  # log-variances
+    x = torch.rand(20000, 3, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    model = model.double()
+    use = latent_use(model, x)
+    assert use.active_units == 2
+    np.testing.assert_allclose(use.activity[:2], [1 / 12] * 2, rtol=0.03)
+    assert use.activity[2] < 0.01 and use.activity[3:] == [0.0, 0.0]
+    mean_square = [1 / 3, 1 / 3, 0.0025 / 3, 0, 0]  # E[x^2] = 1/3 for x ~ U(0, 1)
+    expected = [0.5 * (m + 0.25 - 1 - math.log(0.25)) for m in mean_square]
+    np.testing.assert_allclose(use.kl_per_dimension, expected, rtol=0.02, atol=1e-4)
