@@ -83,7 +83,7 @@ def importance_log_likelihood(model, x: torch.Tensor, k: int, seed: int,
     gen = torch.Generator(device=x.device).manual_seed(seed)
     from .native import library, step
 
-    lib = library.load() if step.supports(model) and library.usable(x) else None
+    lib = library.load() if step.supports_log_weights(model) and library.usable(x) else None
 
     def weights(xb, eps):  # [k_chunk, N_b]
         if lib is not None and library.usable(*model.decoder.parameters()):

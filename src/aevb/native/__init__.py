@@ -1,10 +1,10 @@
-"""The optional native backend: a hand-written C training step for the paper's MNIST model.
+"""The optional native backend: a hand-written C training step for the paper's models.
 
 Its one declared interface:
 
 - `unavailable_reason(model, optimizer_name, device, dtype)`: None where the backend serves
-  this model and optimizer (tanh MLPs, Gaussian q_phi(z|x), Bernoulli p_theta(x|z), Adagrad,
-  float32 on a CPU, the C library built), else why not, in words;
+  this model and optimizer (tanh MLPs, Gaussian q_phi(z|x), Bernoulli or Gaussian
+  p_theta(x|z), Adagrad, float32 on a CPU, the C library built), else why not, in words;
 - `step.Step(model, optimizer)`: called with (x, eps), it makes the whole SGVB step of
   estimator B (bound, gradient, Adagrad update) and returns the bound per data point [N] in
   nats, or None (nothing changed) where the bound is not finite;
@@ -28,9 +28,9 @@ def unavailable_reason(model, optimizer_name: str, device: torch.device,
     from . import library, step
 
     if not step.supports(model):
-        return "it serves only tanh MLPs with a Bernoulli decoder"
+        return "it serves only tanh MLPs with a Bernoulli or Gaussian decoder"
     if optimizer_name != "adagrad":
-        return "it serves only Adagrad"
+        return "it serves only Adagrad (the paper's optimizer)"
     if device.type != "cpu" or dtype != torch.float32:
         return "it runs on a CPU in float32 only"
     lib = library.load()

@@ -68,6 +68,45 @@ void aevb_bernoulli_logits(float *l, const float *bias, const float *x, float *r
     }
 }
 
+/* The Gaussian decoder's aevb_bernoulli_logits (appendix C.2): l [rows, 2D] holds per row the
+   mean logits m and the log-variances v (plus bias [2D]); x ~ N(sigmoid(m), exp(v)), so
+       log p(x|z) = sum_d -log(2 pi)/2 - v_d/2 - (x_d - s_d)^2 exp(-v_d) / 2,  s = sigmoid(m),
+   per row into rowbound, and l replaced by the loss's gradient, scale times
+       d/dm = -(x - s) exp(-v) s (1 - s),   d/dv = (1 - (x - s)^2 exp(-v)) / 2,
+   with its column sums in colsum [2D] and estimator B per point in bound [n]. */
+void aevb_gaussian_output(float *l, const float *bias, const float *x, float *rowbound,
+                          float *colsum, const float *kl, float *bound, int64_t rows,
+                          int64_t n, int64_t d, float scale) {
+    const float half_log_two_pi = 0.918938533f;
+    #pragma omp parallel
+    {
+        #pragma omp for schedule(static)
+        for (int64_t r = 0; r < rows; r++) {
+            float *mr = l + r * 2 * d, *vr = mr + d;
+            const float *xr = x + (r % n) * d;
+            double acc = 0.0;
+            #pragma omp simd reduction(+:acc)
+            for (int64_t j = 0; j < d; j++) {
+                float m = mr[j] + bias[j], v = vr[j] + bias[d + j];
+                float e = exp_nonpositive(-fabsf(m)), inv = 1.0f / (1.0f + e);
+                float s = (m >= 0.0f ? 1.0f : e) * inv;  /* sigmoid(m), stable */
+                float res = xr[j] - s, w = expf(-v), rw = res * res * w;
+                acc += (double)(-half_log_two_pi - 0.5f * v - 0.5f * rw);
+                mr[j] = -scale * res * w * s * (1.0f - s);
+                vr[j] = scale * 0.5f * (1.0f - rw);
+            }
+            rowbound[r] = (float)acc;
+        }
+        column_sums(l, colsum, rows, 2 * d);
+        #pragma omp for schedule(static)
+        for (int64_t i = 0; i < n; i++) {
+            double sum = 0.0;
+            for (int64_t r = i; r < rows; r += n) sum += rowbound[r];
+            bound[i] = (float)(sum / (double)(rows / n) - (double)kl[i]);
+        }
+    }
+}
+
 /* out[r] = sum_d softplus(l[r, d] + bias[d]) for l [rows, D] (nats): the x-free part of a
    Bernoulli decoder's -log p(x|z) for each of many z (importance sampling), in one pass with
    no [rows, D] result; softplus(v) = max(v, 0) + log1p(e^-|v|), summed in float64 as in

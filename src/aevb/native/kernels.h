@@ -22,6 +22,8 @@ typedef struct {
     int64_t fan_in, fan_out;
 } aevb_layer;
 
+enum { AEVB_BERNOULLI = 0, AEVB_GAUSSIAN = 1 };
+
 /* One training step of estimator B: the data, the noise, scratch, the result and the layers
    (the encoder's n_encoder, then the decoder's n_decoder). */
 typedef struct {
@@ -31,6 +33,8 @@ typedef struct {
     float *de;                       /* scratch [n, 2J]: the gradient at the encoder's output */
     float *bound;                    /* result: estimator B per data point [n], nats */
     int64_t samples, n, n_encoder, n_decoder;
+    int32_t likelihood;              /* AEVB_BERNOULLI: the decoder's output is [rows, D] logits;
+                                        AEVB_GAUSSIAN: [rows, 2D], mean logits and log-variances */
     aevb_layer *layers;
     int32_t update;                  /* 1: Adagrad's step with the three numbers below */
     float lr, weight_decay, adagrad_eps;
@@ -76,6 +80,9 @@ static inline void adagrad_update(float *p, const float *g, float *s, int64_t n,
 void aevb_bernoulli_logits(float *l, const float *bias, const float *x, float *rowbound,
                            float *colsum, const float *kl, float *bound, int64_t rows,
                            int64_t n, int64_t d, float scale);
+void aevb_gaussian_output(float *l, const float *bias, const float *x, float *rowbound,
+                          float *colsum, const float *kl, float *bound, int64_t rows,
+                          int64_t n, int64_t d, float scale);
 void aevb_gaussian_latent(const float *enc, const float *eps, float *sigma, float *z,
                           float *kl, int64_t samples, int64_t n, int64_t j);
 void aevb_gaussian_latent_backward(const float *dz, const float *eps, const float *enc,

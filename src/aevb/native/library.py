@@ -363,7 +363,7 @@ class StepArgs(ctypes.Structure):
     _fields_ = [(name, _PTR) for name in ("x", "eps", "sigma", "z", "kl", "rows", "de",
                                           "bound")] + \
         [(name, _I64) for name in ("samples", "n", "n_encoder", "n_decoder")] + \
-        [("layers", ctypes.POINTER(Layer)), ("update", ctypes.c_int32), ("lr", _F32),
+        [("likelihood", ctypes.c_int32), ("layers", ctypes.POINTER(Layer)), ("update", ctypes.c_int32), ("lr", _F32),
          ("weight_decay", _F32), ("adagrad_eps", _F32), ("spent", _PTR)]
 
 
@@ -394,19 +394,23 @@ class StepPlan:
     layers: ctypes.Array  # of Layer
     scratch: dict  # sigma, z, kl, rows, de: their addresses
     n_encoder: int
+    likelihood: int  # LIKELIHOODS' code
     x_shape: torch.Size
     eps_shape: torch.Size
 
 
+LIKELIHOODS = {"bernoulli": 0, "gaussian": 1}  # kernels.h's AEVB_BERNOULLI, AEVB_GAUSSIAN
 SCRATCH = ("sigma", "z", "kl", "rows", "de")
 
 
 def plan_step(layers: list[LayerTensors], n_encoder: int, scratch: dict,
-              x_shape: torch.Size, eps_shape: torch.Size) -> StepPlan:
+              x_shape: torch.Size, eps_shape: torch.Size,
+              likelihood: str = "bernoulli") -> StepPlan:
     """Checks and records the arguments of step.c's whole training step: the Linear layers,
     encoder first, and the `scratch` buffers named in SCRATCH (sigma [N, J], z [L N, J],
     kl [N], rows [L N], de [N, 2J]) for x of `x_shape` [N, ...] (D values a point) and eps of
-    `eps_shape` [L, N, J]. Raises ValueError where a tensor is missing, not usable or not the
+    `eps_shape` [L, N, J]; the decoder's last layer gives D logits (bernoulli) or D means and
+    D log-variances (gaussian). Raises ValueError where a tensor is missing, not usable or not the
     size the C code will read or write."""
     (samples, n, j), n_x, d = eps_shape, x_shape[0], math.prod(x_shape[1:])
     if not 1 <= n_encoder < len(layers):
@@ -438,7 +442,7 @@ def plan_step(layers: list[LayerTensors], n_encoder: int, scratch: dict,
         tensors.append(given)
     if any(chain[k][0] != chain[k - 1][1] for k in range(1, len(chain)) if k != n_encoder) \
             or (chain[0][0], chain[n_encoder - 1][1], chain[n_encoder][0], chain[-1][1]) \
-            != (d, 2 * j, j, d) or n_x != n:
+            != (d, 2 * j, j, d * (1 + (likelihood == "gaussian"))) or n_x != n:
         raise ValueError("aevb.native.plan_step: the layers do not chain x to 2J and J to x")
     sizes = dict(zip(SCRATCH, (n * j, samples * n * j, n, samples * n, n * 2 * j)))
     if set(scratch) != set(SCRATCH) or any(scratch[k].numel() != sizes[k] for k in SCRATCH):
@@ -451,7 +455,7 @@ def plan_step(layers: list[LayerTensors], n_encoder: int, scratch: dict,
               fan_in=fan_in, fan_out=out) for given, (fan_in, out) in zip(tensors, chain)))
     return StepPlan(tuple(t.untyped_storage() for t in held), updates, array,
                     {k: scratch[k].data_ptr() for k in SCRATCH}, n_encoder,
-                    torch.Size(x_shape), torch.Size(eps_shape))
+                    LIKELIHOODS[likelihood], torch.Size(x_shape), torch.Size(eps_shape))
 
 
 STEP_KINDS = ("forward products with bias and tanh", "input-gradient products with tanh's backward",
@@ -483,7 +487,8 @@ def vae_step(lib, plan: StepPlan, x: torch.Tensor, eps: torch.Tensor,
     # thread's x and eps must never land in this call's arguments.
     args = StepArgs(x=x.data_ptr(), eps=eps.data_ptr(), bound=bound.data_ptr(),
                     samples=eps.shape[0], n=eps.shape[1], n_encoder=plan.n_encoder,
-                    n_decoder=n_layers - plan.n_encoder, layers=plan.layers,
+                    n_decoder=n_layers - plan.n_encoder, likelihood=plan.likelihood,
+                    layers=plan.layers,
                     update=adagrad is not None, spent=None if spent is None else spent.data_ptr(),
                     **plan.scratch, **(dict(zip(("lr", "weight_decay", "adagrad_eps"), adagrad))
                                        if adagrad else {}))

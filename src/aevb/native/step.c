@@ -214,19 +214,24 @@ int aevb_vae_step(sgemm_t gemm, const aevb_step_args *a) {
     profile_t prof = { a->spent, a->spent != NULL ? seconds() : 0.0 };
     aevb_layer *enc = a->layers, *dec = a->layers + a->n_encoder;
     int64_t n_enc = a->n_encoder, n_dec = a->n_decoder, n = a->n, samples = a->samples;
-    int64_t j = dec[0].fan_in, rows = samples * n, d = dec[n_dec - 1].fan_out;
+    int64_t j = dec[0].fan_in, rows = samples * n, out = dec[n_dec - 1].fan_out;
+    int64_t d = a->likelihood == AEVB_GAUSSIAN ? out / 2 : out;  /* values a data point */
     float *mu_log_var = enc[n_enc - 1].out;  /* [n, 2J] */
-    float *logits = dec[n_dec - 1].out;      /* [samples n, D] */
+    float *logits = dec[n_dec - 1].out;      /* [samples n, D], or 2D for AEVB_GAUSSIAN */
 
     forward(gemm, enc, n_enc, a->x, n, 1, &prof);
     aevb_gaussian_latent(mu_log_var, a->eps, a->sigma, a->z, a->kl, samples, n, j);
     forward(gemm, dec, n_dec, a->z, rows, 0, &prof);
     /* The output bias's gradient goes to scratch first and reaches .grad only once the bound
        is known to be finite: a refused step leaves every .grad as it was. */
-    float *bias_grad = malloc((size_t)d * sizeof(float));
+    float *bias_grad = malloc((size_t)out * sizeof(float));
     if (bias_grad == NULL) return 2;
-    aevb_bernoulli_logits(logits, dec[n_dec - 1].bias, a->x, a->rows, bias_grad, a->kl,
-                          a->bound, rows, n, d, 1.0f / (float)rows);
+    if (a->likelihood == AEVB_GAUSSIAN)
+        aevb_gaussian_output(logits, dec[n_dec - 1].bias, a->x, a->rows, bias_grad, a->kl,
+                             a->bound, rows, n, d, 1.0f / (float)rows);
+    else
+        aevb_bernoulli_logits(logits, dec[n_dec - 1].bias, a->x, a->rows, bias_grad, a->kl,
+                              a->bound, rows, n, d, 1.0f / (float)rows);
     if (a->update) {
         float sum = 0.0f;
         for (int64_t i = 0; i < n; i++) sum += a->bound[i];
@@ -235,7 +240,7 @@ int aevb_vae_step(sgemm_t gemm, const aevb_step_args *a) {
             return 1;
         }
     }
-    memcpy(dec[n_dec - 1].grad_bias, bias_grad, (size_t)d * sizeof(float));
+    memcpy(dec[n_dec - 1].grad_bias, bias_grad, (size_t)out * sizeof(float));
     free(bias_grad);
     lap(&prof, OTHER_WORK);
     backward(gemm, dec, n_dec, a->z, logits, rows, 1, a, &prof);

@@ -1,11 +1,15 @@
 """The native backend's training step: estimator B (eq. 7 and 10) and Adagrad, in one C call.
 
-It serves one model, the paper's: tanh MLPs, a Gaussian q_phi(z|x), a Bernoulli
-p_theta(x|z), float32 on a CPU (`supports`). There the whole step (forward pass, the gradient
-of minus the minibatch mean of the bound, and Adagrad's update) is one call of step.c, with
-the backward pass written out by hand:
+It serves the paper's two models: tanh MLPs, a Gaussian q_phi(z|x), and a Bernoulli
+p_theta(x|z) (appendix C.1) or a Gaussian one with sigmoid mean and learned log-variance
+(C.2), float32 on a CPU (`supports`). There the whole step (forward pass, the gradient of
+minus the minibatch mean of the bound, and Adagrad's update) is one call of step.c, with the
+backward pass written out by hand:
 
-    l = decoder logits [L, N, D]   d(bound)/dl = x - sigmoid(l)
+    l = decoder logits [L, N, D]   d(bound)/dl = x - sigmoid(l)          (Bernoulli)
+    m, v = decoder output [L, N, 2D], s = sigmoid(m), w = exp(-v)       (Gaussian)
+                                   d(bound)/dm = (x - s) w s (1 - s)
+                                   d(bound)/dv = ((x - s)^2 w - 1) / 2
     z = mu + sigma * eps           d(bound)/dmu = d(bound)/dz - mu
                                    d(bound)/d log sigma^2 = d(bound)/dz * eps * sigma / 2
                                                             - (sigma^2 - 1) / 2
@@ -32,7 +36,7 @@ from torch import nn
 
 from . import library
 from ..distributions import q_sample
-from ..networks import BernoulliDecoder, GaussianEncoder
+from ..networks import BernoulliDecoder, GaussianDecoder, GaussianEncoder
 
 
 def _linears(net: nn.Module) -> list[nn.Linear] | None:
@@ -46,10 +50,11 @@ def _linears(net: nn.Module) -> list[nn.Linear] | None:
 
 
 def supports(model) -> bool:
-    """Whether the native `Step` knows this model: a tanh-MLP Gaussian encoder, Bernoulli decoder."""
+    """Whether the native `Step` knows this model: tanh MLPs, a Gaussian encoder, a Bernoulli
+    or Gaussian (sigmoid mean, learned log-variance) decoder."""
     # Exact types: a subclass may compute something else in its forward.
     return (type(getattr(model, "encoder", None)) is GaussianEncoder
-            and type(getattr(model, "decoder", None)) is BernoulliDecoder
+            and type(getattr(model, "decoder", None)) in (BernoulliDecoder, GaussianDecoder)
             and _linears(model.encoder.net) is not None
             and _linears(model.decoder.net) is not None
             # (MKL refuses a product with a zero-width side)
@@ -73,12 +78,13 @@ class Step:
 
     def __init__(self, model, optimizer: "Adagrad | None"):
         if not supports(model):
-            raise ValueError("the native step needs a tanh-MLP Gaussian encoder and Bernoulli "
-                             "decoder")
+            raise ValueError("the native step needs a tanh-MLP Gaussian encoder and a "
+                             "Bernoulli or Gaussian MLP decoder")
         self.encoder, self.decoder = _linears(model.encoder.net), _linears(model.decoder.net)
         self.params = [p for layer in self.encoder + self.decoder
                        for p in (layer.weight, layer.bias)]
         self.optimizer = optimizer
+        self.likelihood = "gaussian" if type(model.decoder) is GaussianDecoder else "bernoulli"
         self._lib = library.load()
         self._plan = None  # (key, library.StepPlan) of the last call
         self._lock = threading.Lock()
@@ -127,7 +133,13 @@ class Step:
                     grad_in=None if net == "e" and i == 0 else buffer(rows, layer.in_features)))
         scratch = dict(zip(library.SCRATCH, (buffer(*shape) for shape in (
             (n, j), (samples * n, j), (n,), (samples * n,), (n, 2 * j)))))
-        return library.plan_step(layers, len(self.encoder), scratch, x.shape, eps.shape)
+        return library.plan_step(layers, len(self.encoder), scratch, x.shape, eps.shape,
+                                 self.likelihood)
+
+
+def supports_log_weights(model) -> bool:
+    """Whether `log_weights` serves this model: `supports` with a Bernoulli decoder."""
+    return supports(model) and type(model.decoder) is BernoulliDecoder
 
 
 def log_weights(model, x: torch.Tensor, eps: torch.Tensor, lib) -> torch.Tensor:
