@@ -90,7 +90,7 @@ void aevb_gaussian_output(float *l, const float *bias, const float *x, float *ro
                 float m = mr[j] + bias[j], v = vr[j] + bias[d + j];
                 float e = exp_nonpositive(-fabsf(m)), inv = 1.0f / (1.0f + e);
                 float s = (m >= 0.0f ? 1.0f : e) * inv;  /* sigmoid(m), stable */
-                float res = xr[j] - s, w = expf(-v), rw = res * res * w;
+                float res = xr[j] - s, w = exp_clamped(-v), rw = res * res * w;
                 acc += (double)(-half_log_two_pi - 0.5f * v - 0.5f * rw);
                 mr[j] = -scale * res * w * s * (1.0f - s);
                 vr[j] = scale * 0.5f * (1.0f - rw);

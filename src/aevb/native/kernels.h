@@ -55,6 +55,19 @@ static inline float exp_nonpositive(float a) {
     return p * scale.f;
 }
 
+/* exp(a) for any a, vectorizable: exp_nonpositive's polynomial, valid up to a = 88 (e^88 ~
+   1.7e38, near float32's largest); above that it returns e^88 rather than infinity. */
+static inline float exp_clamped(float a) {
+    a = a > 88.0f ? 88.0f : a;
+    a = a < -87.0f ? -87.0f : a;
+    float k = rintf(a * 1.44269504f);
+    float r = (a - k * 0.693145752f) - k * 1.42860677e-6f;
+    float p = 1.0f + r * (1.0f + r * (0.5f + r * (1.0f / 6 + r * (1.0f / 24 + r * (1.0f / 120
+              + r * (1.0f / 720 + r * (1.0f / 5040)))))));
+    union { int32_t i; float f; } scale = { .i = ((int32_t)k + 127) << 23 };
+    return p * scale.f;
+}
+
 /* log(1 + e) for 0 <= e <= 1, vectorizable and without a division: e P(e), P of degree 9
    fitted to log(1 + e) / e by least squares on Chebyshev nodes of [0, 1] (log(1 + e)'s
    nearest singularity, e = -1, is far enough for that to converge fast). Relative error
