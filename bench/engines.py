@@ -29,11 +29,11 @@ import aevb
 from aevb import engine, native, steps
 from aevb.data import load_dataset
 from aevb.model import VAE, ModelConfig, initialize
-from aevb.trainer import make_optimizer
+from aevb.run_setup import make_optimizer
 
 HERE = Path(__file__).resolve().parent
 DATA = Path(os.environ.get("AEVB_DATA", HERE.parent.parent / "shared" / "data"))
-ROUNDS, STEPS, PEER_POINTS = 3, 150, 10_000
+ROUNDS, STEPS, PEER_POINTS = 4, 150, 10_000
 if os.environ.get("AEVB_BENCH_QUICK"):  # a smoke run of the script itself (numbers useless)
     ROUNDS, STEPS, PEER_POINTS = 1, 3, 300
 
@@ -107,7 +107,8 @@ def time_steps(run, start, n):
 
 def peer(name, npy):
     out = subprocess.run([str(HERE / ".venv-pythae" / "bin" / "python"),
-                          str(HERE / "peer_models.py"), name, str(npy), str(PEER_POINTS), "1"],
+                          str(HERE / "peer_models.py"), name, str(npy), str(PEER_POINTS),
+                          str(100 * STEPS), "1"],
                          capture_output=True, text=True)
     if out.returncode:
         raise SystemExit(f"pythae failed on {name}:\n{out.stderr[-3000:]}")
@@ -165,8 +166,9 @@ def write_page(r):
         f"Measured on {m['date']}: {m['processor'] or 'CPU'}, {m['cpus']} cores, "
         f"{m['threads']} torch threads, torch {m['torch']}, {m['platform']}; no GPU. "
         f"Each number is the best of {r['rounds']} alternating rounds "
-        f"({r['steps']} steps of 100 points for aevb, a pass over {r['peer_points']:,} "
-        "points in pythae's own trainer), in training samples per second. Both libraries "
+        f"({r['steps']} steps of 100 points for aevb; for pythae, in its own trainer, as "
+        f"many passes over the first {r['peer_points']:,} training points as make at least "
+        "as many samples), in training samples per second. Both libraries "
         "get the same networks, data, minibatch of 100 and optimizer; binary data is "
         "binarized once for both. Re-make it with "
         "`bash bench/setup_peer.sh && AEVB_DATA=../shared/data .venv/bin/python "

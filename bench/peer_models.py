@@ -1,10 +1,11 @@
 """The peer side of bench/engines.py, run inside bench/.venv-pythae (pythae 0.1.2, torch 2.13.0).
 
 Trains one of four models in pythae's own trainer and prints one JSON object with its
-training samples/s (the best of `rounds` timed passes over `points` training points, after
-one untimed pass). The networks are those of aevb's model of the same name (see
+training samples/s: the best of `rounds` timed stretches, each of as many passes over the
+first `points` training points as make at least `samples` samples (so that a stretch is as
+long as aevb's timed stretch), after one untimed pass. The networks are those of aevb's model of the same name (see
 bench/engines.py), written in pythae's terms.
-Usage: python peer_models.py MODEL DATA_NPY POINTS ROUNDS
+Usage: python peer_models.py MODEL DATA_NPY POINTS SAMPLES ROUNDS
 """
 import json
 import sys
@@ -95,7 +96,7 @@ def build(name):
     raise SystemExit(f"unknown model {name}")
 
 
-def main(name, data_npy, points, rounds):
+def main(name, data_npy, points, samples, rounds):
     torch.manual_seed(0)
     x = torch.from_numpy(np.load(data_npy)[:int(points)])
     if name == "conv":
@@ -108,12 +109,15 @@ def main(name, data_npy, points, rounds):
                           training_config=config)
     trainer.prepare_training()  # optimizer, callbacks, as trainer.train() does first
     trainer.train_step(epoch=1)  # warm-up pass
-    best = float("inf")
+    passes = -(-int(samples) // len(x))  # ceil
+    best, epoch = float("inf"), 2
     for r in range(int(rounds)):
         start = time.perf_counter()
-        trainer.train_step(epoch=2 + r)
+        for _ in range(passes):
+            trainer.train_step(epoch=epoch)
+            epoch += 1
         best = min(best, time.perf_counter() - start)
-    print(json.dumps({"model": name, "train_samples_per_second": len(x) / best,
+    print(json.dumps({"model": name, "train_samples_per_second": passes * len(x) / best,
                       "threads": torch.get_num_threads(), "torch": torch.__version__}))
 
 

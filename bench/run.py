@@ -78,55 +78,41 @@ def ours(test):
     return train_rate, time.perf_counter() - start, float(ll.mean()), run
 
 
-def training_step(data, fused=True, kernels=True, seed=0):
+def training_step(data, engine="native", seed=0):
     """The trainer's step on the mnist-paper model as (model, step): step(i) binarizes
     minibatch i of 100 (rows of a random order, read in place as `aevb.train` does), draws
-    eps, computes the gradient and updates the weights as `aevb.train` does with these
-    `fused` and `kernels` settings (aevb.fused's hand-written step, in one call of
-    aevb.kernels' compiled step with the Adagrad update inside it where `kernels`; else
-    autograd through estimator B)."""
-    from aevb import kernels as compiled
+    eps, computes the gradient and updates the weights as `aevb.train` does on `engine`
+    (`aevb.steps.make_step`: native, compiled or eager)."""
+    from aevb import steps
     from aevb.distributions import binarize
-    from aevb.fused import FusedStep
     from aevb.model import VAE, ModelConfig, initialize
-    from aevb.objectives import elbo_b
-    from aevb.trainer import make_optimizer
+    from aevb.native import library
+    from aevb.run_setup import make_optimizer
 
-    cfg = aevb.resolve("mnist-paper", samples=10**6, fused=fused, kernels=kernels)
+    cfg = aevb.resolve("mnist-paper", samples=10**6, engine=engine)
     model = VAE(ModelConfig(data.shape, cfg.latent_dim, cfg.hidden, cfg.likelihood))
     gen = torch.Generator().manual_seed(seed)
     initialize(model, cfg.init_std, gen)
-    optimizer = make_optimizer(cfg, model, len(data.train))
+    optimizer = make_optimizer(cfg, model, len(data.train), native_step=engine == "native")
     batches = len(data.train) // 100
     order = torch.randperm(len(data.train), generator=gen)
-    lib = compiled.load() if kernels else None
-    fused_step = FusedStep(model, optimizer, compiled=kernels) if fused else None
+    lib = library.load()  # the trainer's binarization draws (the same bits without it)
+    train_step = steps.make_step(cfg, model, optimizer, None, engine)
 
     def step(i):
-        x = binarize(data.train, gen, lib, order[i % batches * 100:][:100])
-        eps = torch.randn(1, 100, cfg.latent_dim, generator=gen)
-        if fused_step is not None:
-            fused_step(x, eps)
-            if fused_step.updated:
-                return
-        else:
-            loss = -elbo_b(model, x, eps).mean()
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-        optimizer.step()
+        idx = order[i % batches * 100:][:100]
+        train_step(binarize(data.train, gen, lib, idx), idx, gen)
 
     return model, step
 
 
-PATHS = {"autograd": dict(fused=False, kernels=False),
-         "fused, PyTorch operations": dict(fused=True, kernels=False),
-         "fused with aevb.kernels": dict(fused=True, kernels=True)}
+PATHS = {"eager": "eager", "compiled": "compiled", "native": "native"}  # name: engine
 
 
 def fused_speedup(data, blocks=25, steps=50):
     """Median step time (ms) of each of PATHS from alternating blocks of `steps` steps in this
     process, and the medians of the per-block ratios of each to the last (the default)."""
-    paths = {name: (training_step(data, **flags)[1], []) for name, flags in PATHS.items()}
+    paths = {name: (training_step(data, engine)[1], []) for name, engine in PATHS.items()}
     position = 0
     for block in range(blocks + 2):  # the first two rounds warm up
         for step, times in paths.values():
@@ -136,7 +122,7 @@ def fused_speedup(data, blocks=25, steps=50):
             if block >= 2:
                 times.append((time.perf_counter() - start) / steps)
         position += steps
-    default = paths["fused with aevb.kernels"][1]
+    default = paths["native"][1]
     return {name: {"ms": float(np.median(times)) * 1e3,
                    "ratio": float(np.median([a / b for a, b in zip(times, default)]))}
             for name, (_, times) in paths.items()}
@@ -170,12 +156,12 @@ STEP_PARTS = {  # kind: the (module, attribute) whose calls count as that kind
 
 def step_breakdown(data, steps=300, rounds=3):
     """Shares of the default training step's wall time by kind of work: the compiled step's
-    own parts (aevb.kernels.STEP_KINDS, timed inside the C code) and the calls of
+    own parts (aevb.native.library.STEP_KINDS, timed inside the C code) and the calls of
     STEP_PARTS (each timed by a wrapper around it); "Python and the rest" is what remains
     (the interpreter, the minibatch's indices, the wrappers' own ~1 us per call). Of
     `rounds` rounds of `steps` steps, the fastest (the least disturbed by the machine's other
     tenants), with the matmul rate measured right after that round."""
-    from aevb import kernels
+    from aevb.native import library as kernels
 
     _, step = training_step(data)
     for i in range(steps // 4):  # warm-up, and weights in their trained regime
@@ -374,7 +360,7 @@ def main():
         "machine": {"platform": platform.platform(), "processor": platform.processor(),
                     "cpus": os.cpu_count(), "torch": torch.__version__,
                     "threads": torch.get_num_threads(),
-                    "aevb_kernels": aevb.kernels.load() is not None},
+                    "aevb_native": aevb.native.library.load() is not None},
         "peer": peer,
         "aevb": {"train_samples_per_second": train_rate, "nll_seconds": nll_seconds,
                  "log_likelihood": ll, "mnist_load_seconds": load_seconds,
@@ -462,7 +448,7 @@ def write_page(r):
     b = r["step_breakdown"]
     breakdown_text = ", ".join(f"{kind} {share:.0%}" for kind, share in b["shares"].items())
     fs = r["fused_speedup"]
-    auto, plain, ours_ms = (fs[name]["ms"] for name in PATHS)
+    eager_ms, compiled_ms, ours_ms = (fs[name]["ms"] for name in PATHS)
     rates = ", ".join(f"{kind} {rate:.0f}" for kind, rate in b["product_gflops"].items())
     page = f"""# Performance
 
@@ -497,14 +483,14 @@ three short measurements catches faster moments than the best of three long aver
 the ratio wanders with the machine's phases.
 
 What the speed comes from: the data resident in one tensor; the training step of the paper's
-networks written out by hand (`aevb.fused`: the same bound and gradients as autograd through
-`objectives.elbo_b`, equal to about 1e-12 in float64 in the tests) and run as one call of
-compiled C (`aevb.kernels`, built on first use with the system's C compiler): its matrix
+networks written out by hand in the optional native backend (`aevb.native`: the same bound and
+gradients as autograd through `objectives.elbo_b` in the tests) and run as one call of
+C (`native/step.c`, built on first use with the system's C compiler): its matrix
 products go straight to the MKL `sgemm` that torch itself uses, and the element-wise work
 between them (tanh, the latent layer, the Bernoulli likelihood and its gradient, each bias
 gradient) is one pass each; each weight's Adagrad step is made block by block right after that
 block of its gradient is computed, while it is in the core's cache; the Python around a step
-is a few checks (`FusedStep` keeps a checked plan of the step's buffers). The binarization
+is a few checks (`aevb.native.step.Step` keeps a checked plan of the step's buffers). The binarization
 draws torch's own MT19937 stream bit for bit in C, reading the minibatch's rows in place.
 Subnormal floats are flushed to zero in every thread (the `aevb` command sets it before
 torch starts its threads; weight decay drives MNIST's border-pixel weights subnormal, which
@@ -525,10 +511,11 @@ callers on glibc can set `MALLOC_MMAP_THRESHOLD_=33554432` in the environment fo
 effect. The rest of the peak is the dataset: MNIST's train and test sets as float32.
 
 Step times in this run (`fused_speedup`: medians of alternating blocks of 50 steps in one
-process): autograd through estimator B {auto:.2f} ms, the hand-written step on PyTorch
-operations (`--kernels false`) {plain:.2f} ms, with `aevb.kernels` (the default) {ours_ms:.2f}
-ms: {fs['autograd']['ratio']:.2f}x and {fs['fused, PyTorch operations']['ratio']:.2f}x as fast
-(medians of the per-block ratios).
+process, the same step on each engine): eager autograd through estimator B {eager_ms:.2f} ms,
+torch.compile of it {compiled_ms:.2f} ms, the native step (the default here) {ours_ms:.2f} ms:
+{fs['eager']['ratio']:.2f}x and {fs['compiled']['ratio']:.2f}x as long as the native step
+(medians of the per-block ratios). The other models' engines are in
+[engines.md](engines.md).
 
 Where a default step's wall time goes (`step_breakdown`: the compiled step's parts timed inside
 the C code, the calls around it by wrappers; {b['step_ms']:.2f} ms a step in the least

@@ -9,7 +9,7 @@ import aevb
 from aevb import engine, steps
 from aevb.model import VAE, ModelConfig, initialize
 from aevb.objectives import ESTIMATORS
-from aevb.trainer import make_optimizer, saved_config
+from aevb.run_setup import make_optimizer, saved_config
 
 CPU = torch.device("cpu")
 

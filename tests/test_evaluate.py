@@ -58,7 +58,7 @@ def test_estimate_is_above_the_bound_and_rises_with_k(digits_test):
 
 
 def test_two_evaluations_agree_exactly(digits_run):
-    from aevb.evaluate import evaluate_run
+    from aevb.runs import evaluate_run
 
     a = evaluate_run(digits_run, importance_samples=50)
     b = evaluate_run(digits_run, importance_samples=50)

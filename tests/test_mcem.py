@@ -13,7 +13,7 @@ import torch
 import aevb
 from aevb.baselines import Chains, complete_log_likelihood, e_step
 from aevb.checkpoint import read_metrics
-from aevb.evaluate import evaluate_run
+from aevb.runs import evaluate_run
 from aevb.model import VAE, ModelConfig, initialize
 from linear_gaussian import LinearGaussian
 

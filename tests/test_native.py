@@ -12,7 +12,7 @@ from aevb.native import library as kernels
 from aevb.native import step as native
 from aevb.model import VAE, ModelConfig, initialize
 from aevb.objectives import elbo_b
-from aevb.trainer import make_optimizer
+from aevb.run_setup import make_optimizer
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import torch
 import aevb
 from aevb import baselines, steps
 from aevb.model import VAE, ModelConfig, initialize
-from aevb.trainer import make_optimizer
+from aevb.run_setup import make_optimizer
 
 ALGORITHMS = [("aevb", "native"), ("aevb", "eager"), ("aevb", "compiled"), ("wake-sleep", "eager"),
               ("mcem", "eager")]

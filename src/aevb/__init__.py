@@ -17,7 +17,7 @@ _EXPORTS = {"load": "checkpoint", "train": "trainer", "resume": "trainer",
 _SUBMODULES = ("baselines", "checkpoint", "cli", "config", "data", "distributed",
                "distributions", "engine", "errors", "evaluate", "hmc", "model", "native",
                "networks",
-               "objectives", "plots", "report", "reproduce", "steps", "trainer")
+               "objectives", "plots", "report", "reproduce", "run_setup", "runs", "steps", "trainer")
 __all__ = list(_EXPORTS)
 
 

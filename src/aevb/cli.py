@@ -144,7 +144,7 @@ def _run_evaluate(args) -> int:
     import numpy as np
 
     from .checkpoint import append_jsonl
-    from .evaluate import evaluate_run
+    from .runs import evaluate_run
 
     per_example = Path(args.per_example) if args.per_example else None
     if per_example is not None:
@@ -204,7 +204,7 @@ def _run_figure(args) -> int:
 
     from . import plots, report
     from .checkpoint import load, read_config, read_metrics
-    from .evaluate import dataset_of_run, test_set_of_run
+    from .runs import dataset_of_run, test_set_of_run
 
     if args.command == "plot":
         runs = [(report.run_label(read_config(r)), read_metrics(r)) for r in args.run_dirs]

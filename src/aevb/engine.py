@@ -25,7 +25,6 @@ from dataclasses import dataclass
 import torch
 
 from . import distributed
-from .config import ENGINES  # noqa: F401 (the names `choose` takes)
 from .errors import AevbWarning
 
 # auto compiles runs of at least this many steps. Compiling the mnist-paper step takes
@@ -64,19 +63,19 @@ def compile_unavailable_reason(device: torch.device) -> str | None:
 
 def choose(requested: str, native_reason: str | None, device: torch.device,
            steps: int) -> Choice:
-    """The engine for `requested` (one of ENGINES). `native_reason` is None where the native
+    """The engine for `requested` (one of config.ENGINES). `native_reason` is None where the native
     backend serves the run's model, optimizer and data, else why not; `steps` is the run's
     whole length in steps (the same on every resume, so a resumed run takes the same path)."""
     if requested in ("auto", "native"):
         if native_reason is None:
             return Choice("native", "the hand-written step for the paper's Bernoulli MLP "
                                     "(measured faster than the compiled step)")
-        if requested == "native":
-            return _compiled_or_eager(device, f"native backend: {native_reason}")
-        if steps < COMPILE_MIN_STEPS:
-            return Choice("eager", f"{steps} steps: too short for torch.compile to pay for "
-                                   f"its compile time (it starts at {COMPILE_MIN_STEPS})")
-        return _compiled_or_eager(device, None)
+        why_not_native = f"native backend: {native_reason}"
+        if requested == "auto" and steps < COMPILE_MIN_STEPS:
+            return Choice("eager", f"{why_not_native}; {steps} steps: too short for "
+                                   "torch.compile to pay for its compile time (it starts at "
+                                   f"{COMPILE_MIN_STEPS})")
+        return _compiled_or_eager(device, why_not_native)
     if requested == "compiled":
         return _compiled_or_eager(device, None)
     return Choice("eager", "asked for")

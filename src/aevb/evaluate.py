@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 import time
-import warnings
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -181,78 +180,3 @@ def evaluate(model, x: torch.Tensor, *, split: str, importance_samples: int = 50
     return Evaluation(split, len(x), elbo, float(ll.double().mean()), importance_samples,
                       time.perf_counter() - start, method, ll.cpu().numpy(),
                       use.active_units if use else None, use.kl_per_dimension if use else None)
-
-
-def dataset_of_run(run_dir):
-    """The dataset a run was trained on, with the same split."""
-    from .checkpoint import read_config
-    from .data import load_for_config
-
-    return load_for_config(read_config(run_dir)["config"])
-
-
-def test_set_of_run(run_dir, data=None) -> torch.Tensor:
-    """The run's test split as every evaluation sees it (binarized with the run's fixed seed)."""
-    from .checkpoint import read_config
-
-    c = read_config(run_dir)["config"]
-    data = data if data is not None else dataset_of_run(run_dir)
-    return evaluation_set(data.test, "test", c["seed"], c["binarize"])
-
-
-def evaluate_run(run_dir, *, split: str = "test", importance_samples: int = 5000,
-                 batch_size: int = 100, data: str | None = None, device: str = "auto",
-                 method: str = "importance", limit: int | None = None) -> Evaluation:
-    """Evaluate a run directory's model on a split of its dataset, or on a user's file/folder.
-
-    `data`: a .npy/.npz file or an image folder, scored whole (all its rows); it must have the
-    model's data size. For a Bernoulli model, grey-level data is binarized with a fixed seed.
-    """
-    from .checkpoint import load, read_config
-    from .data import load_user_data, outside_range
-    from .errors import AevbError, AevbWarning
-    from .distributed import pick_device
-
-    if method not in METHODS:
-        raise AevbError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
-    if method == "hmc-harmonic" and importance_samples < 2:
-        raise AevbError("hmc-harmonic needs at least 2 HMC draws per data point")
-    if limit is not None and limit < 1:
-        raise AevbError(f"limit must be at least 1, got {limit}")
-    if importance_samples < 1:
-        raise AevbError(f"importance samples must be at least 1, got {importance_samples}")
-    if batch_size < 1:
-        raise AevbError(f"batch size must be at least 1, got {batch_size}")
-    info = read_config(run_dir)
-    config = info["config"]
-    use_encoder = config.get("algorithm") != "mcem"
-    if not use_encoder and method != "hmc-harmonic":
-        raise AevbError(f"{run_dir} was trained by MCEM, which leaves q(z|x) untrained: "
-                        "evaluate it with --method hmc-harmonic")
-    model = load(run_dir, pick_device(device))
-    if data is not None:
-        x, split = load_user_data(data), "data"
-        if x.shape[1] != model.config.data_dim:
-            raise AevbError(f"{data}: data points have {x.shape[1]} values, the model expects "
-                            f"{model.config.data_dim} (shape {list(model.config.data_shape)})")
-        typical = info.get("data", {}).get("typical_range")
-        warning = outside_range(x, typical) if typical else None
-        if warning:
-            warnings.warn(AevbWarning(f"{data}: {warning}"), stacklevel=2)
-        is_binary = bool(((x == 0) | (x == 1)).all())
-        binarize = model.config.likelihood == "bernoulli" and not is_binary
-    else:
-        if split not in ("train", "test"):
-            raise AevbError(f"split must be train or test, got {split!r}")
-        dataset = dataset_of_run(run_dir)
-        x, binarize = (dataset.train if split == "train" else dataset.test), config["binarize"]
-    x = evaluation_set(x, split, config["seed"], binarize)[:limit]
-    result = evaluate(model, x, split=split, importance_samples=importance_samples,
-                      batch_size=batch_size, seed=config["seed"], method=method,
-                      use_encoder=use_encoder)
-    bad = int((~np.isfinite(result.per_example)).sum())
-    if bad or (result.elbo is not None and not math.isfinite(result.elbo)):
-        raise AevbError(f"{run_dir}: the evaluation gave non-finite values ({bad} of "
-                        f"{result.n} log-likelihoods, bound {result.elbo}): the model's weights "
-                        "are damaged or diverged")
-    return result

@@ -9,7 +9,7 @@ from pathlib import Path
 from . import integrity, plots
 from .checkpoint import load, read_config, read_metrics
 from .data import Dataset
-from .evaluate import dataset_of_run, test_set_of_run
+from .runs import dataset_of_run, test_set_of_run
 
 FIGURES = {  # file name -> caption
     "curves.png": "Lower bound per data point against training samples evaluated (paper, Fig. 2)",

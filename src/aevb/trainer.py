@@ -19,35 +19,22 @@ import sys
 import time
 import warnings
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from . import (__version__, baselines, checkpoint, distributed, engine, integrity, native,
-               state_checks, steps)
+from . import (__version__, baselines, checkpoint, distributed, integrity, state_checks,
+               steps)
 from .config import DEFAULT_EPOCHS, TrainConfig
-from .data import BINARIZED_BY_DEFAULT, Dataset, load_for_config, typical_range
+from .data import Dataset, load_for_config, typical_range
+from .engine import Choice
 from .distributions import binarize
 from .errors import AevbError, AevbWarning, Interrupted
 from .evaluate import SEED_OFFSETS, average_bound, evaluation_set, hmc_harmonic_log_likelihood
 from .model import VAE, ModelConfig, initialize
-
-
-def resolve_data_settings(config: TrainConfig, data: Dataset) -> TrainConfig:
-    """Fill in likelihood and binarize from the data where the config leaves them open."""
-    binary = data.is_binary
-    likelihood = config.likelihood
-    if likelihood is None:
-        likelihood = "bernoulli" if binary or data.name in BINARIZED_BY_DEFAULT else "gaussian"
-    binarize = config.binarize
-    if binarize is None:
-        binarize = likelihood == "bernoulli" and not binary
-    if likelihood == "bernoulli" and not binary and not binarize:
-        raise AevbError("the Bernoulli likelihood needs binary data: enable binarize "
-                        "or choose the gaussian likelihood")
-    return dataclasses.replace(config, likelihood=likelihood, binarize=binarize)
+from .run_setup import (choose_engine, default_run_dir, make_optimizer, resolve_data_settings,
+                        saved_config)
 
 
 def eval_schedule(total: int, eval_points: int) -> list[int]:
@@ -57,30 +44,6 @@ def eval_schedule(total: int, eval_points: int) -> list[int]:
     start = max(1.0, total / 1e3)
     points = np.unique(np.round(np.geomspace(start, total, eval_points)).astype(np.int64))
     return [int(p) for p in points[:-1]] + [total]  # the end is always evaluated
-
-
-def default_run_dir(config: TrainConfig) -> Path:
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    name = Path(config.dataset).stem if config.dataset.endswith((".npy", ".npz")) else \
-        Path(config.dataset).name
-    return Path("runs") / f"{stamp}-{name}-nz{config.latent_dim}"
-
-
-def make_optimizer(config: TrainConfig, model: VAE, n_train: int,
-                   native_step: bool = False) -> torch.optim.Optimizer:
-    """The optimizer of `config`; for the native step, its Adagrad (the same state)."""
-    # The N(0, s^2 I) weight prior adds log p(theta) / N to the per-data-point bound (eq. 8
-    # divided by N); its gradient -theta / (s^2 N) is exactly an L2 weight decay.
-    decay = 0.0 if config.weight_prior_std is None else 1.0 / (config.weight_prior_std**2 * n_train)
-    if native_step:
-        from .native.step import Adagrad
-
-        return Adagrad(model.parameters(), lr=config.lr, weight_decay=decay)
-    cls = {"adagrad": torch.optim.Adagrad, "adam": torch.optim.Adam}[config.optimizer]
-    try:  # the fused kernels are ~30% faster on CPU; not every device/optimizer has them
-        return cls(model.parameters(), lr=config.lr, weight_decay=decay, fused=True)
-    except (RuntimeError, TypeError):
-        return cls(model.parameters(), lr=config.lr, weight_decay=decay)
 
 
 @dataclass
@@ -108,7 +71,7 @@ class _Run:
     progress: Progress
     order: torch.Tensor | None = None  # the current epoch's permutation of the training set
     chains: baselines.Chains | None = None  # MCEM's persistent z per training point
-    engine: engine.Choice | None = None  # how the steps run, and why
+    engine: Choice | None = None  # how the steps run, and why
 
 
 def _setup(config: TrainConfig, data: Dataset, device, run_dir: Path) -> _Run:
@@ -135,22 +98,6 @@ def _setup(config: TrainConfig, data: Dataset, device, run_dir: Path) -> _Run:
     return _Run(config, run_dir, data, model,
                 make_optimizer(config, model, n_train, choice.name == "native"),
                 generators, total, Progress(), chains=chains, engine=choice)
-
-
-def choose_engine(config: TrainConfig, model: VAE, device, total: int) -> engine.Choice:
-    """How this run's steps run (`aevb.engine.choose`); the same on every resume."""
-    if config.algorithm != "aevb":
-        return engine.Choice("eager", f"{config.algorithm} steps run eagerly")
-    if not config.kernels:
-        why_not = "switched off (kernels false)"
-    elif config.estimator != "B" or config.kl_weight != 1 or config.kl_warmup:
-        why_not = "it serves only estimator B with the KL weight 1"
-    elif distributed.world_size() > 1:
-        why_not = "it runs in one process"
-    else:
-        why_not = native.unavailable_reason(model, config.optimizer, device)
-    return engine.choose(config.engine, why_not, device,
-                         math.ceil(total / config.batch_size))
 
 
 def train(config: TrainConfig, *, progress: bool = True) -> Path:
@@ -191,17 +138,6 @@ def _write_run_info(run: _Run, data: Dataset, device) -> None:
         "device": str(device), "world_size": distributed.world_size(),
         "engine": {"name": run.engine.name, "reason": run.engine.reason},
     })
-
-
-def saved_config(info: dict) -> TrainConfig:
-    """The TrainConfig in a run's config.json (as `checkpoint.read_config` returns it)."""
-    values = dict(info["config"])
-    # Runs from before the engines: `fused` chose the hand-written step (now the native one
-    # where it serves); runs from before that and the C kernels continue eagerly.
-    fused = values.pop("fused", None)
-    values.setdefault("engine", "auto" if fused else "eager")
-    values.setdefault("kernels", False)
-    return TrainConfig.from_dict({**values, "hidden": tuple(values["hidden"])})
 
 
 def resume(run_dir, *, progress: bool = True) -> Path:

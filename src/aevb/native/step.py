@@ -28,7 +28,6 @@ trains through `aevb.engine`.
 """
 from __future__ import annotations
 
-import math
 import threading
 
 import torch

@@ -1,0 +1,83 @@
+"""What a run is built from its config: the settings the data decides, the optimizer, the
+engine its steps take, the name of its run directory, and the config of a saved run.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from datetime import datetime
+from pathlib import Path
+
+import torch
+
+from . import distributed, engine, native
+from .config import TrainConfig
+from .data import BINARIZED_BY_DEFAULT, Dataset
+from .errors import AevbError
+from .model import VAE
+
+
+def resolve_data_settings(config: TrainConfig, data: Dataset) -> TrainConfig:
+    """Fill in likelihood and binarize from the data where the config leaves them open."""
+    binary = data.is_binary
+    likelihood = config.likelihood
+    if likelihood is None:
+        likelihood = "bernoulli" if binary or data.name in BINARIZED_BY_DEFAULT else "gaussian"
+    binarize = config.binarize
+    if binarize is None:
+        binarize = likelihood == "bernoulli" and not binary
+    if likelihood == "bernoulli" and not binary and not binarize:
+        raise AevbError("the Bernoulli likelihood needs binary data: enable binarize "
+                        "or choose the gaussian likelihood")
+    return dataclasses.replace(config, likelihood=likelihood, binarize=binarize)
+
+
+def default_run_dir(config: TrainConfig) -> Path:
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    name = Path(config.dataset).stem if config.dataset.endswith((".npy", ".npz")) else \
+        Path(config.dataset).name
+    return Path("runs") / f"{stamp}-{name}-nz{config.latent_dim}"
+
+
+def make_optimizer(config: TrainConfig, model: VAE, n_train: int,
+                   native_step: bool = False) -> torch.optim.Optimizer:
+    """The optimizer of `config`; for the native step, its Adagrad (the same state)."""
+    # The N(0, s^2 I) weight prior adds log p(theta) / N to the per-data-point bound (eq. 8
+    # divided by N); its gradient -theta / (s^2 N) is exactly an L2 weight decay.
+    decay = 0.0 if config.weight_prior_std is None else 1.0 / (config.weight_prior_std**2 * n_train)
+    if native_step:
+        from .native.step import Adagrad
+
+        return Adagrad(model.parameters(), lr=config.lr, weight_decay=decay)
+    cls = {"adagrad": torch.optim.Adagrad, "adam": torch.optim.Adam}[config.optimizer]
+    try:  # the fused kernels are ~30% faster on CPU; not every device/optimizer has them
+        return cls(model.parameters(), lr=config.lr, weight_decay=decay, fused=True)
+    except (RuntimeError, TypeError):
+        return cls(model.parameters(), lr=config.lr, weight_decay=decay)
+
+
+def choose_engine(config: TrainConfig, model: VAE, device, total: int) -> engine.Choice:
+    """How this run's steps run (`aevb.engine.choose`); the same on every resume."""
+    if config.algorithm != "aevb":
+        return engine.Choice("eager", f"{config.algorithm} steps run eagerly")
+    if not config.kernels:
+        why_not = "switched off (kernels false)"
+    elif config.estimator != "B" or config.kl_weight != 1 or config.kl_warmup:
+        why_not = "it serves only estimator B with the KL weight 1"
+    elif distributed.world_size() > 1:
+        why_not = "it runs in one process"
+    else:
+        why_not = native.unavailable_reason(model, config.optimizer, device)
+    return engine.choose(config.engine, why_not, device,
+                         math.ceil(total / config.batch_size))
+
+
+def saved_config(info: dict) -> TrainConfig:
+    """The TrainConfig in a run's config.json (as `checkpoint.read_config` returns it)."""
+    values = dict(info["config"])
+    # Runs from before the engines: `fused` chose the hand-written step (now the native one
+    # where it serves); runs from before that and the C kernels continue eagerly.
+    fused = values.pop("fused", None)
+    values.setdefault("engine", "auto" if fused else "eager")
+    values.setdefault("kernels", False)
+    return TrainConfig.from_dict({**values, "hidden": tuple(values["hidden"])})
