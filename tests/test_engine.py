@@ -88,11 +88,13 @@ def test_a_failed_compile_falls_back_to_eager_with_one_warning(monkeypatch):
 
 def test_the_run_records_its_engine_and_old_runs_map_to_one(tmp_path, capsys):
     cfg = aevb.resolve(dataset="digits", latent_dim=2, hidden=(16,), samples=3000,
-                       eval_points=1, likelihood="gaussian", out=str(tmp_path / "run"),
+                       eval_points=1, likelihood="gaussian", activation="relu",
+                       out=str(tmp_path / "run"),
                        download=False)
     run = aevb.train(cfg, progress=True)
     info = json.loads((run / "config.json").read_text())
     assert info["engine"]["name"] == "eager" and "too short" in info["engine"]["reason"]
+    assert "native backend: it serves only tanh MLPs" in info["engine"]["reason"]
     assert f"aevb: engine eager: {info['engine']['reason']}" in capsys.readouterr().err
     assert saved_config(info).engine == "auto"
     # Runs from before the engines: `fused` chose the hand-written step, else autograd.

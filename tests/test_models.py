@@ -28,18 +28,19 @@ def test_iwae_with_one_sample_is_estimator_a():
 
 def test_iwae_rises_with_k_to_the_exact_log_likelihood():
     """On the linear-Gaussian model, whose log p(x) is exact (scipy), the IWAE bound averaged
-    over 200 points rises with k and lies within 0.05 nats of log p(x) at k = 5000."""
-    model = LinearGaussian(scale=1.6)  # q 1.6 times as wide as the posterior
+    over 200 points rises with k (k = 1, 3, 10: gaps of nats to tenths of a nat, far above
+    the Monte Carlo noise of ~0.01) and lies within 0.05 nats of log p(x) at k = 5000."""
+    model = LinearGaussian(scale=3.0)  # q three times as wide as the posterior
     g = torch.Generator().manual_seed(2)
     with torch.no_grad():
-        x = model.decode(torch.randn(200, 2, generator=g, dtype=torch.float64)).sample()
+        p = model.decode(torch.randn(200, 2, generator=g, dtype=torch.float64)).base_dist
+        x = p.loc + p.scale * torch.randn(p.loc.shape, generator=g, dtype=torch.float64)
         exact = float(np.mean(model.exact_log_px(x)))
-        gaps = []
-        for k in (1, 10, 100, 5000):
-            eps = torch.randn(k, 200, 2, generator=g, dtype=torch.float64)
-            gaps.append(exact - float(iwae_bound(model, x, eps).mean()))
-    assert all(a > b for a, b in zip(gaps, gaps[1:])), gaps
-    assert gaps[0] > 0.2 and abs(gaps[-1]) < 0.05, gaps
+        gaps = [exact - float(iwae_bound(model, x, torch.randn(k, 200, 2, generator=g,
+                                                                dtype=torch.float64)).mean())
+                for k in (1, 3, 10, 5000)]
+    assert gaps[0] > gaps[1] > gaps[2] > 0.1, gaps
+    assert abs(gaps[3]) < 0.05, gaps
 
 
 def test_beta_one_is_estimator_b_and_the_warmup_ends_at_beta():

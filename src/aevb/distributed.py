@@ -74,5 +74,8 @@ def check_replicas_identical(model: torch.nn.Module) -> None:
 
 
 def teardown() -> None:
+    """Leave the process group, all processes together (after rank 0 has written its report),
+    so that none leaves while another still holds the group (docs/reliability.md)."""
     if _active():
+        dist.barrier()
         dist.destroy_process_group()
