@@ -135,6 +135,8 @@ def _add_evaluate(sub) -> None:
                    "of draws per data point, the paper's 50)")
     p.add_argument("--limit", type=_number, help="only the first LIMIT data points "
                    "(appendix D used the first 1000)")
+    p.add_argument("--noise", metavar="EPS.npy", help="standard normal draws [K, N, J] to use "
+                   "instead of the seeded ones (the noise an exported scorer was given)")
 
 
 def _run_evaluate(args) -> int:
@@ -155,7 +157,7 @@ def _run_evaluate(args) -> int:
     result = evaluate_run(args.run_dir, split=args.split,
                           importance_samples=args.importance_samples,
                           batch_size=args.batch_size, data=args.data, device=args.device,
-                          method=args.method, limit=args.limit)
+                          method=args.method, limit=args.limit, noise=args.noise)
     summary = result.summary()
     if args.data is None:
         append_jsonl(Path(args.run_dir) / "evaluations.jsonl", summary)
@@ -172,6 +174,25 @@ def _run_evaluate(args) -> int:
             kl = ", ".join(f"{v:.2f}" for v in result.kl_per_dimension)
             print(f"active latent units: {result.active_units} of "
                   f"{len(result.kl_per_dimension)}; KL per dimension (nats): {kl}")
+    return 0
+
+
+def _add_export(sub) -> None:
+    p = sub.add_parser("export", help="the encoder, decoder and likelihood scorer as ONNX or "
+                       "torch.export programs")
+    p.add_argument("run_dir")
+    p.add_argument("--format", default="onnx", help="onnx | pt2 (torch.export)")
+    p.add_argument("--out", help="folder for the programs (default RUN_DIR/export-FORMAT)")
+    p.add_argument("--importance-samples", type=_number, default=1000, metavar="K",
+                   help="K of the scorer's importance sampling (its eps input is [K, B, J])")
+
+
+def _run_export(args) -> int:
+    from .export import export_run
+
+    paths = export_run(args.run_dir, args.format, args.out, args.importance_samples)
+    folder = next(iter(paths.values())).parent
+    print(f"{', '.join(p.name for p in paths.values())} and export.json in {folder}/")
     return 0
 
 
@@ -277,12 +298,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_evaluate(sub)
     _add_figures(sub)
     _add_reproduce(sub)
+    _add_export(sub)
     return parser
 
 
 COMMANDS = {"train": _run_train, "evaluate": _run_evaluate, "manifold": _run_figure,
             "sample": _run_figure, "reconstruct": _run_figure, "latent": _run_figure,
-            "plot": _run_figure, "report": _run_figure, "reproduce": _run_reproduce}
+            "plot": _run_figure, "report": _run_figure, "reproduce": _run_reproduce,
+            "export": _run_export}
 
 
 def _set_up_numerics() -> None:

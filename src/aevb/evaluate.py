@@ -70,13 +70,21 @@ def _widest(model) -> int:
 
 @torch.no_grad()
 def importance_log_likelihood(model, x: torch.Tensor, k: int, seed: int,
-                              batch_size: int = 100, k_chunk: int | None = None) -> torch.Tensor:
+                              batch_size: int = 100, k_chunk: int | None = None,
+                              noise: torch.Tensor | None = None) -> torch.Tensor:
     """log p_theta(x) for every row of x [N, D] by importance sampling with K = k; [N] nats.
 
     Data points go in batches of `batch_size`; the K samples in chunks of `k_chunk` (chosen
     from CHUNK_ELEMENTS when None) whose log-weights are combined with logsumexp, so memory
-    stays bounded for any K and the result equals the one-shot computation.
+    stays bounded for any K and the result equals the one-shot computation. The noise is
+    drawn from `seed`, or given whole as `noise` [K, N, J] (standard normal draws, e.g. the
+    ones an exported scorer was given).
     """
+    if noise is not None and tuple(noise.shape) != (k, len(x), model.config.latent_dim):
+        from .errors import AevbError
+
+        raise AevbError(f"the noise must have shape [K, N, J] = [{k}, {len(x)}, "
+                        f"{model.config.latent_dim}], got {list(noise.shape)}")
     if k_chunk is None:
         k_chunk = max(1, min(k, CHUNK_ELEMENTS // (batch_size * _widest(model))))
     gen = torch.Generator(device=x.device).manual_seed(seed)
@@ -95,7 +103,8 @@ def importance_log_likelihood(model, x: torch.Tensor, k: int, seed: int,
         # All K noise draws at once ([K, N_b, J] is small next to the activations), so the
         # chunk size changes nothing but memory.
         eps = torch.randn(k, len(xb), model.config.latent_dim, generator=gen,
-                          device=x.device, dtype=xb.dtype)
+                          device=x.device, dtype=xb.dtype) if noise is None else \
+            noise[:, start:start + batch_size].to(device=x.device, dtype=xb.dtype)
         partial = [torch.logsumexp(weights(xb, eps[done:done + k_chunk]), dim=0)
                    for done in range(0, k, k_chunk)]  # [N_b] each
         out.append(torch.logsumexp(torch.stack(partial), dim=0) - math.log(k))
@@ -160,7 +169,7 @@ METHODS = ("importance", "hmc-harmonic")
 
 def evaluate(model, x: torch.Tensor, *, split: str, importance_samples: int = 5000,
              batch_size: int = 100, seed: int = 0, method: str = "importance",
-             use_encoder: bool = True) -> Evaluation:
+             use_encoder: bool = True, noise: torch.Tensor | None = None) -> Evaluation:
     """Bound and importance-sampled log-likelihood of `model` on the rows of x [N, D].
 
     x should come from `evaluation_set`; `seed` is the run's seed. use_encoder=False (a model
@@ -170,7 +179,8 @@ def evaluate(model, x: torch.Tensor, *, split: str, importance_samples: int = 50
     x = x.to(next(model.parameters()).device)
     elbo = average_bound(model, x, seed + SEED_OFFSETS[split][1]) if use_encoder else None
     if method == "importance":
-        ll = importance_log_likelihood(model, x, importance_samples, seed + 5, batch_size)
+        ll = importance_log_likelihood(model, x, importance_samples, seed + 5, batch_size,
+                                       noise=noise)
     else:
         ll = torch.cat([hmc_harmonic_log_likelihood(model, x[i:i + batch_size],
                                                     n_samples=importance_samples, seed=seed + 5,

@@ -34,11 +34,14 @@ def test_set_of_run(run_dir, data=None) -> torch.Tensor:
 
 def evaluate_run(run_dir, *, split: str = "test", importance_samples: int = 5000,
                  batch_size: int = 100, data: str | None = None, device: str = "auto",
-                 method: str = "importance", limit: int | None = None) -> Evaluation:
+                 method: str = "importance", limit: int | None = None,
+                 noise: str | None = None) -> Evaluation:
     """Evaluate a run directory's model on a split of its dataset, or on a user's file/folder.
 
     `data`: a .npy/.npz file or an image folder, scored whole (all its rows); it must have the
     model's data size. For a Bernoulli model, grey-level data is binarized with a fixed seed.
+    `noise`: a .npy file of standard normal draws [K, N, J] for importance sampling instead of
+    the seeded ones (to compare with an exported scorer given the same).
     """
     from .checkpoint import load, read_config
     from .data import load_user_data, outside_range
@@ -79,9 +82,17 @@ def evaluate_run(run_dir, *, split: str = "test", importance_samples: int = 5000
         dataset = dataset_of_run(run_dir)
         x, binarize = (dataset.train if split == "train" else dataset.test), config["binarize"]
     x = evaluation_set(x, split, config["seed"], binarize)[:limit]
+    eps = None
+    if noise is not None:
+        if method != "importance":
+            raise AevbError("--noise is for importance sampling (method importance)")
+        try:
+            eps = torch.from_numpy(np.load(noise, allow_pickle=False)).float()
+        except (OSError, ValueError) as err:
+            raise AevbError(f"{noise}: not a readable .npy array ({err})") from None
     result = evaluate(model, x, split=split, importance_samples=importance_samples,
                       batch_size=batch_size, seed=config["seed"], method=method,
-                      use_encoder=use_encoder)
+                      use_encoder=use_encoder, noise=eps)
     bad = int((~np.isfinite(result.per_example)).sum())
     if bad or (result.elbo is not None and not math.isfinite(result.elbo)):
         raise AevbError(f"{run_dir}: the evaluation gave non-finite values ({bad} of "

@@ -1,0 +1,154 @@
+"""A trained model as three standalone programs, for use without aevb (or Python):
+
+- `encoder`: x [B, D] -> mean [B, J], log_var [B, J], the parameters of q_phi(z|x);
+- `decoder`: z [B, J] -> the parameters of p_theta(x|z): logits [B, D] (Bernoulli), or
+  mean [B, D] and log_var [B, D] (Gaussian);
+- `scorer`: x [B, D], eps [K, B, J] -> log_px [B], the importance-sampled log p_theta(x) in
+  nats with K = eps.shape[0] fixed at export and the standard normal noise passed in (the
+  same value `objectives.importance_log_likelihood` gives for that noise).
+
+B, the batch, is free in every program; D = prod(data_shape) values a data point (flattened
+row-major, as `aevb evaluate` reads images), J the latent dimension. Formats: ONNX (for ONNX
+Runtime in C++, C#, Java or the browser; needs the `export` extra) and `pt2`, a
+`torch.export` program (`torch.export.load(path).module()`). `export.json` beside the
+programs records the names, shapes, K and the model's settings.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .errors import AevbError
+from .objectives import importance_log_likelihood
+
+FORMATS = ("onnx", "pt2")
+SUFFIX = {"onnx": ".onnx", "pt2": ".pt2"}
+
+
+def _parameters(p) -> dict[str, torch.Tensor]:
+    """The named parameters of a decoder distribution p_theta(x|z), batch [...], event [D]."""
+    base = getattr(p, "base_dist", p)
+    if isinstance(base, torch.distributions.Normal):
+        return {"mean": base.loc, "log_var": 2.0 * torch.log(base.scale)}
+    return {"logits": base.logits}  # Bernoulli, or aevb's AffineBernoulli
+
+
+class EncoderProgram(nn.Module):
+    """x [B, D] -> (mean, log_var) [B, J] each."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor):
+        q = self.model.encode(x).base_dist
+        return q.loc, 2.0 * torch.log(q.scale)
+
+
+class DecoderProgram(nn.Module):
+    """z [B, J] -> logits [B, D], or (mean, log_var) [B, D] each."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, z: torch.Tensor):
+        return tuple(_parameters(self.model.decode(z)).values())
+
+
+class ScorerProgram(nn.Module):
+    """(x [B, D], eps [K, B, J]) -> log_px [B], nats."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor, eps: torch.Tensor):
+        return importance_log_likelihood(self.model, x, eps)
+
+
+def signatures(model, k: int) -> dict:
+    """Each program's inputs and outputs: {program: {"inputs": {name: shape}, "outputs": ...}},
+    shapes with "B" for the free batch size."""
+    c = model.config
+    d, j = c.data_dim, c.latent_dim
+    with torch.no_grad():
+        names = list(_parameters(model.decode(torch.zeros(1, j))))
+    return {
+        "encoder": {"inputs": {"x": ["B", d]}, "outputs": {"mean": ["B", j], "log_var": ["B", j]}},
+        "decoder": {"inputs": {"z": ["B", j]}, "outputs": {n: ["B", d] for n in names}},
+        "scorer": {"inputs": {"x": ["B", d], "eps": [k, "B", j]}, "outputs": {"log_px": ["B"]}},
+    }
+
+
+def _examples(model, k: int) -> dict:
+    c = model.config
+    x = torch.rand(3, c.data_dim)
+    return {"encoder": (x,), "decoder": (torch.randn(3, c.latent_dim),),
+            "scorer": (x, torch.randn(k, 3, c.latent_dim))}
+
+
+def export_model(model, out: Path, fmt: str, k: int = 1000) -> dict[str, Path]:
+    """Write the three programs of `model` (in eval mode, on the CPU) to `out` in format `fmt`
+    with K = k for the scorer; returns {program: path}. Files already in `out` are never
+    overwritten."""
+    if fmt not in FORMATS:
+        raise AevbError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    if k < 1:
+        raise AevbError(f"importance samples must be at least 1, got {k}")
+    model = model.cpu().eval()
+    out = Path(out)
+    paths = {name: out / f"{name}{SUFFIX[fmt]}" for name in ("encoder", "decoder", "scorer")}
+    taken = [str(p) for p in [*paths.values(), out / "export.json"] if p.exists()]
+    if taken:
+        raise AevbError(f"{taken[0]} exists; choose another --out (nothing is overwritten)")
+    out.mkdir(parents=True, exist_ok=True)
+    sig = signatures(model, k)
+    programs = {"encoder": EncoderProgram(model), "decoder": DecoderProgram(model),
+                "scorer": ScorerProgram(model)}
+    examples = _examples(model, k)
+    for name, program in programs.items():
+        batch = torch.export.Dim("B", min=1)
+        dims = tuple({0: batch} if shape[0] == "B" else {1: batch}
+                     for shape in sig[name]["inputs"].values())
+        with torch.no_grad():
+            if fmt == "pt2":
+                program_ = torch.export.export(program, examples[name], dynamic_shapes=dims)
+                torch.export.save(program_, str(paths[name]))
+            else:
+                _onnx(program, examples[name], dims, sig[name], paths[name])
+    info = {"format": fmt, "importance_samples": k, "model": model.config.to_dict(),
+            "programs": {n: {"file": paths[n].name, **sig[n]} for n in paths}}
+    (out / "export.json").write_text(json.dumps(info, indent=2) + "\n")
+    return paths
+
+
+def _onnx(program, example, dims, sig, path: Path) -> None:
+    try:
+        import onnx  # noqa: F401 (torch's exporter needs it; say so in our words)
+        import onnxscript  # noqa: F401
+    except ImportError:
+        raise AevbError("ONNX export needs the export extra: pip install \"aevb[export]\" "
+                        "(onnx, onnxscript, onnxruntime)") from None
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        onnx_program = torch.onnx.export(program, example, dynamo=True, dynamic_shapes=dims,
+                                         input_names=list(sig["inputs"]),
+                                         output_names=list(sig["outputs"]), verbose=False)
+    onnx_program.save(str(path))
+
+
+def export_run(run_dir, fmt: str, out=None, k: int = 1000) -> dict[str, Path]:
+    """`export_model` for the model of a run directory (verified as every read is), into
+    `out` (default RUN_DIR/export-FORMAT)."""
+    from .checkpoint import load
+
+    if fmt not in FORMATS:  # before reading anything
+        raise AevbError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    model = load(run_dir)
+    return export_model(model, Path(out) if out else Path(run_dir) / f"export-{fmt}", fmt, k)
