@@ -51,6 +51,16 @@ class MlpDecoder(BaseDecoder):
         return ModelOutput(reconstruction=self.net(z))
 
 
+class MeanHalf(BaseDecoder):
+    def __init__(self, sizes):
+        BaseDecoder.__init__(self)
+        self.net = mlp(sizes)
+
+    def forward(self, z):
+        out = self.net(z)
+        return ModelOutput(reconstruction=torch.sigmoid(out[:, :out.shape[1] // 2]))
+
+
 class ConvEncoder(BaseEncoder):  # aevb.conv.ConvEncoder with hidden (256,), relu
     def __init__(self, latent):
         BaseEncoder.__init__(self)
@@ -81,9 +91,11 @@ def build(name):
         return VAE(VAEConfig(input_dim=(784,), latent_dim=20, reconstruction_loss="bce"),
                    encoder=MlpEncoder([784, 500, 20]), decoder=MlpDecoder([20, 500, 784])), \
             "Adagrad", 0.02
-    if name == "frey-paper":  # pythae's Gaussian decoder has a fixed variance ("mse")
+    if name == "frey-paper":
+        # pythae's Gaussian likelihood has a fixed variance ("mse"): the decoder computes
+        # aevb's 560 means and 560 log-variances and hands pythae the means.
         return VAE(VAEConfig(input_dim=(560,), latent_dim=10, reconstruction_loss="mse"),
-                   encoder=MlpEncoder([560, 200, 10]), decoder=MlpDecoder([10, 200, 560])), \
+                   encoder=MlpEncoder([560, 200, 10]), decoder=MeanHalf([10, 200, 1120])), \
             "Adagrad", 0.01
     if name == "iwae-k5":
         return IWAE(IWAEConfig(input_dim=(784,), latent_dim=50, reconstruction_loss="bce",

@@ -114,12 +114,13 @@ def export_model(model, out: Path, fmt: str, k: int = 1000) -> dict[str, Path]:
         batch = torch.export.Dim("B", min=1)
         dims = tuple({0: batch} if shape[0] == "B" else {1: batch}
                      for shape in sig[name]["inputs"].values())
-        with torch.no_grad():
-            if fmt == "pt2":
-                program_ = torch.export.export(program, examples[name], dynamic_shapes=dims)
-                torch.export.save(program_, str(paths[name]))
-            else:
-                _onnx(program, examples[name], dims, sig[name], paths[name])
+        # (traced with autograd on: under no_grad the ONNX exporter failed to decompose the
+        # decoder's graph)
+        if fmt == "pt2":
+            exported = torch.export.export(program, examples[name], dynamic_shapes=dims)
+            torch.export.save(exported, str(paths[name]))
+        else:
+            _onnx(program, examples[name], dims, sig[name], paths[name])
     info = {"format": fmt, "importance_samples": k, "model": model.config.to_dict(),
             "programs": {n: {"file": paths[n].name, **sig[n]} for n in paths}}
     (out / "export.json").write_text(json.dumps(info, indent=2) + "\n")
