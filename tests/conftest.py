@@ -24,3 +24,15 @@ def digits_run(tmp_path_factory):
     cfg = aevb.resolve(dataset="digits", latent_dim=4, hidden=(64,), epochs=30, lr=0.05,
                        eval_points=3, out=str(out), download=False)
     return aevb.train(cfg, progress=False)
+
+
+@pytest.fixture(scope="session")
+def lib():
+    """The native backend's C library, or a skip that says why it is unavailable (as with
+    AEVB_KERNELS=0, CI's second pass)."""
+    from aevb.native import library
+
+    loaded = library.load()
+    if loaded is None:
+        pytest.skip(f"aevb.native unavailable here: {library.unavailable_reason()}")
+    return loaded

@@ -15,14 +15,6 @@ from aevb.objectives import elbo_b
 from aevb.run_setup import make_optimizer
 
 
-@pytest.fixture(scope="module")
-def lib():
-    lib = kernels.load()
-    if lib is None:
-        pytest.skip(f"aevb.native unavailable here: {kernels.unavailable_reason()}")
-    return lib
-
-
 @pytest.mark.parametrize("drawn_before, n", [(0, 78_400), (5, 10), (623, 1250), (624, 624),
                                              (1, 5000), (300, 3)])
 def test_bernoulli_draws_the_bits_of_torch_rand(lib, drawn_before, n):

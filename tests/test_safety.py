@@ -255,14 +255,6 @@ def test_resume_still_works_on_the_untouched_state(unfinished_run, tmp_path):
 
 # ----------------------------------------------------------- the compiled path's memory
 
-@pytest.fixture(scope="module")
-def lib():
-    lib = kernels.load()
-    if lib is None:
-        pytest.skip(f"aevb.native unavailable: {kernels.unavailable_reason()}")
-    return lib
-
-
 def _model(hidden=(20,), latent=4, seed=0):
     model = VAE(ModelConfig((28, 28), latent, hidden, "bernoulli"))
     initialize(model, 0.05, torch.Generator().manual_seed(seed))
