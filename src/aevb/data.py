@@ -224,8 +224,9 @@ def read_array(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
 
 
 def read_image_folder(path: Path) -> np.ndarray:
-    """Every PNG/JPEG in a folder as greyscale, all of one size; returns uint8 [N, H, W]
-    (images that hold only the values 0 and 1 are binary data, as for arrays)."""
+    """Every PNG/JPEG in a folder, all of one size: uint8 [N, H, W] where every image is
+    grey (R = G = B), else uint8 [N, 3, H, W] in colour, channels first (images that hold only
+    the values 0 and 1 are binary data, as for arrays)."""
     from PIL import Image, UnidentifiedImageError
 
     files = sorted(p for p in Path(path).iterdir()
@@ -235,18 +236,27 @@ def read_image_folder(path: Path) -> np.ndarray:
     images = []
     for f in files:
         try:
-            images.append(np.asarray(Image.open(f).convert("L")))
+            images.append(np.asarray(Image.open(f).convert("RGB")))  # [H, W, 3]
         except (UnidentifiedImageError, OSError) as err:
             raise AevbError(f"{f}: cannot read image ({err})") from None
         if images[-1].shape != images[0].shape:
             raise AevbError(f"{f}: size {images[-1].shape[::-1]} differs from "
                             f"{files[0].name}'s {images[0].shape[::-1]}; resize them to one size")
-    return np.stack(images)
+    rgb = np.stack(images)  # [N, H, W, 3]
+    if (rgb == rgb[..., :1]).all():  # grey: one channel, the values PIL's "L" gives for R = G = B
+        return np.ascontiguousarray(rgb[..., 0])
+    return np.ascontiguousarray(rgb.transpose(0, 3, 1, 2))
 
 
 def _check_user_array(array: np.ndarray, where: str) -> np.ndarray:
-    if array.ndim not in (2, 3) or array.shape[0] == 0 or array.size == 0:
-        raise AevbError(f"{where}: expected shape [N, H, W] or [N, D] with N > 0, got {array.shape}")
+    if array.ndim == 4 and array.shape[-1] == 3 and array.shape[1] != 3:
+        array = np.ascontiguousarray(array.transpose(0, 3, 1, 2))  # [N, H, W, 3] -> [N, 3, H, W]
+    if array.ndim == 4 and array.shape[1] == 1:
+        array = array[:, 0]  # one channel: [N, H, W]
+    if array.ndim not in (2, 3, 4) or (array.ndim == 4 and array.shape[1] != 3) \
+            or array.shape[0] == 0 or array.size == 0:
+        raise AevbError(f"{where}: expected shape [N, D], [N, H, W], [N, 3, H, W] or "
+                        f"[N, H, W, 3] with N > 0, got {array.shape}")
     if array.dtype == np.uint8:
         return array
     if array.dtype.kind not in "fiub":

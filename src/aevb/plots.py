@@ -20,27 +20,41 @@ from . import integrity
 from .errors import AevbError
 
 
-def image_shape(data_shape: Sequence[int]) -> tuple[int, int]:
-    """How to show one data point: (H, W) images as they are, flat vectors as a square or a row."""
+def image_shape(data_shape: Sequence[int]) -> tuple[int, ...]:
+    """How to show one data point: (H, W) images as they are, (3, H, W) colour images as
+    (H, W, 3), flat vectors as a square or a row."""
     if len(data_shape) == 2:
         return int(data_shape[0]), int(data_shape[1])
+    if len(data_shape) == 3 and data_shape[0] in (1, 3):
+        c, h, w = (int(s) for s in data_shape)
+        return (h, w) if c == 1 else (h, w, 3)
     d = int(np.prod(data_shape))
     side = math.isqrt(d)
     return (side, side) if side * side == d else (1, d)
 
 
+def as_images(flat: np.ndarray, data_shape: Sequence[int]) -> np.ndarray:
+    """Data points [n, D] as pictures: [n, H, W], or [n, H, W, 3] for colour (channels last)."""
+    shape = image_shape(data_shape)
+    if len(shape) == 3:  # (3, H, W) data, shown channels last
+        return flat.reshape(len(flat), 3, *shape[:2]).transpose(0, 2, 3, 1)
+    return flat.reshape(len(flat), *shape)
+
+
 def save_grid(images: np.ndarray, rows: int, cols: int, path, scale: int | None = None,
               pad: int = 1) -> Path:
-    """Tile images [rows * cols, H, W] with values in [0, 1] into one greyscale PNG.
+    """Tile images [rows * cols, H, W] (or [.., H, W, 3] in colour) with values in [0, 1]
+    into one greyscale (or RGB) PNG.
 
     Size: (cols * (W + pad) + pad) * scale wide, (rows * (H + pad) + pad) * scale high; the
     default scale shows every tile about 56 pixels across (2 for MNIST, 7 for 8x8 digits).
     """
     from PIL import Image
 
-    n, h, w = images.shape
+    n, h, w = images.shape[:3]
     scale = scale or max(1, round(56 / max(h, w)))
-    canvas = np.ones((rows * (h + pad) + pad, cols * (w + pad) + pad), dtype=np.float32)
+    canvas = np.ones((rows * (h + pad) + pad, cols * (w + pad) + pad, *images.shape[3:]),
+                     dtype=np.float32)
     for i in range(min(n, rows * cols)):
         r, c = divmod(i, cols)
         top, left = pad + r * (h + pad), pad + c * (w + pad)
@@ -48,7 +62,7 @@ def save_grid(images: np.ndarray, rows: int, cols: int, path, scale: int | None 
     pixels = (np.clip(canvas, 0, 1) * 255).round().astype(np.uint8)
     pixels = pixels.repeat(scale, axis=0).repeat(scale, axis=1)
     buffer = io.BytesIO()
-    Image.fromarray(pixels, mode="L").save(buffer, format="PNG")
+    Image.fromarray(pixels, mode="RGB" if pixels.ndim == 3 else "L").save(buffer, format="PNG")
     return _write(path, buffer.getvalue())
 
 
@@ -62,7 +76,7 @@ def _write(path, data: bytes) -> Path:
 def _means(model, z: torch.Tensor) -> np.ndarray:
     with torch.no_grad():
         mean = model.decode(z.to(next(model.parameters()).device)).mean
-    return mean.float().cpu().numpy().reshape(len(z), *image_shape(model.config.data_shape))
+    return as_images(mean.float().cpu().numpy(), model.config.data_shape)
 
 
 def manifold(model, path, n: int = 20, dims: tuple[int, int] = (0, 1),
@@ -99,8 +113,8 @@ def reconstructions(model, x: torch.Tensor, path, n: int = 10, scale: int | None
     x = x[:n]
     with torch.no_grad():
         z = model.encode(x.to(next(model.parameters()).device)).mean
-    shape = image_shape(model.config.data_shape)
-    both = np.concatenate([x.cpu().numpy().reshape(len(x), *shape), _means(model, z)])
+    both = np.concatenate([as_images(x.cpu().numpy().reshape(len(x), -1),
+                                     model.config.data_shape), _means(model, z)])
     return save_grid(both, 2, len(x), path, scale)
 
 
