@@ -7,10 +7,10 @@ Each model's maths is written once: the networks (`aevb.networks`) and the objec
   forward and backward graphs (AOTAutograd) are compiled by Inductor, on CPU and CUDA alike;
   the optimizer's update is compiled too where torch has no fused kernel for it.
 - `eager`: the same calls, executed operation by operation (every platform torch runs on).
-- `native`: the optional hand-written backend (`aevb.native`), for the one model it serves
-  (the paper's tanh MLPs with a Bernoulli decoder, estimator B, Adagrad, float32 on a CPU),
-  kept because the benchmark measures it faster there than the compiled step (see
-  docs/performance.md).
+- `native`: the optional hand-written backend (`aevb.native`), for the models it serves
+  (the paper's tanh MLPs with a Bernoulli or Gaussian decoder, estimator B, Adagrad, float32
+  on a CPU), kept because the benchmark measures it faster there than the compiled step (see
+  docs/engines.md).
 
 `choose` picks one from the config, the model and the run's length, and says why; a step
 asks `compile_loss` and `compile_update` for its callables. Whatever cannot be compiled
@@ -68,7 +68,7 @@ def choose(requested: str, native_reason: str | None, device: torch.device,
     whole length in steps (the same on every resume, so a resumed run takes the same path)."""
     if requested in ("auto", "native"):
         if native_reason is None:
-            return Choice("native", "the hand-written step for the paper's Bernoulli MLP "
+            return Choice("native", "the hand-written step for the paper's tanh MLPs "
                                     "(measured faster than the compiled step)")
         why_not_native = f"native backend: {native_reason}"
         if requested == "auto" and steps < COMPILE_MIN_STEPS:
