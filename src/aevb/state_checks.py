@@ -3,7 +3,7 @@
 torch's own `load_state_dict` of an optimizer and `Generator.set_state` take tensors of any
 shape: an Adagrad sum cut short, an empty step count or a generator state whose counters point
 past its 624 words then make the update or the draws (torch's fused kernels as much as
-aevb.kernels) read and write outside their buffers. A checksum catches damage; these checks
+aevb.native) read and write outside their buffers. A checksum catches damage; these checks
 catch a checkpoint that is consistent with its manifest but not with the model (crafted, or
 from another version). Each raises AevbError with what is wrong.
 """
