@@ -1,5 +1,6 @@
 """Objectives and networks beyond the paper: the IWAE bound, a KL weight and its warm-up,
 MLPs of any depth and activation, convolutional networks."""
+import json
 import math
 
 import numpy as np
@@ -194,3 +195,33 @@ def test_grey_folders_stay_one_channel_and_colour_arrays_are_channels_first(tmp_
     x = aevb.data.load_user_data(str(tmp_path / "hwc.npy"))
     assert x.shape == (4, 126)
     np.testing.assert_array_equal(x.numpy(), last.transpose(0, 3, 1, 2).reshape(4, -1))
+
+
+def test_the_iwae_learning_rate_schedule():
+    """Burda et al.'s schedule: 3^i epochs at 0.001 * 10^(-i/7), i = 0..7 (3,280 epochs)."""
+    from aevb.run_setup import learning_rate
+
+    cfg = aevb.resolve(lr=1e-3, lr_schedule="iwae")
+    n = 1000
+    starts = np.cumsum([0] + [3**i for i in range(8)])  # first epoch of each stage
+    for i, start in enumerate(starts[:8]):
+        for epoch in (start, start + 3**i - 0.001):
+            assert math.isclose(learning_rate(cfg, round(epoch * n), n), 1e-3 * 10 ** (-i / 7))
+    assert starts[8] == 3280
+    assert math.isclose(learning_rate(cfg, 10**9, n), 1e-4)  # the last stage holds
+    assert learning_rate(aevb.resolve(lr=0.02), 10**9, n) == 0.02
+
+
+def test_a_scheduled_run_sets_the_optimizers_step_size(tmp_path):
+    cfg = aevb.resolve(dataset="digits", latent_dim=2, hidden=(16,), epochs=5, eval_points=1,
+                       optimizer="adam", lr=1e-3, lr_schedule="iwae",
+                       out=str(tmp_path / "run"), download=False)
+    run = aevb.train(cfg, progress=False)
+    state = aevb.checkpoint.read_config(run)["config"]
+    assert state["lr_schedule"] == "iwae"
+    # its last step falls in stage 2 (epochs 4 to 12): the step size the checkpoint holds
+    from safetensors import safe_open
+
+    with safe_open(str(run / "state.safetensors"), "pt") as f:
+        groups = json.loads(f.metadata()["param_groups"])
+    assert math.isclose(groups[0]["lr"], 1e-3 * 10 ** (-2 / 7))

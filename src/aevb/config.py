@@ -36,6 +36,7 @@ class TrainConfig:
     batch_size: int = 100  # M
     optimizer: str = "adagrad"  # adagrad | adam
     lr: float = 0.02  # global step size
+    lr_schedule: str = "constant"  # constant | iwae (3^i epochs at lr 10^(-i/7), i = 0..7)
     init_std: float = 0.01  # parameters drawn from N(0, init_std^2)
     weight_prior_std: float | None = 1.0  # N(0, s^2 I) prior on the weights (MAP); None: off
     samples: int | None = None  # training length in data points evaluated (paper's x-axis)
@@ -91,6 +92,8 @@ class TrainConfig:
             (self.optimizer in ("adagrad", "adam"),
              f"optimizer must be adagrad or adam, got {self.optimizer!r}"),
             (math.isfinite(self.lr) and self.lr > 0, f"lr must be positive, got {self.lr}"),
+            (self.lr_schedule in ("constant", "iwae"),
+             f"lr-schedule must be constant or iwae, got {self.lr_schedule!r}"),
             (math.isfinite(self.init_std) and self.init_std > 0,
              f"init-std must be positive, got {self.init_std}"),
             (self.weight_prior_std is None or self.weight_prior_std > 0,

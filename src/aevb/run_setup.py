@@ -56,6 +56,20 @@ def make_optimizer(config: TrainConfig, model: VAE, n_train: int,
         return cls(model.parameters(), lr=config.lr, weight_decay=decay)
 
 
+def learning_rate(config: TrainConfig, samples: int, n_train: int) -> float:
+    """The step size after `samples` training samples. "iwae" is the schedule of Burda et al.
+    (2015, section 5): stage i = 0, 1, ..., 7 lasts 3^i epochs at lr 10^(-i/7) (3,280 epochs
+    in all), and the last stage's step size holds after it; "constant" is lr throughout."""
+    if config.lr_schedule == "constant":
+        return config.lr
+    epochs, end = samples / n_train, 0
+    for i in range(8):
+        end += 3**i
+        if epochs < end:
+            break
+    return config.lr * 10 ** (-i / 7)
+
+
 def choose_engine(config: TrainConfig, model: VAE, device, total: int) -> engine.Choice:
     """How this run's steps run (`aevb.engine.choose`); the same on every resume."""
     if config.algorithm != "aevb":

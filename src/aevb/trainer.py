@@ -33,8 +33,8 @@ from .distributions import binarize
 from .errors import AevbError, AevbWarning, Interrupted
 from .evaluate import SEED_OFFSETS, average_bound, evaluation_set, hmc_harmonic_log_likelihood
 from .model import VAE, ModelConfig, initialize
-from .run_setup import (choose_engine, default_run_dir, make_optimizer, resolve_data_settings,
-                        saved_config)
+from .run_setup import (choose_engine, default_run_dir, learning_rate, make_optimizer,
+                        resolve_data_settings, saved_config)
 
 
 def eval_schedule(total: int, eval_points: int) -> list[int]:
@@ -327,6 +327,9 @@ def _loop(run: _Run, progress: bool, fresh: bool) -> Path:
                 idx = idx[rank::world]
             noise = run.generators["noise"]
             x = binarize(x_train, noise, lib, idx) if cfg.binarize else x_train[idx]
+            if cfg.lr_schedule != "constant":  # a function of the samples: resumes exactly
+                for group in run.optimizer.param_groups:
+                    group["lr"] = learning_rate(cfg, p.samples, n_train)
             try:
                 step(x, idx, noise)
             except steps.NonFinite as bad:
