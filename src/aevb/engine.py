@@ -93,17 +93,21 @@ def _compiled_or_eager(device: torch.device, before: str | None) -> Choice:
 class _FirstCallFallback:
     """A compiled callable that becomes the eager one, with one warning, if compiling fails.
 
-    Compilation happens inside the first calls (one per input shape), before anything is
-    computed or changed, so falling back then repeats nothing."""
+    Compilation happens inside the first call (callers give it one input shape), before
+    anything is computed or changed, so falling back then repeats nothing. After a call has
+    succeeded, errors are the caller's and pass through."""
 
     def __init__(self, compiled, eager, what: str):
         self.compiled, self.eager, self.what = compiled, eager, what
+        self.proven = False
 
     def __call__(self, *args):
         if self.compiled is None:
             return self.eager(*args)
-        try:
+        if self.proven:
             return self.compiled(*args)
+        try:
+            result = self.compiled(*args)
         except Exception as error:
             import torch._dynamo.exc as exc
 
@@ -117,6 +121,8 @@ class _FirstCallFallback:
                                       "continuing eagerly"), stacklevel=2)
             self.compiled = None
             return self.eager(*args)
+        self.proven = True
+        return result
 
 
 def _ours(error: Exception) -> bool:

@@ -109,11 +109,16 @@ class NativeAevbStep:
     def __call__(self, x: torch.Tensor, idx: torch.Tensor, noise: torch.Generator) -> None:
         eps = torch.randn(self.mc_samples, len(idx), self.model.config.latent_dim,
                           generator=noise, device=x.device)
-        if not self.native.usable(x, eps):
-            return self.fallback.take(x, eps)
-        bound = self.native(x, eps)  # the whole step, update included
-        if bound is None:
-            raise NonFinite(float("nan"))
+        if self.native.usable(x, eps):
+            try:
+                bound = self.native(x, eps)  # the whole step, update included
+            except ValueError:  # tensors it does not take: refused before any work
+                pass
+            else:
+                if bound is None:
+                    raise NonFinite(float("nan"))
+                return
+        self.fallback.take(x, eps)
 
 
 class WakeSleepStep:

@@ -69,7 +69,8 @@ class Step:
     updated by `optimizer` (this module's Adagrad): the update is this call's declared job,
     not a side effect. With `optimizer` None it only computes the bound and the gradients. Where the bound is not finite it returns None before the backward
     pass: no update, every .grad as it was. `usable(x, eps)` says whether a call takes these
-    tensors (float32, contiguous, CPU, with the library's step available).
+    tensors (float32, contiguous, CPU, with the library's step available); a model, .grad or
+    optimizer state it cannot take raises ValueError before anything is computed.
 
     It keeps a checked plan of the step's pointers (`library.plan_step`), made again when a
     parameter, .grad or optimizer state tensor moves (a new address): so it is a class.
@@ -89,8 +90,9 @@ class Step:
         self._lock = threading.Lock()
 
     def usable(self, x: torch.Tensor, eps: torch.Tensor) -> bool:
-        return library.lib_has_step(self._lib) and library.usable(x, eps) and (
-            self.optimizer is None or self.optimizer.kernel_arguments(self.params) is not None)
+        """Whether a call may take x and eps (the library's step, float32 contiguous CPU
+        tensors); the model's and optimizer's tensors are checked when a plan is made."""
+        return library.lib_has_step(self._lib) and library.usable(x, eps)
 
     def __call__(self, x: torch.Tensor, eps: torch.Tensor) -> torch.Tensor | None:
         # One call at a time: .grad and the plan are shared, and the C call releases the GIL
@@ -102,8 +104,13 @@ class Step:
         for p in self.params:  # allocated once, then overwritten by every step
             if p.grad is None:
                 p.grad = torch.empty_like(p)
-        hyper, state = (None, [(None, None)] * len(self.params)) if self.optimizer is None \
-            else self.optimizer.kernel_arguments(self.params, checked=False)
+        if self.optimizer is None:
+            hyper, state = None, [(None, None)] * len(self.params)
+        else:
+            arguments = self.optimizer.kernel_arguments(self.params, checked=False)
+            if arguments is None:
+                raise ValueError("the native step does not make this optimizer's update")
+            hyper, state = arguments
         # The plan holds the addresses of tensors it does not own, and keeps their storage.
         # A replaced .grad, optimizer state (load_state_dict) or parameter data (.data =,
         # .to()) lies at another address: then a new plan checks them all again. Between, a
@@ -112,7 +119,10 @@ class Step:
                    *(t for pair in state for t in pair if t is not None)]
         key = (x.shape, eps.shape, [t.data_ptr() for t in watched])
         if self._plan is None or key != self._plan[0]:
+            self._plan = key, None  # a refused plan is not tried again for the same tensors
             self._plan = key, self._make_plan(x, eps, state)
+        if self._plan[1] is None:
+            raise ValueError("the native step does not take these tensors")
         bound, done = library.vae_step(self._lib, self._plan[1], x, eps, hyper)
         return bound if done or hyper is None else None
 
