@@ -185,7 +185,9 @@ def write_page(r):
         f"many passes over the first {r['peer_points']:,} training points as make at least "
         "as many samples), in training samples per second. Both libraries "
         "get the same networks, data, minibatch of 100 and optimizer; binary data is "
-        "binarized once for both. Re-make it with "
+        "binarized once for both. These hold for this CPU at this minibatch size in "
+        "float32; on another CPU, minibatch or a GPU the order of the engines may differ. "
+        "Re-make it with "
         "`bash bench/setup_peer.sh && AEVB_DATA=../shared/data .venv/bin/python "
         "bench/engines.py`.",
         "",
