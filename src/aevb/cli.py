@@ -167,9 +167,16 @@ def _run_evaluate(args) -> int:
         print(json.dumps(summary))
     else:
         bound = "" if result.elbo is None else f"lower bound {result.elbo:.2f} nats, "
+        what = "log-likelihood" if result.posterior_std is None else \
+            "predictive log-likelihood log E_q(theta)[p(x|theta)]"
+        pairs = "" if result.posterior_std is None else " (theta, z) pairs"
         print(f"{result.split}: {result.n} data points, {bound}"
-              f"log-likelihood {result.log_likelihood:.2f} nats ({result.method}, "
-              f"K = {result.importance_samples}, {result.seconds:.1f} s)")
+              f"{what} {result.log_likelihood:.2f} nats ({result.method}, "
+              f"K = {result.importance_samples}{pairs}, {result.seconds:.1f} s)")
+        for layer in result.posterior_std or ():
+            print(f"posterior sigma of decoder.{layer['name']} ({layer['size']} values): "
+                  f"mean {layer['mean']:.3g}, median {layer['median']:.3g}, "
+                  f"min {layer['min']:.3g}, max {layer['max']:.3g}")
         if result.active_units is not None:
             kl = ", ".join(f"{v:.2f}" for v in result.kl_per_dimension)
             print(f"active latent units: {result.active_units} of "

@@ -26,7 +26,7 @@ class TrainConfig:
     activation: str = "tanh"  # tanh (the paper's) | relu | softplus | elu
     likelihood: str | None = None  # bernoulli | gaussian; None: from the data
     binarize: bool | None = None  # sample each binary batch from grey levels; None: from the data
-    algorithm: str = "aevb"  # aevb (SGVB) | wake-sleep | mcem (the paper's baselines)
+    algorithm: str = "aevb"  # aevb (SGVB) | wake-sleep | mcem (baselines) | full-vb (appendix F)
     estimator: str = "B"  # A (eq. 6), B (eq. 7) or iwae (Burda et al., k = mc-samples)
     mc_samples: int = 1  # L, samples of z per data point per step (iwae: k)
     kl_weight: float = 1.0  # beta, the KL term's weight in estimator B (1: the bound)
@@ -38,7 +38,8 @@ class TrainConfig:
     lr: float = 0.02  # global step size
     lr_schedule: str = "constant"  # constant | iwae (3^i epochs at lr 10^(-i/7), i = 0..7)
     init_std: float = 0.01  # parameters drawn from N(0, init_std^2)
-    weight_prior_std: float | None = 1.0  # N(0, s^2 I) prior on the weights (MAP); None: off
+    weight_prior_std: float | None = 1.0  # N(0, s^2 I) prior on the weights (MAP; full-vb: alpha)
+    posterior_init_std: float = 0.01  # full-vb: every sigma of q(theta) at the start
     samples: int | None = None  # training length in data points evaluated (paper's x-axis)
     epochs: float | None = None  # passes over the training set (neither: DEFAULT_EPOCHS)
     train_examples: int | None = None  # train on the first N training points only; None: all
@@ -65,8 +66,13 @@ class TrainConfig:
              f"hidden sizes must be positive integers, got {list(self.hidden)}"),
             (self.likelihood in (None, "bernoulli", "gaussian"),
              f"likelihood must be bernoulli or gaussian, got {self.likelihood!r}"),
-            (self.algorithm in ("aevb", "wake-sleep", "mcem"),
-             f"algorithm must be aevb, wake-sleep or mcem, got {self.algorithm!r}"),
+            (self.algorithm in ("aevb", "wake-sleep", "mcem", "full-vb"),
+             f"algorithm must be aevb, wake-sleep, mcem or full-vb, got {self.algorithm!r}"),
+            (self.algorithm != "full-vb" or (self.weight_prior_std is not None
+                                             and self.estimator == "B"),
+             "full-vb needs the prior (weight-prior-std, its alpha) and estimator B"),
+            (math.isfinite(self.posterior_init_std) and self.posterior_init_std > 0,
+             f"posterior-init-std must be positive, got {self.posterior_init_std}"),
             (self.train_examples is None or self.train_examples >= 1,
              f"train-examples must be at least 1, got {self.train_examples}"),
             (self.mcem_leapfrog >= 1, f"mcem-leapfrog must be at least 1, got {self.mcem_leapfrog}"),

@@ -157,6 +157,10 @@ class Evaluation:
     per_example: np.ndarray = field(repr=False)  # [n] log p(x) estimates
     active_units: int | None = None  # latent dimensions in use (aevb.latents); None: no encoder
     kl_per_dimension: list | None = None  # E_x KL(q(z_j|x) || N(0, 1)) per dimension, nats
+    # A model with a posterior over theta (full-vb, appendix F): log_likelihood is then the
+    # predictive log E_q(theta)[p(x|theta)], elbo the appendix F bound per point, and this
+    # lists sigma of q(theta) per decoder tensor (`full_vb.LayerStd` as dicts).
+    posterior_std: list | None = None
 
     def summary(self) -> dict:
         d = asdict(self)
@@ -169,12 +173,17 @@ METHODS = ("importance", "hmc-harmonic")
 
 def evaluate(model, x: torch.Tensor, *, split: str, importance_samples: int = 5000,
              batch_size: int = 100, seed: int = 0, method: str = "importance",
-             use_encoder: bool = True, noise: torch.Tensor | None = None) -> Evaluation:
+             use_encoder: bool = True, noise: torch.Tensor | None = None,
+             n_data: int | None = None) -> Evaluation:
     """Bound and importance-sampled log-likelihood of `model` on the rows of x [N, D].
 
     x should come from `evaluation_set`; `seed` is the run's seed. use_encoder=False (a model
     trained by MCEM, whose q_phi never learned) allows only method hmc-harmonic, and no bound.
+    A model with a posterior over theta (full-vb) is scored by `_evaluate_full_vb`; n_data,
+    its training set's size, spreads the KL over theta in its bound.
     """
+    if getattr(model, "theta_posterior", None) is not None:
+        return _evaluate_full_vb(model, x, split, importance_samples, seed, n_data)
     start = time.perf_counter()
     x = x.to(next(model.parameters()).device)
     elbo = average_bound(model, x, seed + SEED_OFFSETS[split][1]) if use_encoder else None
@@ -190,3 +199,21 @@ def evaluate(model, x: torch.Tensor, *, split: str, importance_samples: int = 50
     return Evaluation(split, len(x), elbo, float(ll.double().mean()), importance_samples,
                       time.perf_counter() - start, method, ll.cpu().numpy(),
                       use.active_units if use else None, use.kl_per_dimension if use else None)
+
+
+def _evaluate_full_vb(model, x: torch.Tensor, split: str, k: int, seed: int,
+                      n_data: int | None) -> Evaluation:
+    """The appendix F bound, the predictive log-likelihood over K (theta, z) pairs and the
+    posterior's widths of a full-vb model (`aevb.full_vb`)."""
+    from .full_vb import average_full_vb_bound, predictive_log_likelihood, std_summary
+
+    start = time.perf_counter()
+    x = x.to(next(model.parameters()).device)
+    elbo = average_full_vb_bound(model, x, n_data, seed + SEED_OFFSETS[split][1]) \
+        if n_data else None
+    ll = predictive_log_likelihood(model, x, k, seed + 5)
+    use = latent_use(model, x) if len(x) > 1 else None
+    return Evaluation(split, len(x), elbo, float(ll.double().mean()), k,
+                      time.perf_counter() - start, "importance", ll.cpu().numpy(),
+                      use.active_units if use else None, use.kl_per_dimension if use else None,
+                      [asdict(s) for s in std_summary(model)])

@@ -16,6 +16,7 @@ from torch.distributions import Bernoulli, Independent
 from .distributions import AffineBernoulli, binarize, standard_normal
 from .errors import AevbError
 from .conv import CONV_DECODERS, ConvEncoder
+from .full_vb import ParameterPosterior
 from .networks import ACTIVATIONS, DECODERS, GaussianEncoder
 
 
@@ -34,6 +35,10 @@ class ModelConfig:
     likelihood: str = "bernoulli"
     network: str = "mlp"  # mlp | conv
     activation: str = "tanh"
+    # alpha of the prior N(0, alpha^2 I) over the decoder's parameters theta, which then have
+    # a Gaussian posterior q_phi(theta) (appendix F, `aevb.full_vb`); None: theta is a point
+    # estimate.
+    theta_prior_std: float | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "data_shape", tuple(int(s) for s in self.data_shape))
@@ -51,6 +56,9 @@ class ModelConfig:
                                            and min(self.data_shape[-2:]) >= 4):
             raise AevbError("convolutional networks need images of at least 4 x 4 pixels, "
                             f"got data of shape {self.data_shape}")
+        if self.theta_prior_std is not None and not self.theta_prior_std > 0:
+            raise AevbError(f"the prior's standard deviation must be positive, "
+                            f"got {self.theta_prior_std}")
         if self.likelihood not in DECODERS:
             raise AevbError(
                 f"unknown likelihood {self.likelihood!r}; choose one of {', '.join(DECODERS)}"
@@ -81,6 +89,9 @@ class VAE(nn.Module):
                                            config.activation)
             self.decoder = DECODERS[config.likelihood](
                 config.latent_dim, reverse, config.data_dim, config.activation)
+        # q_phi(theta)'s log sigma; its mean is the decoder's parameters (aevb.full_vb).
+        self.theta_posterior = ParameterPosterior(self.decoder) \
+            if config.theta_prior_std is not None else None
 
     def encode(self, x: torch.Tensor) -> Independent:
         """q_phi(z|x): x [N, D] (or [N, *data_shape]) -> distribution with batch [N], event [J]."""
@@ -120,8 +131,12 @@ class VAE(nn.Module):
         return self.dream(n, generator)[1].reshape(n, *self.config.data_shape)
 
 
-def initialize(model: nn.Module, std: float, generator: torch.Generator | None = None) -> None:
-    """Draw every parameter from N(0, std^2), as the paper does with std = 0.01 (section 5)."""
+def initialize(model: nn.Module, std: float, generator: torch.Generator | None = None,
+               posterior_std: float = 0.01) -> None:
+    """Draw every parameter from N(0, std^2), as the paper does with std = 0.01 (section 5);
+    a posterior over theta (appendix F) starts with every sigma at posterior_std."""
     with torch.no_grad():
         for p in model.parameters():
             p.copy_(torch.randn(p.shape, generator=generator) * std)
+    if getattr(model, "theta_posterior", None) is not None:
+        model.theta_posterior.reset(posterior_std)

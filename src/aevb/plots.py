@@ -108,6 +108,25 @@ def samples(model, path, n: int = 100, seed: int = 0, scale: int | None = None) 
     return save_grid(_means(model, z), math.ceil(n / cols), cols, path, scale)
 
 
+def theta_draws(model, path, draws: int = 7, n: int = 10, seed: int = 0,
+                scale: int | None = None) -> Path:
+    """Decoder means for the same n draws z ~ p(z) (columns) under the posterior mean of
+    theta (top row) and under `draws` draws theta ~ q_phi(theta) (rows below), for a model
+    with a posterior over theta (full-vb): where the rows differ, the model is unsure of its
+    decoder."""
+    from .full_vb import UnderTheta
+
+    gen = torch.Generator().manual_seed(seed)
+    z = torch.randn(n, model.config.latent_dim, generator=gen)
+    rows = [_means(model, z)]
+    posterior = model.theta_posterior
+    with torch.no_grad():
+        for _ in range(draws):
+            zeta = [t.to(s.device) for t, s in zip(posterior.noise(gen), posterior.log_std)]
+            rows.append(_means(UnderTheta(model, posterior.draw(model.decoder, zeta)), z))
+    return save_grid(np.concatenate(rows), draws + 1, n, path, scale)
+
+
 def reconstructions(model, x: torch.Tensor, path, n: int = 10, scale: int | None = None) -> Path:
     """Top row: data points x; bottom row: decoder means at z = mean of q_phi(z|x)."""
     x = x[:n]

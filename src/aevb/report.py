@@ -17,6 +17,8 @@ FIGURES = {  # file name -> caption
     "samples.png": "Decoder means for z drawn from the prior (Fig. 5)",
     "reconstructions.png": "Test data (top) and decoder means at the mean of q(z|x) (bottom)",
     "latent.png": "Means of q(z|x) over the test set",
+    "theta-draws.png": "The same z decoded under the posterior mean of theta (top row) and "
+                       "under draws theta ~ q(theta) (rows below): the model's uncertainty",
 }
 
 
@@ -35,6 +37,8 @@ def write_figures(run_dir, data: Dataset | None = None) -> list[Path]:
     test = test_set_of_run(run_dir, data)
     paths = [plots.manifold(model, run_dir / "manifold.png"),
              plots.samples(model, run_dir / "samples.png")]
+    if model.theta_posterior is not None:
+        paths.append(plots.theta_draws(model, run_dir / "theta-draws.png"))
     metrics = read_metrics(run_dir)
     if any(m.get("test_elbo") is not None for m in metrics):
         paths.append(plots.curves([(run_label(info), metrics)], run_dir / "curves.png"))
@@ -74,13 +78,19 @@ def write_report(run_dir) -> Path:
     ll = ""
     for e in evaluations:
         bound = "" if e["elbo"] is None else f"; lower bound {e['elbo']:.2f} nats"
-        ll += (f"<p>Log-likelihood ({e['split']}, {e.get('method', 'importance')}, K = "
+        what = "Predictive log-likelihood log E_q(theta)[p(x|theta)]" \
+            if e.get("posterior_std") else "Log-likelihood"
+        ll += (f"<p>{what} ({e['split']}, {e.get('method', 'importance')}, K = "
                f"{e['importance_samples']}): <b>{e['log_likelihood']:.2f}</b> nats{bound}, "
                f"over {e['n']} data points.</p>")
         if e.get("active_units") is not None:
             kl = ", ".join(f"{v:.2f}" for v in e["kl_per_dimension"])
             ll += (f"<p>Active latent units: <b>{e['active_units']}</b> of "
                    f"{len(e['kl_per_dimension'])}; KL per dimension: {esc(kl)} nats.</p>")
+        for layer in e.get("posterior_std") or ():
+            ll += (f"<p>Posterior sigma of decoder.{esc(layer['name'])} ({layer['size']} "
+                   f"values): mean {layer['mean']:.3g}, median {layer['median']:.3g}, "
+                   f"min {layer['min']:.3g}, max {layer['max']:.3g}.</p>")
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>aevb run {esc(run_dir.name)}</title>
 <style>

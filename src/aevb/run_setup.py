@@ -44,7 +44,9 @@ def make_optimizer(config: TrainConfig, model: VAE, n_train: int,
     """The optimizer of `config`; for the native step, its Adagrad (the same state)."""
     # The N(0, s^2 I) weight prior adds log p(theta) / N to the per-data-point bound (eq. 8
     # divided by N); its gradient -theta / (s^2 N) is exactly an L2 weight decay.
-    decay = 0.0 if config.weight_prior_std is None else 1.0 / (config.weight_prior_std**2 * n_train)
+    # Under full-vb the prior enters the bound as KL(q(theta) || p(theta)) instead.
+    decay = 0.0 if config.weight_prior_std is None or config.algorithm == "full-vb" else \
+        1.0 / (config.weight_prior_std**2 * n_train)
     if native_step:
         from .native.step import Adagrad
 
@@ -72,9 +74,11 @@ def learning_rate(config: TrainConfig, samples: int, n_train: int) -> float:
 
 def choose_engine(config: TrainConfig, model: VAE, device, total: int) -> engine.Choice:
     """How this run's steps run (`aevb.engine.choose`); the same on every resume."""
-    if config.algorithm != "aevb":
+    if config.algorithm not in ("aevb", "full-vb"):
         return engine.Choice("eager", f"{config.algorithm} steps run eagerly")
-    if not config.kernels:
+    if config.algorithm == "full-vb":
+        why_not = "it serves a point estimate of theta, not full-vb's posterior over it"
+    elif not config.kernels:
         why_not = "switched off (kernels false)"
     elif config.estimator != "B" or config.kl_weight != 1 or config.kl_warmup:
         why_not = "it serves only estimator B with the KL weight 1"

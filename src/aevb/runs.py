@@ -90,9 +90,13 @@ def evaluate_run(run_dir, *, split: str = "test", importance_samples: int = 5000
             eps = torch.from_numpy(np.load(noise, allow_pickle=False)).float()
         except (OSError, ValueError) as err:
             raise AevbError(f"{noise}: not a readable .npy array ({err})") from None
+    if model.theta_posterior is not None and (method != "importance" or eps is not None):
+        raise AevbError(f"{run_dir} has a posterior over theta (full-vb): it is scored by "
+                        "importance sampling over (theta, z) pairs, without --noise")
     result = evaluate(model, x, split=split, importance_samples=importance_samples,
                       batch_size=batch_size, seed=config["seed"], method=method,
-                      use_encoder=use_encoder, noise=eps)
+                      use_encoder=use_encoder, noise=eps,
+                      n_data=info.get("data", {}).get("n_train"))
     bad = int((~np.isfinite(result.per_example)).sum())
     if bad or (result.elbo is not None and not math.isfinite(result.elbo)):
         raise AevbError(f"{run_dir}: the evaluation gave non-finite values ({bad} of "

@@ -11,6 +11,7 @@ that into an error that names the step.
   Algorithm 1), eagerly or compiled by torch.compile (`aevb.engine`);
 - `NativeAevbStep`: the same for estimator B with Adagrad, made by the native backend
   (`aevb.native`) where it serves the model;
+- `FullVbStep`: SGVB on the appendix F bound, with a posterior over theta (`aevb.full_vb`);
 - `WakeSleepStep`: the wake phase on the data and the sleep phase on fantasies;
 - `McemStep`: Monte Carlo EM (appendix E): a move of each point's chain, then updates of theta.
 """
@@ -34,16 +35,16 @@ class NonFinite(Exception):
 class _ObjectiveModule(torch.nn.Module):
     """The objective as a module, only so DistributedDataParallel can hook its forward pass.
 
-    For wake-sleep, `dream` = (z, x) fantasies add the sleep phase's objective; `beta` (a 0-d
-    tensor) goes to an objective that weights its KL term (`objectives.elbo_beta`)."""
+    `extra` goes to the objective after (model, x, eps): the KL weight beta (a 0-d tensor) of
+    `objectives.elbo_beta`, or the parameter noise zeta of `full_vb.full_vb_bound`. For
+    wake-sleep, `dream` = (z, x) fantasies add the sleep phase's objective."""
 
     def __init__(self, model, objective):
         super().__init__()
         self.model, self.objective = model, objective
 
-    def forward(self, x, eps, dream=None, beta=None):
-        value = self.objective(self.model, x, eps) if beta is None \
-            else self.objective(self.model, x, eps, beta)  # [N]
+    def forward(self, x, eps, *extra, dream=None):
+        value = self.objective(self.model, x, eps, *extra)  # [N]
         if dream is not None:
             value = value + sleep_objective(self.model, *dream)
         return value
@@ -77,21 +78,40 @@ class AevbStep:
             self.forward = engine.compile_loss(self._mean_loss, batch_size)
             self.update = engine.compile_update(optimizer)
 
-    def _mean_loss(self, x: torch.Tensor, eps: torch.Tensor, beta=None) -> torch.Tensor:
-        return -self.loss(x, eps, None, beta).mean()
+    def _mean_loss(self, x: torch.Tensor, eps: torch.Tensor, *extra) -> torch.Tensor:
+        return -self.loss(x, eps, *extra).mean()
 
     def __call__(self, x: torch.Tensor, idx: torch.Tensor, noise: torch.Generator) -> None:
         eps = torch.randn(self.mc_samples, len(idx), self.model.config.latent_dim,
                           generator=noise, device=x.device)
         self.take(x, eps)
 
-    def take(self, x: torch.Tensor, eps: torch.Tensor) -> None:
-        """The step with this noise eps [L, M, J]."""
-        if self.kl_weight is None:
-            loss = self.forward(x, eps)
-        else:  # a tensor, so that a compiled loss does not recompile for every new value
-            loss = self.forward(x, eps, torch.tensor(float(self.kl_weight()), device=x.device))
-        descend(self.optimizer, loss, self.update)
+    def take(self, x: torch.Tensor, eps: torch.Tensor, *extra) -> None:
+        """The step with this noise eps [L, M, J] (and `extra`, the objective's own inputs)."""
+        if self.kl_weight is not None:
+            # a tensor, so that a compiled loss does not recompile for every new value
+            extra = (torch.tensor(float(self.kl_weight()), device=x.device),)
+        descend(self.optimizer, self.forward(x, eps, *extra), self.update)
+
+
+class FullVbStep(AevbStep):
+    """Full variational Bayes over theta (appendix F, `aevb.full_vb`): one draw
+    theta = mu + sigma * zeta for the minibatch, eps [L, M, J] for its points, then a step on
+    minus the mean of `full_vb.full_vb_bound` (the appendix's bound divided by N)."""
+
+    def __init__(self, model, optimizer, mc_samples: int, n_data: int, compiled: bool = False,
+                 batch_size: int = 0):
+        from .full_vb import full_vb_bound
+
+        def objective(model, x, eps, zeta):
+            return full_vb_bound(model, x, eps, zeta, n_data)
+
+        super().__init__(model, optimizer, objective, mc_samples, compiled, batch_size)
+
+    def __call__(self, x: torch.Tensor, idx: torch.Tensor, noise: torch.Generator) -> None:
+        eps = torch.randn(self.mc_samples, len(idx), self.model.config.latent_dim,
+                          generator=noise, device=x.device)
+        self.take(x, eps, self.model.theta_posterior.noise(noise))
 
 
 class NativeAevbStep:
@@ -133,7 +153,7 @@ class WakeSleepStep:
         eps = torch.randn(self.mc_samples, len(idx), self.model.config.latent_dim,
                           generator=noise, device=x.device)
         dream = self.model.dream(len(idx), noise)
-        descend(self.optimizer, -self.loss(x, eps, dream).mean())
+        descend(self.optimizer, -self.loss(x, eps, dream=dream).mean())
 
 
 class McemStep:
@@ -153,15 +173,19 @@ class McemStep:
 
 
 def make_step(config, model, optimizer, chains: baselines.Chains | None,
-              engine_name: str = "eager", samples_done=lambda: 0):
+              engine_name: str = "eager", samples_done=lambda: 0, n_data: int = 0):
     """The step of `config.algorithm` for this model and optimizer, run by `engine_name`
     (native | compiled | eager, from `engine.choose`; only SGVB's step has the first two).
-    `samples_done()` gives the training samples so far (for a KL warm-up)."""
+    `samples_done()` gives the training samples so far (for a KL warm-up); `n_data` is the
+    training set's size N (full-vb spreads KL(q(theta) || p(theta)) over its points)."""
     if config.algorithm == "mcem":
         return McemStep(model, optimizer, chains, config.mcem_leapfrog, config.mcem_accept,
                         config.mcem_updates)
     if config.algorithm == "wake-sleep":
         return WakeSleepStep(model, optimizer, config.mc_samples)
+    if config.algorithm == "full-vb":
+        return FullVbStep(model, optimizer, config.mc_samples, n_data,
+                          compiled=engine_name == "compiled", batch_size=config.batch_size)
     if engine_name == "native":
         return NativeAevbStep(model, optimizer, config.mc_samples)
     if config.kl_weight != 1 or config.kl_warmup:

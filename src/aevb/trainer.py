@@ -31,6 +31,7 @@ from .data import Dataset, load_for_config, typical_range
 from .engine import Choice
 from .distributions import binarize
 from .errors import AevbError, AevbWarning, Interrupted
+from .full_vb import average_full_vb_bound
 from .evaluate import SEED_OFFSETS, average_bound, evaluation_set, hmc_harmonic_log_likelihood
 from .model import VAE, ModelConfig, initialize
 from .run_setup import (choose_engine, default_run_dir, learning_rate, make_optimizer,
@@ -77,9 +78,12 @@ class _Run:
 def _setup(config: TrainConfig, data: Dataset, device, run_dir: Path) -> _Run:
     n_train = len(data.train)
     total = config.samples or int(round((config.epochs or DEFAULT_EPOCHS) * n_train))
+    full_vb = config.algorithm == "full-vb"
     model = VAE(ModelConfig(data.shape, config.latent_dim, config.hidden, config.likelihood,
-                            config.network, config.activation))
-    initialize(model, config.init_std, torch.Generator().manual_seed(config.seed))
+                            config.network, config.activation,
+                            config.weight_prior_std if full_vb else None))
+    initialize(model, config.init_std, torch.Generator().manual_seed(config.seed),
+               config.posterior_init_std)
     model.to(device)
     rank = distributed.rank()
     generators = {
@@ -246,7 +250,9 @@ def _evaluation(run: _Run, eval_sets: dict, report) -> dict:
     record = {"samples": p.samples, "epoch": p.samples / len(run.data.train)}
     for split, (x_eval, seed) in eval_sets.items():
         # MCEM never trains q_phi(z|x), so it has no bound to report.
-        record[f"{split}_elbo"] = None if mcem else average_bound(model, x_eval, seed)
+        record[f"{split}_elbo"] = None if mcem else \
+            average_full_vb_bound(model, x_eval, len(run.data.train), seed) \
+            if cfg.algorithm == "full-vb" else average_bound(model, x_eval, seed)
         if cfg.eval_likelihood:
             record[f"{split}_log_likelihood"] = _appendix_d(
                 model, x_eval[:cfg.eval_likelihood], seed, not mcem,
@@ -280,7 +286,7 @@ def _loop(run: _Run, progress: bool, fresh: bool) -> Path:
     schedule = [s for s in eval_schedule(run.total, cfg.eval_points) if s > p.samples]
     lib = _kernels_for_binarization(cfg, device)
     step = steps.make_step(cfg, model, run.optimizer, run.chains, run.engine.name,
-                           lambda: p.samples)
+                           lambda: p.samples, n_train)
     if progress and main:
         print(f"aevb: engine {run.engine.name}: {run.engine.reason}", file=sys.stderr)
     session_start, wall_before = time.perf_counter(), p.wall_seconds
