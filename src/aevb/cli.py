@@ -203,6 +203,26 @@ def _run_export(args) -> int:
     return 0
 
 
+def _add_explore(sub) -> None:
+    p = sub.add_parser("explore", help="an interactive latent explorer: one self-contained "
+                       "web page (RUN_DIR/explorer.html)")
+    p.add_argument("run_dir")
+    p.add_argument("--out", help="write the page here instead (a new file)")
+    p.add_argument("--open", action="store_true", help="also open it in the default browser")
+
+
+def _run_explore(args) -> int:
+    from .explorer import write_explorer
+
+    path = write_explorer(args.run_dir, args.out)
+    print(f"{path} ({path.stat().st_size / 1e6:.1f} MB): open it in a browser, no server needed")
+    if args.open:
+        import webbrowser
+
+        webbrowser.open(path.resolve().as_uri())
+    return 0
+
+
 def _add_figures(sub) -> None:
     for name, text in (("manifold", "decoder means over a latent grid (Figure 4)"),
                        ("sample", "decoder means for z from the prior (Figure 5)"),
@@ -306,13 +326,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_figures(sub)
     _add_reproduce(sub)
     _add_export(sub)
+    _add_explore(sub)
     return parser
 
 
 COMMANDS = {"train": _run_train, "evaluate": _run_evaluate, "manifold": _run_figure,
             "sample": _run_figure, "reconstruct": _run_figure, "latent": _run_figure,
             "plot": _run_figure, "report": _run_figure, "reproduce": _run_reproduce,
-            "export": _run_export}
+            "export": _run_export, "explore": _run_explore}
 
 
 def _set_up_numerics() -> None:

@@ -91,13 +91,18 @@ def write_report(run_dir) -> Path:
             ll += (f"<p>Posterior sigma of decoder.{esc(layer['name'])} ({layer['size']} "
                    f"values): mean {layer['mean']:.3g}, median {layer['median']:.3g}, "
                    f"min {layer['min']:.3g}, max {layer['max']:.3g}.</p>")
+    explorer = ('<p><a href="explorer.html">Open the latent explorer</a> (explorer.html, '
+                'beside this report): decode any z, encode your own drawing, interpolate.</p>'
+                if (run_dir / "explorer.html").exists() else "")
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>aevb run {esc(run_dir.name)}</title>
 <style>
 body {{ font-family: sans-serif; margin: 2em; color: #222; }}
 table {{ border-collapse: collapse; margin: 1em 0; }}
 td, th {{ border: 1px solid #ccc; padding: 2px 8px; text-align: right; font-size: 13px; }}
-figure {{ display: inline-block; margin: 0 1em 1em 0; vertical-align: top; }}
+figure {{ display: inline-block; margin: 0 1em 1em 0; vertical-align: top; max-width: 100%; }}
+figure img {{ max-width: 100%; height: auto; }}
+td {{ overflow-wrap: anywhere; }}
 figcaption {{ font-size: 13px; max-width: 420px; }}
 img {{ image-rendering: pixelated; }}
 </style></head><body>
@@ -105,6 +110,7 @@ img {{ image-rendering: pixelated; }}
 <p>Run directory <code>{esc(str(run_dir))}</code>; aevb {esc(info['versions']['aevb'])},
 torch {esc(info['versions']['torch'])}, device {esc(info.get('device', '?'))}.</p>
 {ll}
+{explorer}
 <h2>Figures</h2>
 {figures}
 <h2>Lower bound and appendix D log-likelihood (nats per data point)</h2>

@@ -365,8 +365,11 @@ def _loop(run: _Run, progress: bool, fresh: bool) -> Path:
     bar.close()
     distributed.check_replicas_identical(model)
     if main:
+        from .explorer import write_explorer
         from .report import write_figures, write_report
 
         write_figures(run.run_dir, run.data)
+        if model.config.network == "mlp":  # the page runs MLPs only
+            write_explorer(run.run_dir, data=run.data)
         write_report(run.run_dir)
     return run.run_dir
