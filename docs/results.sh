@@ -21,3 +21,7 @@ cp "$out/mnist-nz20/reconstructions.png" docs/img/mnist-reconstructions-nz20.png
 cp "$out/mnist-nz20/latent.png" docs/img/mnist-latent-nz20.png
 cp "$out/frey-nz2/curves.png" docs/img/frey-curves-nz2.png
 cp "$out/frey-nz2/samples.png" docs/img/frey-samples-nz2.png
+# The latent explorers linked from the README and the guide (written by aevb train).
+mkdir -p docs/explorer
+cp "$out/mnist-nz2/explorer.html" docs/explorer/mnist-nz2.html
+cp "$out/frey-nz2/explorer.html" docs/explorer/frey-nz2.html

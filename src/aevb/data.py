@@ -105,9 +105,13 @@ def search_dirs(data_dir: str | os.PathLike | None = None) -> list[Path]:
 
 
 def sha256_of(path: Path) -> str:
-    import pooch
+    import hashlib
 
-    return pooch.file_hash(str(path), alg="sha256")
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def locate(candidates, data_dir=None, download: bool = True) -> Path:
@@ -132,7 +136,11 @@ def locate(candidates, data_dir=None, download: bool = True) -> Path:
 
 
 def _download(rf: RemoteFile, cache: Path) -> Path:
-    import pooch
+    try:
+        import pooch
+    except ImportError:
+        raise AevbError(f"data file {rf.path} not found, and downloading it needs the pooch "
+                        "package (pip install pooch), or give --data-dir / AEVB_DATA") from None
 
     target = cache / rf.path
     errors = []
