@@ -40,19 +40,16 @@ import json, sys
 from pathlib import Path
 
 out = Path(sys.argv[1])
-print("| training points | theta | train log p(x) | test log p(x) | gap | test bound | "
-      "training samples/s (1 thread) |")
-print("|---:|---|---:|---:|---:|---:|---:|")
+print("| training points | theta | train log p(x) | test log p(x) | gap | test bound |")
+print("|---:|---|---:|---:|---:|---:|")
 for n in (1000, 50000):
     for alg, name in (("aevb", "MAP (weight decay)"), ("full-vb", "full VB, q(theta)")):
         train, test = (json.loads((out / f"{alg}-{n}-{s}.json").read_text())
                        for s in ("train", "test"))
-        last = [json.loads(l) for l in (out / f"{alg}-{n}" / "metrics.jsonl")
-                .read_text().splitlines()][-1]
         print(f"| {n:,} | {name} | {train['log_likelihood']:.2f} | "
               f"{test['log_likelihood']:.2f} | "
               f"{train['log_likelihood'] - test['log_likelihood']:.2f} | "
-              f"{test['elbo']:.2f} | {last['samples_per_second']:,.0f} |")
+              f"{test['elbo']:.2f} |")
 for n in (1000, 50000):
     test = json.loads((out / f"full-vb-{n}-test.json").read_text())
     widths = ", ".join(f"{s['name']} {s['median']:.3g}" for s in test["posterior_std"])
