@@ -220,3 +220,40 @@ def test_convolutional_models_are_refused_in_one_line(tmp_path):
     assert done.returncode == 2 and "convolutions" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
     assert not (run / "explorer.html").exists()
+
+
+def test_a_dropped_image_file_is_encoded(browser, runs, tmp_path):
+    import base64
+    import io
+
+    from PIL import Image
+
+    run = runs["nz2"]
+    _open(browser, run / "explorer.html")
+    model = load(run)
+    from aevb.runs import test_set_of_run
+
+    x = test_set_of_run(run)[7].reshape(8, 8)  # a binarized test digit, 8 x 8
+    png = io.BytesIO()
+    Image.fromarray((x.numpy() * 255).astype(np.uint8)).resize((64, 64), Image.NEAREST) \
+        .save(png, format="PNG")
+    browser.execute_script("""
+        const bytes = Uint8Array.from(atob(arguments[0]), c => c.charCodeAt(0));
+        const transfer = new DataTransfer();
+        transfer.items.add(new File([bytes], "digit.png", {type: "image/png"}));
+        document.getElementById("draw").dispatchEvent(
+            new DragEvent("drop", {dataTransfer: transfer, bubbles: true, cancelable: true}));
+        """, base64.b64encode(png.getvalue()).decode())
+    stats = browser.find_element("id", "stats")
+    for _ in range(200):
+        if stats.get_attribute("data-log-likelihood"):
+            break
+        time.sleep(0.05)
+    seen = torch.tensor(browser.execute_script("return aevbExplorer.state.input"),
+                        dtype=torch.float32)
+    assert torch.equal(seen, x.flatten())  # the 64 x 64 file, brought back to the model's size
+    with torch.no_grad():
+        mean = model.encode(x.reshape(1, -1)).mean[0]
+    np.testing.assert_allclose(json.loads(stats.get_attribute("data-mean")), mean.numpy(),
+                               atol=1e-4)
+    assert not _severe(browser)
