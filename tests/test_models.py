@@ -225,3 +225,18 @@ def test_a_scheduled_run_sets_the_optimizers_step_size(tmp_path):
     with safe_open(str(run / "state.safetensors"), "pt") as f:
         groups = json.loads(f.metadata()["param_groups"])
     assert math.isclose(groups[0]["lr"], 1e-3 * 10 ** (-2 / 7))
+
+
+def test_presets_beyond_the_paper_hold_their_papers_settings():
+    from aevb.run_setup import learning_rate
+
+    iwae = aevb.resolve("iwae-paper", mc_samples=5)
+    assert (iwae.hidden, iwae.latent_dim, iwae.batch_size, iwae.estimator) == \
+        ((200, 200), 50, 20, "iwae")
+    # Burda et al.'s schedule: 1 + 3 + ... + 3^7 = 3,280 epochs, the last at 1e-3 * 10^-1.
+    assert learning_rate(iwae, 3279 * 60000, 60000) == pytest.approx(1e-4)
+    assert learning_rate(iwae, 3 * 60000, 60000) == pytest.approx(1e-3 * 10 ** (-1 / 7))
+    conv = aevb.resolve("conv-images", dataset="photos/")
+    model = VAE(ModelConfig((3, 64, 64), conv.latent_dim, conv.hidden, "gaussian",
+                            conv.network, conv.activation))
+    assert model.decode(torch.zeros(2, 32)).mean.shape == (2, 3 * 64 * 64)
