@@ -206,10 +206,25 @@ def test_the_iwae_learning_rate_schedule():
     starts = np.cumsum([0] + [3**i for i in range(8)])  # first epoch of each stage
     for i, start in enumerate(starts[:8]):
         for epoch in (start, start + 3**i - 0.001):
-            assert math.isclose(learning_rate(cfg, round(epoch * n), n), 1e-3 * 10 ** (-i / 7))
+            assert math.isclose(learning_rate(cfg, round(epoch * n), n, 10**9),
+                                1e-3 * 10 ** (-i / 7))
     assert starts[8] == 3280
-    assert math.isclose(learning_rate(cfg, 10**9, n), 1e-4)  # the last stage holds
-    assert learning_rate(aevb.resolve(lr=0.02), 10**9, n) == 0.02
+    assert math.isclose(learning_rate(cfg, 10**9, n, 10**9), 1e-4)  # the last stage holds
+    assert learning_rate(aevb.resolve(lr=0.02), 10**9, n, 10**9) == 0.02
+
+
+def test_the_cosine_schedule_anneals_to_zero_over_the_run():
+    """lr (1 + cos(pi t / T)) / 2: lr at the start, lr / 2 halfway, lr (2 + sqrt 2) / 4 at a
+    quarter, 0 at the end, whatever the run's length."""
+    from aevb.run_setup import learning_rate
+
+    cfg = aevb.resolve(lr=2e-3, lr_schedule="cosine")
+    for total in (1000, 7_200_000):
+        assert learning_rate(cfg, 0, 60000, total) == 2e-3
+        assert math.isclose(learning_rate(cfg, total // 2, 60000, total), 1e-3)
+        assert math.isclose(learning_rate(cfg, total // 4, 60000, total),
+                            2e-3 * (2 + math.sqrt(2)) / 4)
+        assert learning_rate(cfg, total, 60000, total) == 0.0
 
 
 def test_a_scheduled_run_sets_the_optimizers_step_size(tmp_path):
@@ -234,8 +249,16 @@ def test_presets_beyond_the_paper_hold_their_papers_settings():
     assert (iwae.hidden, iwae.latent_dim, iwae.batch_size, iwae.estimator) == \
         ((200, 200), 50, 20, "iwae")
     # Burda et al.'s schedule: 1 + 3 + ... + 3^7 = 3,280 epochs, the last at 1e-3 * 10^-1.
-    assert learning_rate(iwae, 3279 * 60000, 60000) == pytest.approx(1e-4)
-    assert learning_rate(iwae, 3 * 60000, 60000) == pytest.approx(1e-3 * 10 ** (-1 / 7))
+    assert learning_rate(iwae, 3279 * 60000, 60000, 3280 * 60000) == pytest.approx(1e-4)
+    assert learning_rate(iwae, 3 * 60000, 60000, 3280 * 60000) == \
+        pytest.approx(1e-3 * 10 ** (-1 / 7))
+    best = aevb.resolve("mnist-best")
+    assert (best.hidden, best.latent_dim, best.estimator, best.mc_samples, best.lr_schedule,
+            best.epochs, best.samples) == ((200, 200), 50, "iwae", 5, "cosine", 850.0, None)
+    # A length on the command line replaces the preset's, whichever unit it is given in.
+    assert (aevb.resolve("mnist-best", samples=1000).samples,
+            aevb.resolve("mnist-best", samples=1000).epochs) == (1000, None)
+    assert aevb.resolve("mnist-best", epochs=3.0).epochs == 3.0
     conv = aevb.resolve("conv-images", dataset="photos/")
     model = VAE(ModelConfig((3, 64, 64), conv.latent_dim, conv.hidden, "gaussian",
                             conv.network, conv.activation))

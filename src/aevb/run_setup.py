@@ -62,12 +62,17 @@ def make_optimizer(config: TrainConfig, model: VAE, n_train: int,
         return cls(model.parameters(), lr=config.lr, weight_decay=decay)
 
 
-def learning_rate(config: TrainConfig, samples: int, n_train: int) -> float:
-    """The step size after `samples` training samples. "iwae" is the schedule of Burda et al.
-    (2015, section 5): stage i = 0, 1, ..., 7 lasts 3^i epochs at lr 10^(-i/7) (3,280 epochs
-    in all), and the last stage's step size holds after it; "constant" is lr throughout."""
+def learning_rate(config: TrainConfig, samples: int, n_train: int, total: int) -> float:
+    """The step size after `samples` of the run's `total` training samples.
+
+    "iwae" is the schedule of Burda et al. (2015, section 5): stage i = 0, 1, ..., 7 lasts 3^i
+    epochs at lr 10^(-i/7) (3,280 epochs in all), and the last stage's step size holds after
+    it. "cosine" anneals lr to 0 over the run: lr (1 + cos(pi samples / total)) / 2, so a run
+    of any length ends at a small step size. "constant" is lr throughout."""
     if config.lr_schedule == "constant":
         return config.lr
+    if config.lr_schedule == "cosine":
+        return config.lr * 0.5 * (1 + math.cos(math.pi * min(samples / total, 1.0)))
     epochs, end = samples / n_train, 0
     for i in range(8):
         end += 3**i

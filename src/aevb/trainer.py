@@ -335,7 +335,7 @@ def _loop(run: _Run, progress: bool, fresh: bool) -> Path:
             x = binarize(x_train, noise, lib, idx) if cfg.binarize else x_train[idx]
             if cfg.lr_schedule != "constant":  # a function of the samples: resumes exactly
                 for group in run.optimizer.param_groups:
-                    group["lr"] = learning_rate(cfg, p.samples, n_train)
+                    group["lr"] = learning_rate(cfg, p.samples, n_train, run.total)
             try:
                 step(x, idx, noise)
             except steps.NonFinite as bad:
