@@ -10,6 +10,7 @@ touches them: the compiled kernels trust their sizes.
 from __future__ import annotations
 
 import json
+import os
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -20,25 +21,70 @@ from safetensors.torch import save as st_save
 
 from . import integrity, state_checks
 from .errors import AevbError
-from .files import Busy, atomic_write, lock, remove_stale_temporaries  # noqa: F401 (atomic_write: for reproduce)
+from .files import TEMP_MARK, Busy, atomic_write, lock, remove_stale_temporaries  # noqa: F401 (atomic_write: for reproduce)
 from .model import VAE, ModelConfig
 
 CONFIG = "config.json"
 WEIGHTS = "model.safetensors"
 STATE = "state.safetensors"
 METRICS = "metrics.jsonl"
+EVALUATIONS = "evaluations.jsonl"
 RUN_FILES = (CONFIG, WEIGHTS, STATE, METRICS)
 
 
-def refuse_existing_run(run_dir: Path) -> None:
-    """Raise if run_dir already holds a run: nothing trained is ever overwritten."""
+# What aevb itself keeps in a run directory besides the files it records.
+_OWN = {integrity.MANIFEST, ".lock", ".manifest.lock"}
+
+
+def check_new_run_dir(run_dir) -> bool:
+    """Raise unless run_dir can take a new run: it is absent, empty, or holds a run that
+    stopped before its first checkpoint (nothing was trained; returns True: its files are to
+    be replaced, under the run's lock). A run with a checkpoint and a folder holding anything
+    that is not aevb's are refused: nothing trained, and nothing of the user's, is ever
+    overwritten."""
     run_dir = Path(run_dir)
-    if run_dir.exists() and not run_dir.is_dir():
-        raise AevbError(f"{run_dir} exists and is not a directory")
-    present = [name for name in RUN_FILES if (run_dir / name).exists()]
-    if present:
+    if os.path.lexists(run_dir) and not run_dir.is_dir():
+        raise AevbError(f"{run_dir} exists and is not a directory; choose another --out")
+    if not run_dir.exists():
+        return False
+    names = {p.name for p in run_dir.iterdir() if TEMP_MARK not in p.name} - {".lock",
+                                                                            ".manifest.lock"}
+    present = [name for name in RUN_FILES if name in names]
+    if STATE in names or WEIGHTS in names:
         raise AevbError(f"{run_dir} already holds a run ({', '.join(present)}); "
                         "choose another --out")
+    if not names:
+        return False
+    foreign = sorted(names - {CONFIG, METRICS, integrity.MANIFEST})
+    if CONFIG in names and not _is_aevb_config(run_dir):
+        raise AevbError(f"{run_dir} already holds a run of something else ({CONFIG} is not an "
+                        "aevb run's); choose another --out")
+    if foreign or not (CONFIG in names or integrity.is_manifest(run_dir)):
+        listed = ", ".join((foreign or sorted(names))[:5])
+        raise AevbError(f"{run_dir} is not empty and is not an aevb run (it holds {listed}); "
+                        "choose an empty or new folder for --out")
+    return True
+
+
+def _is_aevb_config(run_dir: Path) -> bool:
+    try:
+        info = json.loads((run_dir / CONFIG).read_text())
+    except (OSError, ValueError, UnicodeDecodeError):
+        return False
+    return isinstance(info, dict) and isinstance(info.get("config"), dict) \
+        and isinstance(info.get("model"), dict)
+
+
+def clear_unstarted(run_dir) -> None:
+    """Remove the files of a run that stopped before its first checkpoint (call under the
+    run's lock, after `check_new_run_dir` returned True there)."""
+    for name in (METRICS, CONFIG, integrity.MANIFEST):
+        (Path(run_dir) / name).unlink(missing_ok=True)
+
+
+def refuse_existing_run(run_dir: Path) -> None:
+    """Raise if run_dir cannot take a new run (`check_new_run_dir`)."""
+    check_new_run_dir(run_dir)
 
 
 @contextmanager
@@ -65,15 +111,62 @@ def write_config(run_dir: Path, info: dict) -> None:
 
 
 def read_config(run_dir) -> dict:
-    path = Path(run_dir) / CONFIG
+    """A run's config.json, verified and checked against the schema of what aevb writes there
+    (the training settings, the model, the training length) before anything is built."""
+    run_dir = Path(run_dir)
+    path = run_dir / CONFIG
+    if run_dir.exists() and not run_dir.is_dir():
+        raise AevbError(f"{run_dir}: not a run directory (a file)")
     if path.is_file():
         integrity.verify(run_dir, [CONFIG])
     try:
-        return json.loads(path.read_text())
+        info = json.loads(path.read_text())
     except FileNotFoundError:
         raise AevbError(f"{run_dir}: not a run directory (no {CONFIG})") from None
+    except IsADirectoryError:
+        raise AevbError(f"{path}: a folder, not a run's config") from None
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise AevbError(f"{path}: corrupt JSON") from None
+    check_info(info, str(path))
+    return info
+
+
+def check_info(info, where: str) -> None:
+    """AevbError unless `info` has the shape of a run's config.json: a config section that
+    is a valid TrainConfig, a model section that is a valid ModelConfig whose weights fit in
+    memory, and a whole training length."""
+    from .config import MAX_SAMPLES, saved_config
+
+    if not isinstance(info, dict):
+        raise AevbError(f"{where}: not a run's config (a JSON {type(info).__name__})")
+    try:
+        saved_config(info)
+    except AevbError as err:
+        raise AevbError(f"{where}: invalid config section: {err}") from None
+    model_config(info, where)
+    total = info.get("total_samples")
+    if "total_samples" in info and not (isinstance(total, int) and not isinstance(total, bool)
+                                        and 1 <= total <= MAX_SAMPLES):
+        raise AevbError(f"{where}: total_samples must be a whole number in 1 .. 2^50, "
+                        f"got {total!r}")
+
+
+def model_config(info: dict, where: str) -> ModelConfig:
+    """The ModelConfig of a run's config.json, validated, its memory checked before any
+    tensor is allocated."""
+    from . import resources
+
+    section = info.get("model") if isinstance(info, dict) else None
+    if not isinstance(section, dict):
+        raise AevbError(f"{where}: no valid model section")
+    try:
+        config = ModelConfig(**section)
+    except TypeError:
+        raise AevbError(f"{where}: no valid model section") from None
+    except AevbError as err:
+        raise AevbError(f"{where}: invalid model section: {err}") from None
+    resources.check_model(config, where)
+    return config
 
 
 def save_checkpoint(run_dir: Path, model: VAE, optimizer: torch.optim.Optimizer,
@@ -125,10 +218,7 @@ def _read_safetensors(path: Path) -> tuple[dict, dict]:
 def load(run_dir, device: str | torch.device = "cpu") -> VAE:
     """The trained model of a run directory, rebuilt from its config.json, in eval mode."""
     info = read_config(run_dir)
-    try:
-        model = VAE(ModelConfig(**info["model"]))
-    except (KeyError, TypeError):
-        raise AevbError(f"{run_dir}/{CONFIG}: no valid model section") from None
+    model = VAE(model_config(info, f"{run_dir}/{CONFIG}"))
     weights, _ = _read_safetensors(Path(run_dir) / WEIGHTS)
     try:
         model.load_state_dict(weights, strict=True)
@@ -199,19 +289,53 @@ def append_jsonl(path: Path, record: dict) -> None:
     integrity.append(path.parent, path.name, json.dumps(record))
 
 
-def read_metrics(run_dir) -> list[dict]:
-    """The evaluation records; a line cut short by a crash is skipped."""
-    path = Path(run_dir) / METRICS
-    if not path.exists():
-        return []
-    integrity.verify(run_dir, [METRICS])
-    records = []
-    for line in path.read_text().splitlines():
+def read_log(run_dir, name: str, required: tuple[str, ...] = ()) -> list[dict]:
+    """The records of a run's JSONL log (metrics.jsonl, evaluations.jsonl), verified against
+    the manifest. Only what the manifest records is data: a line cut short by a kill is
+    skipped, and anything appended past the recorded part is ignored with one warning. A
+    record that is not a JSON object holding the `required` keys is skipped the same way."""
+    import warnings
+
+    from .errors import AevbWarning
+
+    recorded, extra = integrity.read_log(run_dir, name)
+    records, skipped = [], 0
+    for line in recorded.decode("utf-8", "replace").splitlines():
         try:
-            records.append(json.loads(line))
+            record = json.loads(line)
         except json.JSONDecodeError:
-            continue
+            record = None
+        if isinstance(record, dict) and all(k in record for k in required):
+            records.append(record)
+        else:  # one is a line cut by a kill (ended by the next append); more is damage
+            skipped += 1
+    if b"\n" in extra:
+        warnings.warn(AevbWarning(f"{Path(run_dir) / name}: {len(extra)} bytes past the last "
+                                  "recorded record are ignored (not written by aevb, or cut "
+                                  "off by a kill)"), stacklevel=2)
+    if skipped > 1:
+        warnings.warn(AevbWarning(f"{Path(run_dir) / name}: {skipped} records that are not "
+                                  "aevb's are ignored"), stacklevel=2)
     return records
+
+
+def read_metrics(run_dir) -> list[dict]:
+    """The evaluation records of metrics.jsonl (`read_log`)."""
+    return read_log(run_dir, METRICS, ("samples", "epoch", "train_elbo", "test_elbo"))
+
+
+def read_evaluations(run_dir) -> list[dict]:
+    """The records `aevb evaluate` appended to evaluations.jsonl (`read_log`), those whose
+    values have the types it writes."""
+    def number(v, none=False):
+        return (v is None and none) or (isinstance(v, (int, float)) and not isinstance(v, bool))
+
+    return [e for e in read_log(run_dir, EVALUATIONS, ("split", "n", "elbo", "log_likelihood",
+                                                       "importance_samples"))
+            if isinstance(e["split"], str) and number(e["n"]) and number(e["elbo"], True)
+            and number(e["log_likelihood"]) and number(e["importance_samples"])
+            and isinstance(e.get("kl_per_dimension") or [], list)
+            and isinstance(e.get("posterior_std") or [], list)]
 
 
 def truncate_metrics(run_dir, samples: int) -> None:

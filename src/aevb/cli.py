@@ -140,48 +140,62 @@ def _add_evaluate(sub) -> None:
 
 
 def _run_evaluate(args) -> int:
+    import io
     import json
     from pathlib import Path
 
     import numpy as np
 
-    from .checkpoint import append_jsonl
+    from . import files
+    from .checkpoint import EVALUATIONS, append_jsonl
+    from .errors import AevbWarning
     from .runs import evaluate_run
 
     per_example = Path(args.per_example) if args.per_example else None
     if per_example is not None:
         if per_example.suffix != ".npy":
             raise AevbError(f"--per-example must name a .npy file, got {per_example}")
-        if per_example.exists():
+        if os.path.lexists(per_example):
             raise AevbError(f"{per_example} exists; choose another file (nothing is overwritten)")
     result = evaluate_run(args.run_dir, split=args.split,
                           importance_samples=args.importance_samples,
                           batch_size=args.batch_size, data=args.data, device=args.device,
                           method=args.method, limit=args.limit, noise=args.noise)
     summary = result.summary()
-    if args.data is None:
-        append_jsonl(Path(args.run_dir) / "evaluations.jsonl", summary)
     if per_example is not None:
-        np.save(per_example, result.per_example)
+        buffer = io.BytesIO()
+        np.save(buffer, result.per_example)
+        files.write_new(per_example, buffer.getvalue())
     if args.json:
-        print(json.dumps(summary))
+        print(json.dumps(summary), flush=True)
     else:
-        bound = "" if result.elbo is None else f"lower bound {result.elbo:.2f} nats, "
-        what = "log-likelihood" if result.posterior_std is None else \
-            "predictive log-likelihood log E_q(theta)[p(x|theta)]"
-        pairs = "" if result.posterior_std is None else " (theta, z) pairs"
-        print(f"{result.split}: {result.n} data points, {bound}"
-              f"{what} {result.log_likelihood:.2f} nats ({result.method}, "
-              f"K = {result.importance_samples}{pairs}, {result.seconds:.1f} s)")
-        for layer in result.posterior_std or ():
-            print(f"posterior sigma of decoder.{layer['name']} ({layer['size']} values): "
-                  f"mean {layer['mean']:.3g}, median {layer['median']:.3g}, "
-                  f"min {layer['min']:.3g}, max {layer['max']:.3g}")
-        if result.active_units is not None:
-            kl = ", ".join(f"{v:.2f}" for v in result.kl_per_dimension)
-            print(f"active latent units: {result.active_units} of "
-                  f"{len(result.kl_per_dimension)}; KL per dimension (nats): {kl}")
+        _print_evaluation(result)
+    if args.data is None:
+        # After the result is shown: a run on a read-only disk still gives its numbers.
+        try:
+            append_jsonl(Path(args.run_dir) / EVALUATIONS, summary)
+        except AevbError as err:
+            warnings.warn(AevbWarning(f"the result is not logged: {err}"), stacklevel=1)
     return 0
+
+
+def _print_evaluation(result) -> None:
+    bound = "" if result.elbo is None else f"lower bound {result.elbo:.2f} nats, "
+    what = "log-likelihood" if result.posterior_std is None else \
+        "predictive log-likelihood log E_q(theta)[p(x|theta)]"
+    pairs = "" if result.posterior_std is None else " (theta, z) pairs"
+    print(f"{result.split}: {result.n} data points, {bound}"
+          f"{what} {result.log_likelihood:.2f} nats ({result.method}, "
+          f"K = {result.importance_samples}{pairs}, {result.seconds:.1f} s)")
+    for layer in result.posterior_std or ():
+        print(f"posterior sigma of decoder.{layer['name']} ({layer['size']} values): "
+              f"mean {layer['mean']:.3g}, median {layer['median']:.3g}, "
+              f"min {layer['min']:.3g}, max {layer['max']:.3g}")
+    if result.active_units is not None:
+        kl = ", ".join(f"{v:.2f}" for v in result.kl_per_dimension)
+        print(f"active latent units: {result.active_units} of "
+              f"{len(result.kl_per_dimension)}; KL per dimension (nats): {kl}")
+    sys.stdout.flush()
 
 
 def _add_export(sub) -> None:
@@ -232,7 +246,10 @@ def _add_figures(sub) -> None:
         p = sub.add_parser(name, help=text)
         p.add_argument("run_dir")
         if name != "report":
-            p.add_argument("--out", metavar="FILE.png", help="default: inside RUN_DIR")
+            p.add_argument("--out", metavar="FILE.png", help="default: inside RUN_DIR; an "
+                           "existing file is never replaced without --force")
+            p.add_argument("--force", action="store_true",
+                           help="replace --out if it exists (never a file of a run)")
         if name in ("manifold", "sample", "reconstruct"):
             p.add_argument("-n", type=_number, default={"manifold": 20, "sample": 100,
                                                         "reconstruct": 10}[name],
@@ -244,20 +261,56 @@ def _add_figures(sub) -> None:
     p = sub.add_parser("plot", help="bound against training samples for runs (Figure 2)")
     p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
     p.add_argument("--out", metavar="FILE.png", help="default: RUN_DIR/curves.png for one run, "
-                   "curves.png here for several")
+                   "curves.png here for several; an existing file is never replaced without "
+                   "--force")
+    p.add_argument("--force", action="store_true",
+                   help="replace --out if it exists (never a file of a run)")
+
+
+def _output(out, force: bool):
+    """Where a figure command writes: None (the run's own figure, drawn into RUN_DIR), or a
+    user's --out, checked before anything is computed; returns a writer for the PNG bytes."""
+    from pathlib import Path
+
+    from . import files, integrity
+
+    if out is None:
+        return None
+    out = Path(out)
+    run = integrity.run_of(out)
+    if run is not None and os.path.lexists(out):
+        raise AevbError(f"{out} is a file of the run in {run}; choose a path outside it "
+                        "(leave out --out to redraw the run's own figure)")
+    if out.is_dir():
+        raise AevbError(f"{out} is a folder; --out names a .png file")
+    if os.path.lexists(out) and not force:
+        raise AevbError(f"{out} exists; choose another file, or add --force to replace it")
+    return lambda data: files.write_output(out, data, replace=force)
 
 
 def _run_figure(args) -> int:
+    import io
     from pathlib import Path
 
     from . import plots, report
     from .checkpoint import load, read_config, read_metrics
     from .runs import dataset_of_run, test_set_of_run
 
+    writer = _output(getattr(args, "out", None), getattr(args, "force", False))
+
+    def draw(default: Path, make) -> None:
+        if writer is None:
+            print(make(default))
+            return
+        buffer = io.BytesIO()
+        make(buffer)
+        print(writer(buffer.getvalue()))
+
     if args.command == "plot":
         runs = [(report.run_label(read_config(r)), read_metrics(r)) for r in args.run_dirs]
-        default = Path(args.run_dirs[0]) / "curves.png" if len(runs) == 1 else Path("curves.png")
-        print(plots.curves(runs, args.out or default))
+        if writer is None and len(runs) > 1:  # curves.png here: a file of the user's
+            writer = _output("curves.png", False)
+        draw(Path(args.run_dirs[0]) / "curves.png", lambda path: plots.curves(runs, path))
         return 0
     if args.command == "report":
         report.write_figures(args.run_dir)
@@ -269,20 +322,21 @@ def _run_figure(args) -> int:
         raise AevbError(f"-n must be at least 1, got {n}")
     file = {"manifold": "manifold.png", "sample": "samples.png",
             "reconstruct": "reconstructions.png", "latent": "latent.png"}[args.command]
-    out = args.out or Path(args.run_dir) / file
+    default = Path(args.run_dir) / file
     if args.command == "manifold":
         if len(args.dims) != 2:
             raise AevbError(f"--dims takes two latent axes, got {list(args.dims)}")
-        print(plots.manifold(model, out, n=n, dims=tuple(args.dims)))
+        draw(default, lambda path: plots.manifold(model, path, n=n, dims=tuple(args.dims)))
     elif args.command == "sample":
-        print(plots.samples(model, out, n=n, seed=args.seed))
+        draw(default, lambda path: plots.samples(model, path, n=n, seed=args.seed))
     else:
         data = dataset_of_run(args.run_dir)
         test = test_set_of_run(args.run_dir, data)
         if args.command == "reconstruct":
-            print(plots.reconstructions(model, test, out, n=n))
+            draw(default, lambda path: plots.reconstructions(model, test, path, n=n))
         else:
-            print(plots.latent_scatter(model, test, out, labels=data.test_labels))
+            draw(default, lambda path: plots.latent_scatter(model, test, path,
+                                                            labels=data.test_labels))
     return 0
 
 
@@ -391,11 +445,33 @@ def _steady_malloc() -> None:
     mallopt(M_MMAP_THRESHOLD, 32 * 2**20)
 
 
+def _terminated(signum, frame):
+    """SIGTERM outside training (which handles it itself): the one line, not a silent death."""
+    raise Interrupted(signum, "stopped; files already written are kept, none was left "
+                      "half-written")
+
+
+def _peer_failure(err: BaseException) -> str | None:
+    """One line for a torch.distributed failure under torchrun (a process of the group died
+    or left), None for anything else."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or not isinstance(err, RuntimeError):
+        return None
+    first = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+    return (f"another process of this torchrun group stopped ({first}); the run's last "
+            "checkpoint is kept: start the same torchrun command with --resume RUN_DIR")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _set_up_numerics()
     _steady_malloc()
     warnings.showwarning = _show_warning
+    try:
+        import signal
+
+        signal.signal(signal.SIGTERM, _terminated)
+    except ValueError:  # not the main thread
+        pass
     try:
         return COMMANDS[args.command](args)
     except AevbError as err:
@@ -405,6 +481,12 @@ def main(argv: list[str] | None = None) -> int:
         where = f" ({err.filename})" if err.filename else ""
         print(f"aevb: error: {err.strerror or err}{where}; files already written are kept",
               file=sys.stderr)
+        return 1
+    except RuntimeError as err:
+        line = _peer_failure(err)
+        if line is None:
+            raise
+        print(f"aevb: error: {line}", file=sys.stderr)
         return 1
     except Interrupted as stop:
         print(f"aevb: interrupted: {stop}", file=sys.stderr)

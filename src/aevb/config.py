@@ -15,6 +15,12 @@ ENGINES = ("auto", "native", "compiled", "eager")  # see aevb.engine
 
 # Training length when neither samples nor epochs is given.
 DEFAULT_EPOCHS = 100.0
+# The longest run: 2^50 samples (about 10^15, 300 years at 10^5 samples per second); sample
+# counts stay exact in float64 and far from int64's end.
+MAX_SAMPLES = 2**50
+# Seeds are offset per process and purpose (seed + 1_000_003 * (rank + 1), ...) and must stay
+# in the range of torch's 64-bit generator seeds.
+MAX_SEED = 2**62
 
 
 @dataclass(frozen=True)
@@ -61,6 +67,17 @@ class TrainConfig:
         _check_types(self)
         object.__setattr__(self, "hidden", tuple(self.hidden))
         checks = [
+            (self.dataset.strip() != "", "dataset must name a dataset, a file or a folder, "
+             "got an empty name"),
+            (0 <= self.seed < MAX_SEED, f"seed must lie in 0 .. 2^62 - 1, got {self.seed}"),
+            (self.samples is None or self.samples <= MAX_SAMPLES,
+             f"samples must be at most 2^50 (about 1.1e15), got {self.samples:.3g}"
+             if self.samples is not None else ""),
+            (self.epochs is None or self.epochs <= MAX_SAMPLES,
+             f"epochs must be at most 2^50, got {self.epochs}"),
+            (self.mc_samples <= MAX_SAMPLES and self.batch_size <= MAX_SAMPLES
+             and self.latent_dim <= 2**31 and all(h <= 2**31 for h in self.hidden),
+             "mc-samples, batch size, latent dimension and hidden sizes must be below 2^31"),
             (self.latent_dim >= 1, f"latent dimension must be at least 1, got {self.latent_dim}"),
             ((len(self.hidden) >= 1 or self.network == "conv") and all(h >= 1 for h in self.hidden),
              f"hidden sizes must be positive integers, got {list(self.hidden)}"),
@@ -126,11 +143,31 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> "TrainConfig":
+        if not isinstance(values, dict):
+            raise AevbError(f"the config must be a mapping of settings, got "
+                            f"{type(values).__name__}")
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
             raise AevbError(f"unknown config field(s): {', '.join(unknown)}")
         return cls(**values)
+
+
+def saved_config(info) -> TrainConfig:
+    """The TrainConfig in a run's config.json (as `checkpoint.read_config` returns it),
+    validated like any other: AevbError for a section that is missing or malformed."""
+    values = info.get("config") if isinstance(info, dict) else None
+    if not isinstance(values, dict):
+        raise AevbError("config.json has no valid config section")
+    values = dict(values)
+    # Runs from before the engines: `fused` chose the hand-written step (now the native one
+    # where it serves); runs from before that and the C kernels continue eagerly.
+    fused = values.pop("fused", None)
+    values.setdefault("engine", "auto" if fused else "eager")
+    values.setdefault("kernels", False)
+    if isinstance(values.get("hidden"), list):
+        values["hidden"] = tuple(values["hidden"])
+    return TrainConfig.from_dict(values)
 
 
 def field_help() -> dict[str, str]:

@@ -223,33 +223,103 @@ def read_array(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
         key = next((k for k in ("x", "X", "data", "arr_0") if k in keys), keys[0] if keys else None)
         if key is None:
             raise AevbError(f"{path}: empty .npz archive")
-        array = loaded[key]
         label_key = next((k for k in ("y", "labels") if k in keys), None)
-        labels = loaded[label_key] if label_key else None
+        try:
+            array = loaded[key]
+            labels = loaded[label_key] if label_key else None
+        except (ValueError, OSError, EOFError) as err:  # object arrays need pickle: refused
+            raise AevbError(f"{path}: cannot read array ({err})") from None
+        if labels is not None:
+            labels = _check_labels(labels, f"{path}[{label_key!r}]")
     else:
         array = loaded
     return _check_user_array(array, str(path)), labels
 
 
+# PIL modes read as they are stored; any other would be changed by the conversion to RGB
+# without a word (16-bit levels clipped to 255, transparency dropped, CMYK mapped naively).
+_READ_AS_IS = {"1", "L", "RGB"}
+_SIXTEEN_BIT = {"I;16", "I;16L", "I;16B", "I;16N"}
+
+
+def _read_image(f: Path) -> np.ndarray:
+    """One image as uint8 [H, W, 3], or float32 [H, W, 3] in [0, 1] for 16-bit grey levels
+    (read at their depth: value / 65535); AevbError for what cannot be read faithfully."""
+    from PIL import Image, UnidentifiedImageError
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            image = Image.open(f)
+            mode = image.mode
+            if mode == "P":
+                image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+                mode = image.mode
+            if mode in ("RGBA", "LA", "PA") and image.getchannel("A").getextrema() == (255, 255):
+                image, mode = image.convert("RGB"), "RGB"  # opaque: the alpha changes nothing
+            if mode in _READ_AS_IS:
+                if getattr(image, "format", None) == "PNG" and _png_bit_depth(f) == 16:
+                    raise AevbError(f"{f}: a 16-bit colour PNG, which Pillow reads at 8 bits; "
+                                    "save it as 8-bit or 16-bit grey")
+                return np.asarray(image.convert("RGB"))
+            if mode in _SIXTEEN_BIT or (mode == "I" and _png_bit_depth(f) == 16):
+                grey = np.asarray(image, dtype=np.float64) / 65535.0  # [H, W]
+                if grey.min() < 0 or grey.max() > 1:
+                    raise AevbError(f"{f}: 16-bit levels outside 0..65535")
+                return np.repeat(grey.astype(np.float32)[..., None], 3, axis=2)
+        except AevbError:
+            raise
+        except (Image.DecompressionBombWarning, Image.DecompressionBombError):
+            raise AevbError(f"{f}: an image of more than {Image.MAX_IMAGE_PIXELS:,} pixels "
+                            "(Pillow's limit against decompression bombs); resize it") from None
+        except (UnidentifiedImageError, OSError, ValueError) as err:
+            raise AevbError(f"{f}: cannot read image ({err})") from None
+    what = {"P": "a palette with transparency", "PA": "a palette with transparency",
+            "LA": "transparency", "RGBA": "transparency", "CMYK": "CMYK colour",
+            "F": "32-bit float levels", "I": "32-bit integer levels"}.get(mode, f"mode {mode}")
+    raise AevbError(f"{f}: the image has {what}, which converting to RGB would change "
+                    "silently; save it as 8-bit grey or RGB (or 16-bit grey)")
+
+
+def _png_bit_depth(f: Path) -> int | None:
+    """The bit depth in a PNG's header (its byte 24), None if it is not a PNG."""
+    try:
+        with open(f, "rb") as handle:
+            head = handle.read(25)
+    except OSError:
+        return None
+    return head[24] if len(head) == 25 and head[:8] == b"\x89PNG\r\n\x1a\n" else None
+
+
+def _check_labels(labels: np.ndarray, where: str) -> np.ndarray:
+    """Class labels: one whole number per data point."""
+    if labels.ndim != 1 or labels.dtype.kind not in "iub":
+        if labels.ndim == 1 and labels.dtype.kind == "f" and np.isfinite(labels).all() \
+                and (labels == np.round(labels)).all():
+            return labels.astype(np.int64)
+        raise AevbError(f"{where}: labels must be one whole number per data point, got "
+                        f"dtype {labels.dtype} and shape {labels.shape}")
+    return labels.astype(np.int64)
+
+
 def read_image_folder(path: Path) -> np.ndarray:
     """Every PNG/JPEG in a folder, all of one size: uint8 [N, H, W] where every image is
     grey (R = G = B), else uint8 [N, 3, H, W] in colour, channels first (images that hold only
-    the values 0 and 1 are binary data, as for arrays)."""
-    from PIL import Image, UnidentifiedImageError
-
+    the values 0 and 1 are binary data, as for arrays). 16-bit grey images are read at their
+    depth, as float32 in [0, 1]; images whose mode would change on conversion are refused."""
     files = sorted(p for p in Path(path).iterdir()
                    if p.suffix.lower() in {".png", ".jpg", ".jpeg"})
     if not files:
         raise AevbError(f"{path}: no PNG or JPEG images in this folder")
     images = []
     for f in files:
-        try:
-            images.append(np.asarray(Image.open(f).convert("RGB")))  # [H, W, 3]
-        except (UnidentifiedImageError, OSError) as err:
-            raise AevbError(f"{f}: cannot read image ({err})") from None
+        images.append(_read_image(f))  # [H, W, 3]
         if images[-1].shape != images[0].shape:
             raise AevbError(f"{f}: size {images[-1].shape[::-1]} differs from "
                             f"{files[0].name}'s {images[0].shape[::-1]}; resize them to one size")
+    if len({im.dtype for im in images}) > 1:  # 8-bit beside 16-bit: all as float in [0, 1]
+        images = [im.astype(np.float32) / (255.0 if im.dtype == np.uint8 else 1.0)
+                  for im in images]
     rgb = np.stack(images)  # [N, H, W, 3]
     if (rgb == rgb[..., :1]).all():  # grey: one channel, the values PIL's "L" gives for R = G = B
         return np.ascontiguousarray(rgb[..., 0])
@@ -376,12 +446,19 @@ def load_dataset(name: str, *, data_dir=None, download: bool = True,
 def load_user_data(path: str) -> torch.Tensor:
     """All rows of a user's .npy/.npz file or image folder as float32 [N, D] in [0, 1], by the
     same rules as training data (uint8 holding only 0 and 1 is binary)."""
+    return read_user_data(path)[0]
+
+
+def read_user_data(path: str) -> tuple[torch.Tensor, tuple[int, ...]]:
+    """`load_user_data` and the shape of one data point as stored ((D,), (H, W), (3, H, W))."""
     p = Path(path)
     if p.is_dir():
-        return _to_tensor(read_image_folder(p))
-    if p.suffix in (".npy", ".npz") and p.is_file():
-        return _to_tensor(read_array(p)[0])
-    raise AevbError(f"{path}: no such .npy/.npz file or image folder")
+        images = read_image_folder(p)
+    elif p.suffix in (".npy", ".npz") and p.is_file():
+        images = read_array(p)[0]
+    else:
+        raise AevbError(f"{path}: no such .npy/.npz file or image folder")
+    return _to_tensor(images), tuple(images.shape[1:])
 
 
 def load_for_config(config) -> Dataset:

@@ -24,6 +24,10 @@ from .objectives import complete_log_likelihood, elbo_b, log_weights
 # (5.21 against 6.44 s for 100 test images, same process), peaking at 0.66 GB for 2000 images
 # (/proc VmHWM). 128 MB chunks were 1.7x slower (page faults and cache misses).
 CHUNK_ELEMENTS = 2**22
+# Noise values drawn at once for one batch of data points (256 MB in float32). Up to this
+# all K draws are made together; beyond it (a K of millions) they are drawn chunk by chunk,
+# so that memory stays bounded for any K. The two ways draw different (equally valid) noise.
+NOISE_ELEMENTS = 2**26
 
 
 # Seed offsets per split: (binarization, noise of the bound). Training and `aevb evaluate`
@@ -60,9 +64,9 @@ def average_bound(model, x: torch.Tensor, seed: int, batch: int = 2000) -> float
     return float(per_example_bound(model, x, seed, batch).double().mean())
 
 
-def _widest(model) -> int:
-    """The most values one sample of one data point holds in a layer (for chunk sizes)."""
-    c = model.config
+def widest(c) -> int:
+    """The most values one sample of one data point holds in a layer of the model of
+    ModelConfig `c` (for chunk sizes and memory estimates)."""
     if getattr(c, "network", "mlp") == "conv":  # 32 maps of H/2 x W/2 per channel's H x W
         return 8 * c.data_dim + max(c.hidden, default=0)
     return max(c.data_dim, *c.hidden, 2 * c.latent_dim)
@@ -75,10 +79,11 @@ def importance_log_likelihood(model, x: torch.Tensor, k: int, seed: int,
     """log p_theta(x) for every row of x [N, D] by importance sampling with K = k; [N] nats.
 
     Data points go in batches of `batch_size`; the K samples in chunks of `k_chunk` (chosen
-    from CHUNK_ELEMENTS when None) whose log-weights are combined with logsumexp, so memory
-    stays bounded for any K and the result equals the one-shot computation. The noise is
-    drawn from `seed`, or given whole as `noise` [K, N, J] (standard normal draws, e.g. the
-    ones an exported scorer was given).
+    from CHUNK_ELEMENTS when None) whose log-weights are combined with logsumexp, so the
+    activations' memory is bounded for any K and the result equals the one-shot computation.
+    The noise is drawn from `seed` (all K draws of a batch at once up to NOISE_ELEMENTS
+    values, chunk by chunk beyond, so its memory is bounded too), or given whole as `noise`
+    [K, N, J] (standard normal draws, e.g. the ones an exported scorer was given).
     """
     if noise is not None and tuple(noise.shape) != (k, len(x), model.config.latent_dim):
         from .errors import AevbError
@@ -86,7 +91,7 @@ def importance_log_likelihood(model, x: torch.Tensor, k: int, seed: int,
         raise AevbError(f"the noise must have shape [K, N, J] = [{k}, {len(x)}, "
                         f"{model.config.latent_dim}], got {list(noise.shape)}")
     if k_chunk is None:
-        k_chunk = max(1, min(k, CHUNK_ELEMENTS // (batch_size * _widest(model))))
+        k_chunk = max(1, min(k, CHUNK_ELEMENTS // (batch_size * widest(model.config))))
     gen = torch.Generator(device=x.device).manual_seed(seed)
     from .native import library, step
 
@@ -100,13 +105,27 @@ def importance_log_likelihood(model, x: torch.Tensor, k: int, seed: int,
     out = []
     for start in range(0, len(x), batch_size):
         xb = x[start:start + batch_size]
-        # All K noise draws at once ([K, N_b, J] is small next to the activations), so the
-        # chunk size changes nothing but memory.
-        eps = torch.randn(k, len(xb), model.config.latent_dim, generator=gen,
-                          device=x.device, dtype=xb.dtype) if noise is None else \
-            noise[:, start:start + batch_size].to(device=x.device, dtype=xb.dtype)
-        partial = [torch.logsumexp(weights(xb, eps[done:done + k_chunk]), dim=0)
-                   for done in range(0, k, k_chunk)]  # [N_b] each
+        j = model.config.latent_dim
+        if noise is not None:
+            eps = noise[:, start:start + batch_size].to(device=x.device, dtype=xb.dtype)
+        elif k * len(xb) * j <= NOISE_ELEMENTS:
+            # All K noise draws at once ([K, N_b, J] is small next to the activations), so
+            # the chunk size changes nothing but memory.
+            eps = torch.randn(k, len(xb), j, generator=gen, device=x.device, dtype=xb.dtype)
+        else:
+            eps = None
+
+        def chunk(done):  # [k_chunk, N_b, J]
+            if eps is not None:
+                return eps[done:done + k_chunk]
+            return torch.randn(min(k_chunk, k - done), len(xb), j, generator=gen,
+                               device=x.device, dtype=xb.dtype)
+
+        partial = []  # [N_b] each
+        for done in range(0, k, k_chunk):
+            partial.append(torch.logsumexp(weights(xb, chunk(done)), dim=0))
+            if len(partial) == 4096:  # a K of millions: a bounded list too
+                partial = [torch.logsumexp(torch.stack(partial), dim=0)]
         out.append(torch.logsumexp(torch.stack(partial), dim=0) - math.log(k))
     return torch.cat(out)
 

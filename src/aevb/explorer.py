@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 from importlib import resources
 from pathlib import Path
 
@@ -92,6 +93,8 @@ def write_explorer(run_dir, out=None, data=None) -> Path:
     from .runs import dataset_of_run, test_set_of_run
 
     run_dir = Path(run_dir)
+    if out is not None and os.path.lexists(out):  # before the work
+        raise AevbError(f"{out} exists; choose another file (nothing is overwritten)")
     info = read_config(run_dir)
     model = load(run_dir)
     if model.config.network != "mlp":
@@ -102,9 +105,6 @@ def write_explorer(run_dir, out=None, data=None) -> Path:
     if out is None:
         integrity.write(run_dir, {"explorer.html": html.encode()})
         return run_dir / "explorer.html"
-    out = Path(out)
-    if out.exists():
-        raise AevbError(f"{out} exists; choose another file (nothing is overwritten)")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(html)
-    return out
+    from .files import write_new
+
+    return write_new(out, html.encode())

@@ -15,12 +15,17 @@ programs records the names, shapes, K and the model's settings.
 """
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from . import files
 from .errors import AevbError
 from .objectives import importance_log_likelihood
 
@@ -102,14 +107,16 @@ def export_model(model, out: Path, fmt: str, k: int = 1000) -> dict[str, Path]:
     model = model.cpu().eval()
     out = Path(out)
     paths = {name: out / f"{name}{SUFFIX[fmt]}" for name in ("encoder", "decoder", "scorer")}
-    taken = [str(p) for p in [*paths.values(), out / "export.json"] if p.exists()]
+    taken = [str(p) for p in [*paths.values(), out / "export.json"] if os.path.lexists(p)]
     if taken:
         raise AevbError(f"{taken[0]} exists; choose another --out (nothing is overwritten)")
-    out.mkdir(parents=True, exist_ok=True)
     sig = signatures(model, k)
     programs = {"encoder": EncoderProgram(model), "decoder": DecoderProgram(model),
                 "scorer": ScorerProgram(model)}
     examples = _examples(model, k)
+    # Every program is made in memory first, then each file is created whole (a temporary
+    # file and a link), so a failure (a full disk) leaves nothing that blocks a retry.
+    contents = {}
     for name, program in programs.items():
         batch = torch.export.Dim("B", min=1)
         dims = tuple({0: batch} if shape[0] == "B" else {1: batch}
@@ -117,31 +124,61 @@ def export_model(model, out: Path, fmt: str, k: int = 1000) -> dict[str, Path]:
         # (traced with autograd on: under no_grad the ONNX exporter failed to decompose the
         # decoder's graph)
         if fmt == "pt2":
-            exported = torch.export.export(program, examples[name], dynamic_shapes=dims)
-            torch.export.save(exported, str(paths[name]))
+            with _quiet():
+                exported = torch.export.export(program, examples[name], dynamic_shapes=dims)
+            buffer = io.BytesIO()
+            torch.export.save(exported, buffer)
+            contents[paths[name]] = buffer.getvalue()
         else:
-            _onnx(program, examples[name], dims, sig[name], paths[name])
+            contents[paths[name]] = _onnx(program, examples[name], dims, sig[name])
     info = {"format": fmt, "importance_samples": k, "model": model.config.to_dict(),
             "programs": {n: {"file": paths[n].name, **sig[n]} for n in paths}}
-    (out / "export.json").write_text(json.dumps(info, indent=2) + "\n")
+    contents[out / "export.json"] = (json.dumps(info, indent=2) + "\n").encode()
+    written = []
+    try:
+        for path, data in contents.items():
+            written.append(files.write_new(path, data))
+    except AevbError:
+        for path in written:
+            path.unlink(missing_ok=True)
+        raise
     return paths
 
 
-def _onnx(program, example, dims, sig, path: Path) -> None:
+@contextmanager
+def _quiet():
+    """torch's exporters print progress and warnings of their own (a dozen lines for one
+    ONNX export): the command's output is its own one line."""
+    import logging
+    import warnings
+
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), \
+            contextlib.redirect_stderr(io.StringIO()):
+        warnings.simplefilter("ignore")
+        loggers = [logging.getLogger(n) for n in ("torch", "torch.onnx", "onnxscript")]
+        levels = [lg.level for lg in loggers]
+        for lg in loggers:
+            lg.setLevel(logging.ERROR)
+        try:
+            yield
+        finally:
+            for lg, level in zip(loggers, levels):
+                lg.setLevel(level)
+
+
+def _onnx(program, example, dims, sig) -> bytes:
+    """The ONNX program of `program`, serialized."""
     try:
         import onnx  # noqa: F401 (torch's exporter needs it; say so in our words)
         import onnxscript  # noqa: F401
     except ImportError:
         raise AevbError("ONNX export needs the export extra: pip install \"aevb[export]\" "
                         "(onnx, onnxscript, onnxruntime)") from None
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with _quiet():
         onnx_program = torch.onnx.export(program, example, dynamo=True, dynamic_shapes=dims,
                                          input_names=list(sig["inputs"]),
                                          output_names=list(sig["outputs"]), verbose=False)
-    onnx_program.save(str(path))
+    return onnx_program.model_proto.SerializeToString()
 
 
 def export_run(run_dir, fmt: str, out=None, k: int = 1000) -> dict[str, Path]:

@@ -4,6 +4,11 @@
   at any moment leaves either the old or the new version, and the rename itself survives a
   power cut. A write that fails (a full disk, a read-only folder) raises AevbError naming the
   file and leaves the previous version in place.
+- `write_new`: a user's output file, created exclusively (never replacing a file, never
+  writing through a symlink, dangling or not) and whole (temporary file, then a hard link).
+- `write_output`: `write_new`, or with `replace` an atomic replacement of what is there.
+- `append_line`: one line appended to a log without following a symlink; a line cut short by
+  a kill is ended first, so it cannot swallow the record that follows it.
 - `remove_stale_temporaries`: the temporary files that a killed process left behind.
 - `lock`: an advisory lock on a file that dies with its holder (flock on POSIX, msvcrt on
   Windows; a platform with neither gets no lock rather than no training).
@@ -56,15 +61,63 @@ def atomic_write(path, data: bytes) -> None:
             Path(tmp).unlink(missing_ok=True)
 
 
-def append_line(path, line: str) -> None:
-    """Append one line durably; AevbError where it cannot be written."""
+def write_new(path, data: bytes) -> Path:
+    """Create `path` holding `data`, all or nothing; AevbError if anything (a file, a folder, a
+    symlink, even a dangling one) is already there or the write fails (nothing is left)."""
+    path = Path(path)
+    if os.path.lexists(path):
+        raise AevbError(f"{path} exists; choose another file (nothing is overwritten)")
+    tmp = None
     try:
-        with open(path, "a") as f:
-            f.write(line + "\n")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}{TEMP_MARK}")
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        os.link(tmp, path)  # fails if anything appeared at `path` meanwhile: never replaces
+        fsync_dir(path.parent)
+    except FileExistsError:
+        raise AevbError(f"{path} exists; choose another file (nothing is overwritten)") from None
+    except OSError as err:
+        raise AevbError(f"could not write {path} ({err.strerror or err}); nothing was "
+                        "left behind") from None
+    finally:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+    return path
+
+
+def write_output(path, data: bytes, replace: bool = False) -> Path:
+    """A user-named output: created new, or with `replace` (the user's --force) replacing
+    what is there atomically (a symlink is replaced, not written through)."""
+    if not replace:
+        return write_new(path, data)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, data)
+    return Path(path)
+
+
+def append_line(path, line: str) -> None:
+    """Append one line durably, never through a symlink; AevbError where it cannot be
+    written. A last line without its newline (cut by a kill) is ended first."""
+    flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
+    try:
+        fd = os.open(path, flags, 0o644)
+    except OSError as err:
+        why = "it is a symbolic link" if os.path.islink(path) else err.strerror or err
+        raise AevbError(f"could not append to {path} ({why})") from None
+    try:
+        size = os.fstat(fd).st_size
+        cut = size > 0 and os.pread(fd, 1, size - 1) != b"\n"
+        data = (b"\n" if cut else b"") + line.encode() + b"\n"
+        while data:
+            data = data[os.write(fd, data):]
+        os.fsync(fd)
     except OSError as err:
         raise AevbError(f"could not append to {path} ({err.strerror or err})") from None
+    finally:
+        os.close(fd)
 
 
 def remove_stale_temporaries(folder, min_age_s: float = 0.0) -> list[Path]:

@@ -44,6 +44,15 @@ def start(run_dir) -> None:
     files.atomic_write(Path(run_dir) / MANIFEST, _dump({}))
 
 
+def is_manifest(run_dir) -> bool:
+    """Whether run_dir holds a manifest that aevb wrote (not some other program's file)."""
+    try:
+        raw = json.loads((Path(run_dir) / MANIFEST).read_text())
+    except (OSError, ValueError, UnicodeDecodeError):
+        return False
+    return isinstance(raw, dict) and raw.get("format") == 1 and isinstance(raw.get("files"), dict)
+
+
 def _dump(table: dict) -> bytes:
     return (json.dumps({"format": 1, "files": table}, indent=1, sort_keys=True) + "\n").encode()
 
@@ -154,6 +163,35 @@ def _matches(data: bytes, entry: dict) -> bool:
     if entry.get("append"):
         return len(data) >= size and digest(data[:size]) == entry["sha256"]
     return len(data) == size and digest(data) == entry["sha256"]
+
+
+def read_log(run_dir, name: str) -> tuple[bytes, bytes]:
+    """An append-only log of run_dir, verified: (the bytes the manifest records, what follows
+    them). What follows was never recorded: a line appended just before a kill, or bytes
+    someone added; callers show none of it as data. Without a manifest (an old run) or an
+    entry for the log, everything is the first part. A missing log reads as empty."""
+    run_dir = Path(run_dir)
+    path = run_dir / name
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return b"", b""
+    except OSError as err:
+        raise AevbError(f"{path}: cannot be read ({err.strerror or err})") from None
+    verify(run_dir, [name])
+    table = _read(run_dir) or {}
+    sizes = [e["size"] for e in table.get(name, ()) if _matches(data, e)]
+    if not sizes:
+        return data, b""
+    size = max(sizes)
+    return data[:size], data[size:]
+
+
+def run_of(path) -> Path | None:
+    """The run directory that `path` (a file name) belongs to, if its folder is one: it holds
+    a manifest or a config.json."""
+    folder = Path(path).parent
+    return folder if (folder / MANIFEST).exists() or (folder / "config.json").exists() else None
 
 
 def recorded_names(run_dir) -> list[str]:

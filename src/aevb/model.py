@@ -41,8 +41,30 @@ class ModelConfig:
     theta_prior_std: float | None = None
 
     def __post_init__(self):
-        object.__setattr__(self, "data_shape", tuple(int(s) for s in self.data_shape))
-        object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
+        def whole(v):
+            return isinstance(v, int) and not isinstance(v, bool)
+
+        def sizes(v):
+            return isinstance(v, (list, tuple)) and all(whole(s) for s in v)
+
+        for name, ok in (("data_shape", sizes(self.data_shape) and len(self.data_shape) >= 1),
+                         ("latent_dim", whole(self.latent_dim)), ("hidden", sizes(self.hidden)),
+                         ("likelihood", isinstance(self.likelihood, str)),
+                         ("network", isinstance(self.network, str)),
+                         ("activation", isinstance(self.activation, str)),
+                         ("theta_prior_std", self.theta_prior_std is None or (
+                             isinstance(self.theta_prior_std, (int, float))
+                             and not isinstance(self.theta_prior_std, bool)))):
+            if not ok:
+                raise AevbError(f"model setting {name} has an invalid value "
+                                f"{getattr(self, name)!r}")
+        object.__setattr__(self, "data_shape", tuple(self.data_shape))
+        object.__setattr__(self, "hidden", tuple(self.hidden))
+        if any(s < 1 or s > 2**31 for s in self.data_shape) or math.prod(self.data_shape) > 2**31:
+            raise AevbError(f"data shape must be positive sizes of at most 2^31 values in all, "
+                            f"got {list(self.data_shape)}")
+        if self.latent_dim > 2**31 or any(h > 2**31 for h in self.hidden):
+            raise AevbError("latent dimension and hidden sizes must be below 2^31")
         if self.latent_dim < 1:
             raise AevbError(f"latent dimension must be at least 1, got {self.latent_dim}")
         if any(h < 1 for h in self.hidden):

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from scipy.stats import norm
 
-from . import integrity
+from . import files, integrity
 from .errors import AevbError
 
 
@@ -66,10 +66,27 @@ def save_grid(images: np.ndarray, rows: int, cols: int, path, scale: int | None 
     return _write(path, buffer.getvalue())
 
 
-def _write(path, data: bytes) -> Path:
-    """Replace the file atomically; inside a run directory also record its checksum."""
+# The figures a run directory holds (`aevb.report` draws them); no other file there is ever
+# replaced by a picture.
+RUN_FIGURES = ("curves.png", "manifold.png", "samples.png", "reconstructions.png",
+               "latent.png", "theta-draws.png")
+
+
+def _write(path, data: bytes):
+    """The PNG to `path`: a binary file object (the caller decides where it goes), a figure
+    of a run directory (replaced atomically and recorded in its manifest), or a file
+    elsewhere (replaced atomically: the figures `aevb reproduce` redraws)."""
+    if hasattr(path, "write"):
+        path.write(data)
+        return path
     path = Path(path)
-    integrity.write(path.parent, {path.name: data})
+    if integrity.has_manifest(path.parent):
+        if path.name not in RUN_FIGURES:
+            raise AevbError(f"{path} is inside a run directory, whose figures are "
+                            f"{', '.join(RUN_FIGURES)}; choose a path outside it")
+        integrity.write(path.parent, {path.name: data})
+    else:
+        files.atomic_write(path, data)
     return path
 
 

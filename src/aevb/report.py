@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from . import integrity, plots
-from .checkpoint import load, read_config, read_metrics
+from .checkpoint import load, read_config, read_evaluations, read_metrics
 from .data import Dataset
 from .runs import dataset_of_run, test_set_of_run
 
@@ -59,8 +59,7 @@ def write_report(run_dir) -> Path:
     run_dir = Path(run_dir)
     info = read_config(run_dir)
     metrics = read_metrics(run_dir)
-    evaluations = [json.loads(line) for line in (run_dir / "evaluations.jsonl").read_text()
-                   .splitlines()] if (run_dir / "evaluations.jsonl").exists() else []
+    evaluations = read_evaluations(run_dir)
     esc = html.escape
     def cell(value):
         return "-" if value is None else f"{value:.2f}"

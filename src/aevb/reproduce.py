@@ -136,9 +136,8 @@ def ensure_trained(spec: Spec, run_dir: Path, progress: bool = True) -> str:
             return "resumed"
         if (run_dir / checkpoint.WEIGHTS).exists():
             raise AevbError(f"{run_dir} has weights but no training state; move it away")
-        # Stopped between writing config.json and the first checkpoint: nothing was trained.
-        for name in (checkpoint.CONFIG, checkpoint.METRICS):
-            (run_dir / name).unlink(missing_ok=True)
+    # A run that stopped before its first checkpoint is started again by `train`, which
+    # decides so under the run's lock (another process may be starting it right now).
     train(config, progress=progress)
     return "trained"
 

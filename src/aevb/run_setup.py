@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 from . import distributed, engine, native
-from .config import TrainConfig
+from .config import TrainConfig, saved_config  # noqa: F401 (saved_config: moved to config)
 from .data import BINARIZED_BY_DEFAULT, Dataset
 from .errors import AevbError
 from .model import VAE
@@ -99,12 +99,3 @@ def choose_engine(config: TrainConfig, model: VAE, device, total: int) -> engine
                          math.ceil(total / config.batch_size))
 
 
-def saved_config(info: dict) -> TrainConfig:
-    """The TrainConfig in a run's config.json (as `checkpoint.read_config` returns it)."""
-    values = dict(info["config"])
-    # Runs from before the engines: `fused` chose the hand-written step (now the native one
-    # where it serves); runs from before that and the C kernels continue eagerly.
-    fused = values.pop("fused", None)
-    values.setdefault("engine", "auto" if fused else "eager")
-    values.setdefault("kernels", False)
-    return TrainConfig.from_dict({**values, "hidden": tuple(values["hidden"])})

@@ -44,7 +44,7 @@ def evaluate_run(run_dir, *, split: str = "test", importance_samples: int = 5000
     the seeded ones (to compare with an exported scorer given the same).
     """
     from .checkpoint import load, read_config
-    from .data import load_user_data, outside_range
+    from .data import outside_range, read_user_data
     from .errors import AevbError, AevbWarning
     from .distributed import pick_device
 
@@ -65,11 +65,25 @@ def evaluate_run(run_dir, *, split: str = "test", importance_samples: int = 5000
         raise AevbError(f"{run_dir} was trained by MCEM, which leaves q(z|x) untrained: "
                         "evaluate it with --method hmc-harmonic")
     model = load(run_dir, pick_device(device))
+    latent = model.config.latent_dim
+    if method == "hmc-harmonic" and importance_samples < latent + 2:
+        # Appendix D fits a Gaussian with full covariance to the draws: with fewer than
+        # N_z + 2 of them it is degenerate and the estimate is meaningless (it came out at
+        # millions of nats above 0 for K = 2, N_z = 20).
+        raise AevbError(f"hmc-harmonic fits a full-covariance Gaussian to the K draws of each "
+                        f"data point: it needs K >= N_z + 2 = {latent + 2} (the paper: 50 for "
+                        f"N_z = 3), got --importance-samples {importance_samples}")
     if data is not None:
-        x, split = load_user_data(data), "data"
+        x, shape = read_user_data(data)
+        split = "data"
+        want = tuple(model.config.data_shape)
+        flat_ok = model.config.network == "mlp" and len(shape) == 1
         if x.shape[1] != model.config.data_dim:
             raise AevbError(f"{data}: data points have {x.shape[1]} values, the model expects "
-                            f"{model.config.data_dim} (shape {list(model.config.data_shape)})")
+                            f"{model.config.data_dim} (shape {list(want)})")
+        if shape != want and not flat_ok:
+            raise AevbError(f"{data}: data points of shape {list(shape)}, the model expects "
+                            f"{model.config.data_dim} values of shape {list(want)}")
         typical = info.get("data", {}).get("typical_range")
         warning = outside_range(x, typical) if typical else None
         if warning:
@@ -87,9 +101,16 @@ def evaluate_run(run_dir, *, split: str = "test", importance_samples: int = 5000
         if method != "importance":
             raise AevbError("--noise is for importance sampling (method importance)")
         try:
-            eps = torch.from_numpy(np.load(noise, allow_pickle=False)).float()
-        except (OSError, ValueError) as err:
+            raw = np.load(noise, allow_pickle=False)
+        except (OSError, ValueError, EOFError) as err:
             raise AevbError(f"{noise}: not a readable .npy array ({err})") from None
+        if not isinstance(raw, np.ndarray) or raw.dtype.kind not in "fiu":
+            raise AevbError(f"{noise}: expected a .npy array of numbers, got "
+                            f"{getattr(raw, 'dtype', type(raw).__name__)}")
+        eps = torch.from_numpy(raw.astype(np.float32))
+        if not torch.isfinite(eps).all():
+            raise AevbError(f"{noise}: holds NaN or infinite values; the noise must be "
+                            "standard normal draws")
     if model.theta_posterior is not None and (method != "importance" or eps is not None):
         raise AevbError(f"{run_dir} has a posterior over theta (full-vb): it is scored by "
                         "importance sampling over (theta, z) pairs, without --noise")
@@ -102,4 +123,12 @@ def evaluate_run(run_dir, *, split: str = "test", importance_samples: int = 5000
         raise AevbError(f"{run_dir}: the evaluation gave non-finite values ({bad} of "
                         f"{result.n} log-likelihoods, bound {result.elbo}): the model's weights "
                         "are damaged or diverged")
+    if model.config.likelihood == "bernoulli":
+        # p(x) <= 1 for binary data: an estimate above 0 nats is impossible, never a result.
+        worst = float(result.per_example.max())
+        if worst > 1e-3 or (result.elbo is not None and result.elbo > 1e-3):
+            raise AevbError(f"{run_dir}: the {result.method} estimate gave log p(x) = "
+                            f"{max(worst, result.elbo or -1):.4g} nats for binary data, where "
+                            "log p(x) <= 0: the estimate is not valid with these settings "
+                            "(more --importance-samples)")
     return result

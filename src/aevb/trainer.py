@@ -24,9 +24,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import (__version__, baselines, checkpoint, distributed, integrity, state_checks,
+from . import (__version__, baselines, checkpoint, distributed, integrity, resources, state_checks,
                steps)
-from .config import DEFAULT_EPOCHS, TrainConfig
+from .config import DEFAULT_EPOCHS, MAX_SAMPLES, TrainConfig, saved_config
 from .data import Dataset, load_for_config, typical_range
 from .engine import Choice
 from .distributions import binarize
@@ -35,7 +35,7 @@ from .full_vb import average_full_vb_bound
 from .evaluate import SEED_OFFSETS, average_bound, evaluation_set, hmc_harmonic_log_likelihood
 from .model import VAE, ModelConfig, initialize
 from .run_setup import (choose_engine, default_run_dir, learning_rate, make_optimizer,
-                        resolve_data_settings, saved_config)
+                        resolve_data_settings)
 
 
 def eval_schedule(total: int, eval_points: int) -> list[int]:
@@ -78,10 +78,20 @@ class _Run:
 def _setup(config: TrainConfig, data: Dataset, device, run_dir: Path) -> _Run:
     n_train = len(data.train)
     total = config.samples or int(round((config.epochs or DEFAULT_EPOCHS) * n_train))
+    if not 1 <= total <= MAX_SAMPLES:
+        raise AevbError(f"{config.epochs} epochs of {n_train} training points are {total} "
+                        "samples: the length must come to between 1 and 2^50 samples")
+    world = distributed.world_size()
+    if config.batch_size < world:
+        raise AevbError(f"batch size {config.batch_size} is smaller than the {world} processes")
     full_vb = config.algorithm == "full-vb"
-    model = VAE(ModelConfig(data.shape, config.latent_dim, config.hidden, config.likelihood,
-                            config.network, config.activation,
-                            config.weight_prior_std if full_vb else None))
+    model_config = ModelConfig(data.shape, config.latent_dim, config.hidden, config.likelihood,
+                               config.network, config.activation,
+                               config.weight_prior_std if full_vb else None)
+    resources.check_model(model_config, "these settings")
+    resources.check_step(model_config, -(-config.batch_size // world), config.mc_samples,
+                         "these settings")
+    model = VAE(model_config)
     initialize(model, config.init_std, torch.Generator().manual_seed(config.seed),
                config.posterior_init_std)
     model.to(device)
@@ -106,9 +116,14 @@ def _setup(config: TrainConfig, data: Dataset, device, run_dir: Path) -> _Run:
 
 def train(config: TrainConfig, *, progress: bool = True) -> Path:
     """Train a VAE as `config` says; returns the run directory holding its results."""
+    with _Interrupt() as interrupt:
+        return _train(config, progress, interrupt)
+
+
+def _train(config: TrainConfig, progress: bool, interrupt: "_Interrupt") -> Path:
     device = distributed.setup(distributed.pick_device(config.device))
     if config.out:  # fail before the (possibly slow) data loading
-        checkpoint.refuse_existing_run(Path(config.out))
+        checkpoint.check_new_run_dir(Path(config.out))
     data = load_for_config(config)
     config = resolve_data_settings(config, data)
     run_dir = Path(config.out) if config.out else default_run_dir(config)
@@ -116,16 +131,22 @@ def train(config: TrainConfig, *, progress: bool = True) -> Path:
     run = _setup(config, data, device, run_dir)
     main = distributed.is_main()
     if main:
-        checkpoint.refuse_existing_run(run_dir)
+        checkpoint.check_new_run_dir(run_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
     with checkpoint.exclusive(run_dir, main):
         if main:
             # Again under the lock: another process may have made a run here since the check
-            # above, and it must not be overwritten.
-            checkpoint.refuse_existing_run(run_dir)
+            # above, and it must not be overwritten; a run that stopped before its first
+            # checkpoint (nothing trained) is started again.
+            if checkpoint.check_new_run_dir(run_dir):
+                checkpoint.clear_unstarted(run_dir)
+            interrupt.run_dir = run_dir
             integrity.start(run_dir)
             _write_run_info(run, data, device)
-        return _loop(run, progress, fresh=True)
+            # A checkpoint from the first moment: a run stopped at any later point resumes.
+            _save(run, 0.0)
+            interrupt.saved = 0
+        return _loop(run, progress, interrupt, evaluate_first=True)
 
 
 def _write_run_info(run: _Run, data: Dataset, device) -> None:
@@ -148,14 +169,21 @@ def resume(run_dir, *, progress: bool = True) -> Path:
     """Continue an interrupted run from its last checkpoint, exactly where it stopped."""
     run_dir = Path(run_dir)
     config = saved_config(checkpoint.read_config(run_dir))
+    if not (run_dir / checkpoint.STATE).exists() and not (run_dir / checkpoint.WEIGHTS).exists():
+        # Stopped before its first checkpoint: nothing was trained, so it starts again.
+        if progress and distributed.is_main():
+            print(f"aevb: {run_dir} stopped before its first checkpoint; training it from "
+                  "the start", file=sys.stderr)
+        return train(dataclasses.replace(config, out=str(run_dir)), progress=progress)
     integrity.verify(run_dir, checkpoint.RUN_FILES)  # every file it will continue
-    device = distributed.setup(distributed.pick_device(config.device))
-    run = _setup(config, load_for_config(config), device, run_dir)
-    with checkpoint.exclusive(run_dir, distributed.is_main()):
-        return _resume(run, progress)
+    with _Interrupt() as interrupt:
+        device = distributed.setup(distributed.pick_device(config.device))
+        run = _setup(config, load_for_config(config), device, run_dir)
+        with checkpoint.exclusive(run_dir, distributed.is_main()):
+            return _resume(run, progress, interrupt)
 
 
-def _resume(run: _Run, progress: bool) -> Path:
+def _resume(run: _Run, progress: bool, interrupt: "_Interrupt") -> Path:
     run_dir, device = run.run_dir, next(run.model.parameters()).device
     saved = checkpoint.load_training_state(run_dir, run.model, run.optimizer, run.generators,
                                            rank=distributed.rank())
@@ -177,18 +205,58 @@ def _resume(run: _Run, progress: bool) -> Path:
         run.chains = baselines.Chains(z.to(device), log_step.to(device))
     if run.progress.samples >= run.total:
         raise AevbError(f"{run_dir} has finished training ({run.total} samples); nothing to resume")
+    samples = run.progress.samples
+    interrupt.run_dir, interrupt.saved = run_dir, samples
+    evaluate_first = False
     if distributed.is_main():
         # Evaluations written after the checkpoint are made again on the way.
-        checkpoint.truncate_metrics(run_dir, run.progress.samples)
-    return _loop(run, progress, fresh=False)
+        checkpoint.truncate_metrics(run_dir, samples)
+        _record_engine(run)
+        # A checkpoint taken at an evaluation point before that evaluation was logged (a stop
+        # during it, or the checkpoint of step 0): the evaluation is made first.
+        # Evaluations fall on the first step at or past each scheduled point, so one is due
+        # when a scheduled point lies between the last record and the checkpoint.
+        last = max((r["samples"] for r in checkpoint.read_metrics(run_dir)), default=-1)
+        evaluate_first = (samples == 0 and last < 0) or any(
+            last < point <= samples for point in eval_schedule(run.total, run.config.eval_points))
+    return _loop(run, progress, interrupt, evaluate_first)
+
+
+def _record_engine(run: _Run) -> None:
+    """config.json names the engine the run trains on now; earlier sessions' engines, where
+    they differ, are kept in its list `engine_history`."""
+    info = checkpoint.read_config(run.run_dir)
+    now = {"name": run.engine.name, "reason": run.engine.reason}
+    if info.get("engine") == now:
+        return
+    history = info.get("engine_history") or []
+    if info.get("engine") is not None:
+        history = [*history, {**info["engine"], "until_samples": run.progress.samples}]
+    checkpoint.write_config(run.run_dir, {**info, "engine": now, "engine_history": history})
+
+
+class _Stop(BaseException):
+    """SIGINT or SIGTERM outside the training steps: raised at once (a BaseException, so that
+    no `except Exception` swallows it)."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
 
 
 class _Interrupt:
-    """Turns SIGINT/SIGTERM into a flag the loop checks between steps."""
+    """SIGINT/SIGTERM while a run is made. During the steps a flag, which the loop checks
+    between steps (a step is never cut in half); elsewhere (data loading, evaluations, the
+    end-of-run figures) `_Stop` at once. It knows where the run stands, so that the one line
+    printed says what was kept."""
 
     def __init__(self):
         self.signal = None
         self.previous = {}
+        self.immediate = True
+        self.run_dir: Path | None = None  # once the run directory is made
+        self.saved: int | None = None  # samples of the last checkpoint written
+        self.finished = False  # training done; the end-of-run outputs are being written
 
     def __enter__(self):
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -200,10 +268,27 @@ class _Interrupt:
 
     def _handle(self, signum, frame):
         self.signal = signum
+        if self.immediate:
+            raise _Stop(signum)
 
-    def __exit__(self, *exc):
+    def __exit__(self, kind, value, traceback):
         for sig, handler in self.previous.items():
             signal.signal(sig, handler)
+        if kind is _Stop:
+            raise Interrupted(value.signum, self.kept()) from None
+
+    def kept(self) -> str:
+        """What a stop now leaves, in one line."""
+        if self.run_dir is None:
+            return "stopped before the run directory was made; nothing was written"
+        if self.saved is None:
+            return (f"stopped before the first checkpoint: nothing was trained; the same "
+                    f"command starts {self.run_dir} again")
+        if self.finished:
+            return (f"training had finished ({self.saved} samples, checkpoint kept); the "
+                    f"figures and report may be incomplete: aevb report {self.run_dir}")
+        return (f"checkpoint saved after {self.saved} samples; continue with: "
+                f"aevb train --resume {self.run_dir}")
 
 
 def _appendix_d(model, x: torch.Tensor, seed: int, use_encoder: bool, report,
@@ -268,14 +353,12 @@ def _failed(run: _Run, what: str, value) -> AevbError:
                      "(try a smaller lr)")
 
 
-def _loop(run: _Run, progress: bool, fresh: bool) -> Path:
+def _loop(run: _Run, progress: bool, interrupt: _Interrupt, evaluate_first: bool) -> Path:
     """Algorithm 1's loop, the same for every algorithm: minibatches in a seeded order, the
     algorithm's step (`steps.make_step`), evaluations at log-spaced points, checkpoints."""
     cfg, model, p = run.config, run.model, run.progress
     device = next(model.parameters()).device
     rank, world, main = distributed.rank(), distributed.world_size(), distributed.is_main()
-    if cfg.batch_size < world:
-        raise AevbError(f"batch size {cfg.batch_size} is smaller than the {world} processes")
     x_train = run.data.train.to(device)
     n_train = len(x_train)
     # The whole split binarized, then cut: the bits `aevb evaluate` sees for the same points.
@@ -299,75 +382,94 @@ def _loop(run: _Run, progress: bool, fresh: bool) -> Path:
     bar = tqdm(total=run.total, initial=p.samples, unit="sample", unit_scale=True,
                disable=not (progress and main), file=sys.stderr, dynamic_ncols=True)
 
+    def save():
+        if main:
+            _save(run, wall())
+            interrupt.saved = p.samples
+
     def evaluate_and_save():
         if not main:
             return
-        record = _evaluation(run, eval_sets, lambda text: bar.set_postfix_str(text, refresh=True))
+        try:
+            record = _evaluation(run, eval_sets,
+                                 lambda text: bar.set_postfix_str(text, refresh=True))
+        except _Stop:
+            # The weights are those of the last step: keep them; the evaluation is made
+            # again when the run resumes (it finds no record for this point).
+            model.train()
+            interrupt.immediate = False
+            save()
+            bar.close()
+            raise
+        interrupt.immediate = False  # the log and the checkpoint are written whole
         record["seconds"] = wall()
         record["samples_per_second"] = p.samples / p.train_seconds if p.train_seconds else None
         bad = [k for k, v in record.items() if isinstance(v, float) and not math.isfinite(v)]
         if bad:
             raise _failed(run, bad[0].replace("_", " "), record[bad[0]])
         checkpoint.append_metrics(run.run_dir, record)
-        _save(run, wall())
+        save()
         shown = record.get("test_log_likelihood") if cfg.algorithm == "mcem" \
             else record["test_elbo"]
         bar.set_postfix(test=f"{shown:.2f}" if shown is not None else "-",
                         samples_per_s=f"{p.samples / max(p.train_seconds, 1e-9):.0f}")
 
-    if fresh:
+    def stop_if_asked():
+        if interrupt.signal is not None:
+            save()
+            bar.close()
+            raise Interrupted(interrupt.signal, interrupt.kept())
+
+    interrupt.immediate = True
+    if evaluate_first:
         evaluate_and_save()
+    interrupt.immediate = False
+    stop_if_asked()
     last_save = p.samples
     model.train()
-    with _Interrupt() as interrupt:
-        while p.samples < run.total:
-            if run.order is None:
-                run.order = torch.randperm(n_train, generator=run.generators["order"],
-                                           device=device)
-                p.position = 0
-            t0 = time.perf_counter()
-            # The global minibatch; this process takes every world-th point of it.
-            size = min(cfg.batch_size, run.total - p.samples, n_train - p.position)
-            idx = run.order[p.position:p.position + size]
-            if world > 1:
-                idx = idx[rank::world]
-            noise = run.generators["noise"]
-            x = binarize(x_train, noise, lib, idx) if cfg.binarize else x_train[idx]
-            if cfg.lr_schedule != "constant":  # a function of the samples: resumes exactly
-                for group in run.optimizer.param_groups:
-                    group["lr"] = learning_rate(cfg, p.samples, n_train, run.total)
-            try:
-                step(x, idx, noise)
-            except steps.NonFinite as bad:
-                raise _failed(run, "loss", bad.value) from None
-            p.train_seconds += time.perf_counter() - t0
-            p.samples += size
-            p.position += size
-            bar.update(size)
-            if p.position >= n_train:
-                p.epoch += 1
-                run.order = None
-            if schedule and p.samples >= schedule[0]:
-                evaluate_and_save()
-                last_save = p.samples
-                schedule = [s for s in schedule if s > p.samples]
-            elif p.samples - last_save >= cfg.checkpoint_every:
-                if main:
-                    _save(run, wall())
-                last_save = p.samples
-            if interrupt.signal is not None:
-                if main:
-                    _save(run, wall())
-                bar.close()
-                raise Interrupted(interrupt.signal,
-                                  f"checkpoint saved after {p.samples} samples; continue with: "
-                                  f"aevb train --resume {run.run_dir}")
+    while p.samples < run.total:
+        if run.order is None:
+            run.order = torch.randperm(n_train, generator=run.generators["order"],
+                                       device=device)
+            p.position = 0
+        t0 = time.perf_counter()
+        # The global minibatch; this process takes every world-th point of it.
+        size = min(cfg.batch_size, run.total - p.samples, n_train - p.position)
+        idx = run.order[p.position:p.position + size]
+        if world > 1:
+            idx = idx[rank::world]
+        noise = run.generators["noise"]
+        x = binarize(x_train, noise, lib, idx) if cfg.binarize else x_train[idx]
+        if cfg.lr_schedule != "constant":  # a function of the samples: resumes exactly
+            for group in run.optimizer.param_groups:
+                group["lr"] = learning_rate(cfg, p.samples, n_train, run.total)
+        try:
+            step(x, idx, noise)
+        except steps.NonFinite as bad:
+            raise _failed(run, "loss", bad.value) from None
+        p.train_seconds += time.perf_counter() - t0
+        p.samples += size
+        p.position += size
+        bar.update(size)
+        if p.position >= n_train:
+            p.epoch += 1
+            run.order = None
+        if schedule and p.samples >= schedule[0]:
+            interrupt.immediate = True
+            evaluate_and_save()
+            last_save = p.samples
+            schedule = [s for s in schedule if s > p.samples]
+        elif p.samples - last_save >= cfg.checkpoint_every:
+            save()
+            last_save = p.samples
+        stop_if_asked()
     bar.close()
     distributed.check_replicas_identical(model)
     if main:
         from .explorer import write_explorer
         from .report import write_figures, write_report
 
+        interrupt.finished, interrupt.immediate = True, True
         write_figures(run.run_dir, run.data)
         if model.config.network == "mlp":  # the page runs MLPs only
             write_explorer(run.run_dir, data=run.data)

@@ -37,12 +37,16 @@ import math
 import os
 import platform
 import shutil
+import signal
+import stat
 import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+
+from .. import files
 
 SOURCES = [Path(__file__).with_name(name) for name in ("kernels.c", "step.c")]
 HEADER = Path(__file__).with_name("kernels.h")
@@ -83,28 +87,82 @@ def _flags() -> list[str]:
     return ["-O3", "-march=native", *wide, "-fno-math-errno", "-fopenmp", "-fPIC", "-shared"]
 
 
+# Seconds a compiler may take (the build takes ~2 s here): a hanging $CC is ended, with every
+# process it started, rather than stalling training.
+BUILD_TIMEOUT_S = float(os.environ.get("AEVB_BUILD_TIMEOUT", "120"))
+
+
+def _run_bounded(command: list[str], timeout: float) -> subprocess.CompletedProcess:
+    """Run `command` in its own process group; on a timeout end the whole group (a compiler
+    driver's children too) and raise subprocess.TimeoutExpired."""
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except OSError:
+            pass
+        proc.communicate()
+        raise
+    return subprocess.CompletedProcess(command, proc.returncode, out, err)
+
+
+def _seal(path: Path) -> bytes:
+    """The record kept beside a built library: its size and SHA-256."""
+    data = path.read_bytes()
+    return f"{len(data)} {hashlib.sha256(data).hexdigest()}\n".encode()
+
+
+def _sealed(target: Path) -> bool:
+    """Whether the library matches the record written when it was built: a library cut short
+    (a full disk, a kill during a copy) is never loaded (mapping it ended in SIGBUS)."""
+    seal = target.with_name(target.name + ".sha256")
+    try:
+        return seal.read_bytes() == _seal(target)
+    except OSError:
+        return False
+
+
 def _compile(cc: str, target: Path, torch_lib: Path) -> str | None:
-    """Build the library at `target`; None when done, else why not (the compiler's stderr)."""
+    """Build the library at `target`, with its seal beside it; None when done, else why not
+    (the compiler's stderr)."""
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
         out = Path(tmp) / target.name
+        command = [cc, *_flags(), *map(str, SOURCES), "-o", str(out), "-lm",
+                   f"-L{torch_lib}", f"-Wl,-rpath,{torch_lib}"]
         try:
-            subprocess.run([cc, *_flags(), *map(str, SOURCES), "-o", str(out), "-lm",
-                            f"-L{torch_lib}", f"-Wl,-rpath,{torch_lib}"],
-                           check=True, capture_output=True, timeout=120, text=True)
-        except subprocess.CalledProcessError as err:
-            lines = [line for line in (err.stderr or "").splitlines() if line.strip()]
-            return f"the C build failed: {'; '.join(lines[:3]) or f'exit status {err.returncode}'}"
+            run = _run_bounded(command, BUILD_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            return f"the C build did not finish in {BUILD_TIMEOUT_S:g} s (ended)"
         except (OSError, subprocess.SubprocessError) as err:
             return f"the C build failed ({type(err).__name__}: {err})"
-        out.chmod(0o700)
-        os.replace(out, target)  # atomic: a concurrent process sees no half-written file
+        if run.returncode != 0:
+            lines = [line for line in (run.stderr or "").splitlines() if line.strip()]
+            return f"the C build failed: {'; '.join(lines[:3]) or f'exit status {run.returncode}'}"
+        try:
+            out.chmod(0o700)
+            with open(out, "rb") as f:  # on disk before the rename makes it visible
+                os.fsync(f.fileno())
+            seal = Path(tmp) / (target.name + ".sha256")
+            seal.write_bytes(_seal(out))
+            with open(seal, "rb") as f:
+                os.fsync(f.fileno())
+            os.replace(seal, target.with_name(seal.name))
+            os.replace(out, target)  # atomic: a concurrent process sees no half-written file
+            files.fsync_dir(target.parent)
+        except OSError as err:
+            return f"the built library could not be stored ({err.strerror or err})"
     return None
 
 
 def _compiler_identity(cc: str) -> tuple[str | None, str | None]:
     """(what identifies the compiler: its path and version text, None) or (None, why not)."""
     try:
-        run = subprocess.run([cc, "--version"], capture_output=True, text=True, timeout=60)
+        run = _run_bounded([cc, "--version"], min(60.0, BUILD_TIMEOUT_S))
+    except subprocess.TimeoutExpired:
+        return None, f"the C compiler {cc} did not answer --version (ended)"
     except (OSError, subprocess.SubprocessError) as err:
         return None, f"the C compiler {cc} does not run ({type(err).__name__})"
     if run.returncode != 0:
@@ -125,16 +183,44 @@ def _private(path: Path, directory: bool) -> str | None:
     return None
 
 
+def _unsafe_path(cache: Path) -> str | None:
+    """Why the path to the cache cannot be trusted, or None: it passes through a symbolic
+    link that neither this user nor root owns, or through a folder others may write without
+    the sticky bit (either would let another user swap the folder or the code in it)."""
+    uid = os.getuid()
+    path = Path(os.path.abspath(cache))
+    parts = [Path(*path.parts[:i]) for i in range(1, len(path.parts) + 1)]
+    for part in parts:
+        try:
+            info = os.lstat(part)
+        except FileNotFoundError:
+            return None  # the rest is created by us, privately
+        if stat.S_ISLNK(info.st_mode):
+            if info.st_uid not in (uid, 0):
+                return f"{part} is a symbolic link owned by another user (uid {info.st_uid})"
+            info = os.stat(part)
+        if stat.S_ISDIR(info.st_mode) and part != parts[-1]:
+            if info.st_uid not in (uid, 0):
+                return f"{part} belongs to another user (uid {info.st_uid})"
+            if info.st_mode & 0o022 and not info.st_mode & stat.S_ISVTX:
+                return f"{part} may be written by other users (mode {info.st_mode & 0o777:o})"
+    return None
+
+
 def _cache_ready(cache: Path) -> str | None:
-    """Create the private cache folder (0700) and check it and its parent; None if usable."""
+    """Create the private cache folder (0700) and check it and the path to it; None if
+    usable."""
     try:
+        problem = _unsafe_path(cache)
+        if problem:
+            return problem
         cache.parent.mkdir(parents=True, exist_ok=True)
         cache.mkdir(mode=0o700, exist_ok=True)
-        parent = cache.parent.stat()
-        if parent.st_uid not in (os.getuid(), 0):
-            return f"{cache.parent} belongs to another user (uid {parent.st_uid})"
-        if parent.st_mode & 0o002 and not parent.st_mode & 0o1000:
-            return f"{cache.parent} may be written by any user"
+        problem = _unsafe_path(cache)  # again: nothing may have been swapped in meanwhile
+        if problem:
+            return problem
+        if cache.is_symlink() and cache.resolve() != cache:
+            return f"{cache} is a symbolic link (to {cache.resolve()}); make it a folder"
         return _private(cache, directory=True)
     except OSError as err:
         return f"the cache folder {cache} is not usable ({err.strerror or err})"
@@ -193,6 +279,8 @@ def _build_and_load() -> tuple:
     target = cache / library_name(identity)
     lib = None
     for attempt in range(2):  # a cached library that does not load, or lacks a symbol: rebuild
+        if target.exists() and not _sealed(target):  # cut short or altered: never mapped
+            target.unlink(missing_ok=True)
         if not target.exists():
             problem = _compile(cc, target, torch_lib)
             if problem:
