@@ -218,8 +218,16 @@ def _read_safetensors(path: Path) -> tuple[dict, dict]:
 def load(run_dir, device: str | torch.device = "cpu") -> VAE:
     """The trained model of a run directory, rebuilt from its config.json, in eval mode."""
     info = read_config(run_dir)
-    model = VAE(model_config(info, f"{run_dir}/{CONFIG}"))
+    config = model_config(info, f"{run_dir}/{CONFIG}")
     weights, _ = _read_safetensors(Path(run_dir) / WEIGHTS)
+    # Shapes compared on PyTorch's meta device first: a config.json that does not fit its
+    # weights is refused before the model it describes is allocated.
+    with torch.device("meta"):
+        shapes = {k: tuple(v.shape) for k, v in VAE(config).state_dict().items()}
+    if shapes != {k: tuple(v.shape) for k, v in weights.items()}:
+        raise AevbError(f"{run_dir}/{WEIGHTS}: weights do not fit the model in {CONFIG} "
+                        "(another configuration, or a damaged file)")
+    model = VAE(config)
     try:
         model.load_state_dict(weights, strict=True)
     except RuntimeError:

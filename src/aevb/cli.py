@@ -320,6 +320,11 @@ def _run_figure(args) -> int:
     n = getattr(args, "n", 1)
     if n < 1:
         raise AevbError(f"-n must be at least 1, got {n}")
+    from . import resources
+
+    images = n * n if args.command == "manifold" else n
+    resources.require(images * 16 * resources.FLOAT * (model.config.data_dim + 64),
+                      f"a picture of {images} images", "choose a smaller -n")
     file = {"manifold": "manifold.png", "sample": "samples.png",
             "reconstruct": "reconstructions.png", "latent": "latent.png"}[args.command]
     default = Path(args.run_dir) / file

@@ -114,6 +114,15 @@ def write(run_dir, contents: dict[str, bytes]) -> None:
 def append(run_dir, name: str, line: str) -> None:
     """Append a line to the log `name` and record its new contents."""
     run_dir = Path(run_dir)
+    if has_manifest(run_dir):
+        recorded, extra = read_log(run_dir, name)
+        if extra:  # never recorded, so never made data by recording it now: dropped
+            warnings.warn(AevbWarning(f"{run_dir / name}: {len(extra)} bytes past its last "
+                                      "recorded record are dropped"), stacklevel=3)
+            if recorded and not recorded.endswith(b"\n"):
+                recorded += b"\n"
+            write(run_dir, {name: recorded + line.encode() + b"\n"})
+            return
     files.append_line(run_dir / name, line)
     if has_manifest(run_dir):
         record(run_dir, name, append=True)
@@ -172,6 +181,9 @@ def read_log(run_dir, name: str) -> tuple[bytes, bytes]:
     entry for the log, everything is the first part. A missing log reads as empty."""
     run_dir = Path(run_dir)
     path = run_dir / name
+    if path.is_symlink():
+        raise AevbError(f"{path} is a symbolic link; a run's logs are never read or written "
+                        "through one (replace it by the file itself)")
     try:
         data = path.read_bytes()
     except FileNotFoundError:
@@ -179,10 +191,12 @@ def read_log(run_dir, name: str) -> tuple[bytes, bytes]:
     except OSError as err:
         raise AevbError(f"{path}: cannot be read ({err.strerror or err})") from None
     verify(run_dir, [name])
-    table = _read(run_dir) or {}
-    sizes = [e["size"] for e in table.get(name, ()) if _matches(data, e)]
-    if not sizes:
+    table = _read(run_dir)
+    if table is None:  # a run from before manifests: nothing to tell data from additions
         return data, b""
+    sizes = [e["size"] for e in table.get(name, ()) if _matches(data, e)]
+    if not sizes:  # a log the manifest never listed: none of it was written by aevb
+        return b"", data
     size = max(sizes)
     return data[:size], data[size:]
 

@@ -170,6 +170,8 @@ def latent_scatter(model, x: torch.Tensor, path, labels=None, size=(6.0, 6.0),
         centred = mu - mu.mean(0)
         _, _, vt = np.linalg.svd(centred, full_matrices=False)
         mu, title = centred @ vt[:2].T, "latent means, first two principal components"
+        if mu.shape[1] < 2:  # fewer points than two components (a test set of one point)
+            mu = np.concatenate([mu, np.zeros((len(mu), 2 - mu.shape[1]))], 1)
     elif mu.shape[1] == 1:
         mu = np.concatenate([mu, np.zeros_like(mu)], 1)
     fig, ax = _figure(size, dpi)
