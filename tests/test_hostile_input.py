@@ -228,7 +228,7 @@ def _full_disk(monkeypatch):
     monkeypatch.setattr(files.os, "fsync", fsync)
 
 
-@pytest.mark.parametrize("fmt", ["pt2", "onnx"])
+@pytest.mark.parametrize("fmt", ["pt2", pytest.param("onnx", marks=pytest.mark.slow)])
 def test_a_failed_export_leaves_nothing_that_blocks_a_retry(digits_run, tmp_path,
                                                             monkeypatch, fmt):
     """Class "partial files": 2 formats on a full disk, then the retry (2 cases)."""
@@ -244,6 +244,7 @@ def test_a_failed_export_leaves_nothing_that_blocks_a_retry(digits_run, tmp_path
         [f"decoder.{fmt}", f"encoder.{fmt}", f"scorer.{fmt}"]
 
 
+@pytest.mark.slow
 def test_onnx_export_prints_one_line(digits_run, tmp_path):
     """Class "messages": no torch chatter around the result (1 case)."""
     r = cli("export", digits_run, "--out", tmp_path / "e", "--importance-samples", "4")
@@ -364,12 +365,17 @@ def test_a_dead_torchrun_peer_is_one_line(monkeypatch, capsys):
         raise RuntimeError("[../gloo/transport/tcp/pair.cc:534] Connection closed by peer\nmore")
 
     monkeypatch.setenv("WORLD_SIZE", "2")
+    # In-process: without the process-wide float settings (flush-to-zero would stay on for
+    # the tests after this one).
+    monkeypatch.setattr(command, "_set_up_numerics", lambda: None)
+    monkeypatch.setattr(command, "_steady_malloc", lambda: None)
     monkeypatch.setitem(command.COMMANDS, "report", peer_died)
     assert command.main(["report", "x"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "another process of this torchrun group stopped" in err[0]
 
 
+@pytest.mark.slow
 def test_resume_records_the_engine_it_continues_on(lib, tmp_path):
     """Class "messages": a run started on the native step and resumed with AEVB_KERNELS=0
     says in config.json which engine it trains on now (1 case)."""

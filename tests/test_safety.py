@@ -21,16 +21,7 @@ from aevb.errors import AevbError
 from aevb.model import VAE, ModelConfig, initialize
 
 
-def _cli(*args, **kw):
-    return subprocess.run([sys.executable, "-m", "aevb", *args], capture_output=True,
-                          text=True, timeout=600, **kw)
-
-
-def _one_error_line(r, status=2):
-    lines = r.stderr.strip().splitlines()
-    assert r.returncode == status, r.stderr
-    assert len(lines) == 1 and lines[0].startswith("aevb: error:"), r.stderr
-    return lines[0]
+from cli_helpers import cli as _cli, one_error_line as _one_error_line  # noqa: E402
 
 
 def _snapshot(run):

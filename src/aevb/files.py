@@ -40,16 +40,26 @@ def fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+def _temporary(path: Path, data: bytes) -> str:
+    """`data` in a new temporary file beside `path`, on disk (fsynced); returns its name."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}{TEMP_MARK}")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return tmp
+
+
 def atomic_write(path, data: bytes) -> None:
     """Replace `path` by `data` atomically and durably; AevbError where it cannot be written."""
     path = Path(path)
     tmp = None
     try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}{TEMP_MARK}")
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+        tmp = _temporary(path, data)
         os.replace(tmp, path)
         tmp = None
         fsync_dir(path.parent)
@@ -70,11 +80,7 @@ def write_new(path, data: bytes) -> Path:
     tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}{TEMP_MARK}")
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+        tmp = _temporary(path, data)
         os.link(tmp, path)  # fails if anything appeared at `path` meanwhile: never replaces
         fsync_dir(path.parent)
     except FileExistsError:
