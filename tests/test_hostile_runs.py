@@ -221,7 +221,10 @@ def test_a_run_stopped_in_its_first_evaluation_ends_as_an_uninterrupted_one(tmp_
     p.send_signal(signal.SIGTERM)
     assert p.wait(timeout=120) in (0, 128 + signal.SIGTERM)
     if p.returncode:
-        assert "checkpoint saved after 0 samples" in p.stderr.read().decode()
+        # The stop falls in the first evaluation, or while its step-0 checkpoint is being
+        # recorded (the file is there, the record of it not yet): either line is true.
+        line = p.stderr.read().decode()
+        assert "checkpoint saved after 0 samples" in line or "nothing was trained" in line
         assert cli("train", "--resume", out, "--quiet").returncode == 0
     strip = [{k: m[k] for k in ("samples", "train_elbo", "test_elbo", "test_log_likelihood")}
              for m in checkpoint.read_metrics(out)]
