@@ -341,6 +341,7 @@ def test_a_hanging_compiler_is_ended_with_its_children(cache, tmp_path, monkeypa
     cc.write_text(f"#!/bin/sh\nsleep 600 &\necho $! > {marker}\nwait\n")
     cc.chmod(0o755)
     monkeypatch.setenv("CC", str(cc))
+    monkeypatch.setenv("AEVB_KERNELS", "1")  # the build is what is tested, in both CI passes
     monkeypatch.setattr(library, "BUILD_TIMEOUT_S", 2.0)
     start = time.time()
     assert library.load() is None
