@@ -82,11 +82,6 @@ def clear_unstarted(run_dir) -> None:
         (Path(run_dir) / name).unlink(missing_ok=True)
 
 
-def refuse_existing_run(run_dir: Path) -> None:
-    """Raise if run_dir cannot take a new run (`check_new_run_dir`)."""
-    check_new_run_dir(run_dir)
-
-
 @contextmanager
 def exclusive(run_dir, active: bool = True, wait: bool = False):
     """Hold run_dir/.lock while training: a second process that tries to train or resume the
