@@ -467,17 +467,17 @@ def _peer_failure(err: BaseException) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    _set_up_numerics()
-    _steady_malloc()
-    warnings.showwarning = _show_warning
-    try:
+    try:  # first of all: a SIGTERM in the first second gets its line too
         import signal
 
         signal.signal(signal.SIGTERM, _terminated)
     except ValueError:  # not the main thread
         pass
     try:
+        args = build_parser().parse_args(argv)
+        _set_up_numerics()
+        _steady_malloc()
+        warnings.showwarning = _show_warning
         return COMMANDS[args.command](args)
     except AevbError as err:
         print(f"aevb: error: {err}", file=sys.stderr)
