@@ -6,7 +6,8 @@ import pytest
 import torch
 
 import aevb
-from aevb import engine, steps
+from aevb import engine
+from aevb.algorithms.sgvb import AevbStep
 from aevb.model import VAE, ModelConfig, initialize
 from aevb.objectives import ESTIMATORS
 from aevb.run_setup import make_optimizer, saved_config
@@ -50,7 +51,7 @@ def test_the_compiled_step_follows_the_eager_step(optimizer):
     for compiled in (True, False):
         model = _gaussian_model()
         opt = make_optimizer(cfg, model, 1000)
-        step = steps.AevbStep(model, opt, ESTIMATORS["B"], 1, compiled=compiled, batch_size=20)
+        step = AevbStep(model, opt, ESTIMATORS["B"], 1, compiled=compiled, batch_size=20)
         gen = torch.Generator().manual_seed(1)
         for size in (20,) * 5 + (7,) + (20,) * 4:
             step(torch.rand(size, 560, generator=gen), torch.arange(size), gen)
@@ -73,8 +74,8 @@ def test_a_failed_compile_falls_back_to_eager_with_one_warning(monkeypatch):
     twin = copy.deepcopy(model)
     cfg = aevb.resolve("frey-paper", hidden=(32, 16), latent_dim=4, batch_size=20)
     opt, twin_opt = make_optimizer(cfg, model, 1000), make_optimizer(cfg, twin, 1000)
-    step = steps.AevbStep(model, opt, ESTIMATORS["B"], 1, compiled=True, batch_size=20)
-    eager = steps.AevbStep(twin, twin_opt, ESTIMATORS["B"], 1)
+    step = AevbStep(model, opt, ESTIMATORS["B"], 1, compiled=True, batch_size=20)
+    eager = AevbStep(twin, twin_opt, ESTIMATORS["B"], 1)
     x = torch.rand(20, 560, generator=torch.Generator().manual_seed(2))
     with pytest.warns(aevb.errors.AevbWarning, match=r"simulated: the C.. compiler crashed\); "
                                                      "continuing eagerly") as caught:

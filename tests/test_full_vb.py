@@ -22,7 +22,8 @@ from aevb.full_vb import (ParameterPosterior, UnderTheta, full_vb_bound,
                           predictive_log_likelihood, std_summary)
 from aevb.model import VAE, ModelConfig, initialize
 from aevb.objectives import elbo_b
-from aevb.steps import AevbStep, FullVbStep
+from aevb.algorithms.full_vb import FullVbStep
+from aevb.algorithms.sgvb import AevbStep
 
 
 def test_kl_to_the_prior_matches_numerical_integration():

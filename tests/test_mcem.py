@@ -11,7 +11,7 @@ import scipy.stats
 import torch
 
 import aevb
-from aevb.baselines import Chains, complete_log_likelihood, e_step
+from aevb.algorithms.mcem import Chains, complete_log_likelihood, e_step
 from aevb.checkpoint import read_metrics
 from aevb.runs import evaluate_run
 from aevb.model import VAE, ModelConfig, initialize

@@ -1,11 +1,13 @@
-"""aevb.steps: one step per algorithm behind one call, refusing non-finite objectives."""
+"""aevb.algorithms: one step per algorithm behind one call, refusing non-finite objectives."""
 import dataclasses
 
 import pytest
 import torch
 
 import aevb
-from aevb import baselines, steps
+from aevb import algorithms
+from aevb.algorithms.base import NonFinite
+from aevb.algorithms.mcem import Chains
 from aevb.model import VAE, ModelConfig, initialize
 from aevb.run_setup import make_optimizer
 
@@ -22,11 +24,11 @@ def _setup(algorithm, engine):
     model = VAE(ModelConfig((28, 28), 3, (16,), "bernoulli"))
     initialize(model, 0.05, torch.Generator().manual_seed(0))
     optimizer = make_optimizer(cfg, model, 1000, native_step=engine == "native")
-    chains = baselines.Chains.start(1000, 3, torch.Generator().manual_seed(2)) \
+    chains = Chains.start(1000, 3, torch.Generator().manual_seed(2)) \
         if algorithm == "mcem" else None
     # (20 points a minibatch below: the compiled step serves minibatches of that size)
-    return model, steps.make_step(dataclasses.replace(cfg, batch_size=20), model, optimizer,
-                                  chains, engine)
+    return model, algorithms.get(algorithm).make_step(
+        dataclasses.replace(cfg, batch_size=20), model, optimizer, chains, engine)
 
 
 @pytest.mark.parametrize("algorithm, engine", ALGORITHMS)
@@ -48,7 +50,7 @@ def test_a_non_finite_objective_moves_nothing(algorithm, engine):
         model.decoder.net[-1].bias[7] = float("nan")
     before = [p.detach().clone() for p in model.parameters()]
     x = (torch.rand(20, 784, generator=torch.Generator().manual_seed(1)) < 0.3).float()
-    with pytest.raises(steps.NonFinite):
+    with pytest.raises(NonFinite):
         step(x, torch.arange(20), torch.Generator().manual_seed(3))
     for p, q in zip(model.parameters(), before):
         torch.testing.assert_close(p, q, rtol=0, atol=0, equal_nan=True)

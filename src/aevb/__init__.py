@@ -14,18 +14,18 @@ __version__ = "0.1.0"
 _EXPORTS = {"load": "checkpoint", "train": "trainer", "resume": "trainer",
             "TrainConfig": "config", "resolve": "config", "PRESETS": "config",
             "VAE": "model", "ModelConfig": "model", "AevbError": "errors"}
-_SUBMODULES = ("baselines", "checkpoint", "cli", "config", "data", "distributed",
-               "distributions", "engine", "errors", "evaluate", "hmc", "model", "native",
-               "networks",
-               "objectives", "plots", "report", "reproduce", "run_setup", "runs", "steps", "trainer")
 __all__ = list(_EXPORTS)
 
 
 def __getattr__(name):
     if name in _EXPORTS:
         return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
-    if name in _SUBMODULES:
-        return importlib.import_module(f".{name}", __name__)
+    if not name.startswith("_"):  # every module and sub-package: aevb.full_vb, aevb.conv, ...
+        try:
+            return importlib.import_module(f".{name}", __name__)
+        except ModuleNotFoundError as err:
+            if err.name != f"{__name__}.{name}":
+                raise
     raise AttributeError(f"module 'aevb' has no attribute {name!r}")
 
 

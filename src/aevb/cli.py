@@ -66,7 +66,7 @@ def _flag_type(field) -> typing.Callable:
 
 
 def _add_train(sub) -> None:
-    from .config import PRESETS, TrainConfig, field_help
+    from .config import PRESETS, TrainConfig, field_help, sections
 
     p = sub.add_parser("train", help="train a VAE with the SGVB estimator")
     p.add_argument("--preset", choices=None, metavar="{" + ",".join(PRESETS) + "}",
@@ -74,13 +74,19 @@ def _add_train(sub) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--resume", metavar="RUN_DIR",
                    help="continue an interrupted run from its last checkpoint (no other options)")
-    texts = field_help()
-    for field in fields(TrainConfig):
-        default = field.default if field.default is not MISSING else None
-        # Defaults stay in TrainConfig: an absent flag is left out, so presets can apply.
-        p.add_argument("--" + field.name.replace("_", "-"), dest=field.name,
-                       type=_flag_type(field), default=argparse.SUPPRESS,
-                       help=f"{texts.get(field.name, '')} (default: {default})")
+    nested = sections()
+    # One flag per field; a section's fields (an algorithm's settings) are SECTION-FIELD.
+    for owner, prefix in [(TrainConfig, ""), *((cls, name + "_") for name, cls in nested.items())]:
+        texts = field_help(owner)
+        for field in fields(owner):
+            if not prefix and field.name in nested:
+                continue
+            default = field.default if field.default is not MISSING else None
+            # Defaults stay in the config: an absent flag is left out, so presets can apply.
+            name = prefix + field.name
+            p.add_argument("--" + name.replace("_", "-"), dest=name,
+                           type=_flag_type(field), default=argparse.SUPPRESS,
+                           help=f"{texts.get(field.name, '')} (default: {default})")
 
 
 def _run_train(args) -> int:

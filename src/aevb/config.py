@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 
+from .algorithms import NAMES as ALGORITHMS
+from .algorithms.settings import McemConfig
 from .errors import AevbError
+from .fields import check_types
 
 ENGINES = ("auto", "native", "compiled", "eager")  # see aevb.engine
 
@@ -49,9 +52,7 @@ class TrainConfig:
     samples: int | None = None  # training length in data points evaluated (paper's x-axis)
     epochs: float | None = None  # passes over the training set (neither: DEFAULT_EPOCHS)
     train_examples: int | None = None  # train on the first N training points only; None: all
-    mcem_leapfrog: int = 10  # MCEM: leapfrog steps of the E-step's HMC transition (appendix E)
-    mcem_updates: int = 5  # MCEM: weight updates per E-step sample (appendix E)
-    mcem_accept: float = 0.9  # MCEM: acceptance rate the HMC step size is tuned to
+    mcem: McemConfig = field(default_factory=McemConfig)  # MCEM's own settings (--mcem-*)
     eval_points: int = 20  # log-spaced evaluations of the train and test bound
     eval_examples: int = 10000  # training points used for the train bound (the first ones)
     eval_likelihood: int = 0  # first N points per split given log p(x) by appendix D at evals
@@ -64,7 +65,9 @@ class TrainConfig:
     out: str | None = None  # run directory; None: runs/<date-time>-<dataset>-nz<N>
 
     def __post_init__(self):
-        _check_types(self)
+        check_types(self)
+        if not isinstance(self.mcem, McemConfig):
+            raise AevbError(f"the mcem section must be an McemConfig, got {self.mcem!r}")
         object.__setattr__(self, "hidden", tuple(self.hidden))
         checks = [
             (self.dataset.strip() != "", "dataset must name a dataset, a file or a folder, "
@@ -83,18 +86,13 @@ class TrainConfig:
              f"hidden sizes must be positive integers, got {list(self.hidden)}"),
             (self.likelihood in (None, "bernoulli", "gaussian"),
              f"likelihood must be bernoulli or gaussian, got {self.likelihood!r}"),
-            (self.algorithm in ("aevb", "wake-sleep", "mcem", "full-vb"),
-             f"algorithm must be aevb, wake-sleep, mcem or full-vb, got {self.algorithm!r}"),
-            (self.algorithm != "full-vb" or (self.weight_prior_std is not None
-                                             and self.estimator == "B"),
-             "full-vb needs the prior (weight-prior-std, its alpha) and estimator B"),
+            (self.algorithm in ALGORITHMS,
+             f"algorithm must be {', '.join(ALGORITHMS[:-1])} or {ALGORITHMS[-1]}, "
+             f"got {self.algorithm!r}"),
             (math.isfinite(self.posterior_init_std) and self.posterior_init_std > 0,
              f"posterior-init-std must be positive, got {self.posterior_init_std}"),
             (self.train_examples is None or self.train_examples >= 1,
              f"train-examples must be at least 1, got {self.train_examples}"),
-            (self.mcem_leapfrog >= 1, f"mcem-leapfrog must be at least 1, got {self.mcem_leapfrog}"),
-            (self.mcem_updates >= 1, f"mcem-updates must be at least 1, got {self.mcem_updates}"),
-            (0 < self.mcem_accept < 1, f"mcem-accept must lie in (0, 1), got {self.mcem_accept}"),
             (self.eval_likelihood >= 0,
              f"eval-likelihood must be at least 0, got {self.eval_likelihood}"),
             (self.engine in ENGINES,
@@ -104,9 +102,6 @@ class TrainConfig:
             (math.isfinite(self.kl_weight) and self.kl_weight > 0,
              f"kl-weight must be positive, got {self.kl_weight}"),
             (self.kl_warmup >= 0, f"kl-warmup must be at least 0, got {self.kl_warmup}"),
-            ((self.kl_weight == 1 and self.kl_warmup == 0) or
-             (self.estimator == "B" and self.algorithm == "aevb"),
-             "kl-weight and kl-warmup apply to estimator B of the aevb algorithm"),
             (self.network in ("mlp", "conv"), f"network must be mlp or conv, got {self.network!r}"),
             (self.activation in ("tanh", "relu", "softplus", "elu"),
              f"activation must be tanh, relu, softplus or elu, got {self.activation!r}"),
@@ -137,6 +132,11 @@ class TrainConfig:
         for ok, message in checks:
             if not ok:
                 raise AevbError(message)
+        from .algorithms import get
+
+        refused = get(self.algorithm).check(self)  # the algorithm's own rules
+        if refused:
+            raise AevbError(refused)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -146,11 +146,40 @@ class TrainConfig:
         if not isinstance(values, dict):
             raise AevbError(f"the config must be a mapping of settings, got "
                             f"{type(values).__name__}")
+        values = _sections(cls, values)
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
             raise AevbError(f"unknown config field(s): {', '.join(unknown)}")
         return cls(**values)
+
+
+def sections() -> dict[str, type]:
+    """TrainConfig's nested sections: field name -> its dataclass (an algorithm's settings)."""
+    return {f.name: f.default_factory for f in fields(TrainConfig)
+            if f.default_factory is not dataclasses.MISSING}
+
+
+def _sections(cls, values: dict) -> dict:
+    """`values` with each nested section made its dataclass: from a mapping (config.json),
+    from flat `SECTION_FIELD` keys (CLI flags, Python keywords, runs from before sections),
+    or both (the flat keys win)."""
+    values = dict(values)
+    for name, section in sections().items():
+        given = values.pop(name, None)
+        if isinstance(given, section):
+            given = dataclasses.asdict(given)
+        if given is not None and not isinstance(given, dict):
+            raise AevbError(f"the {name} section must be a mapping of settings, got {given!r}")
+        merged = dict(given or {})
+        own = {f.name for f in fields(section)}
+        for key in [k for k in values if k.startswith(name + "_")]:
+            merged[key[len(name) + 1:]] = values.pop(key)
+        unknown = sorted(set(merged) - own)
+        if unknown:
+            raise AevbError(f"unknown {name} setting(s): {', '.join(unknown)}")
+        values[name] = section(**merged)
+    return values
 
 
 def saved_config(info) -> TrainConfig:
@@ -170,32 +199,15 @@ def saved_config(info) -> TrainConfig:
     return TrainConfig.from_dict(values)
 
 
-def field_help() -> dict[str, str]:
-    """Each TrainConfig field's trailing comment, so `aevb train --help` and the code share
-    one text."""
+def field_help(cls=None) -> dict[str, str]:
+    """Each field's trailing comment in the source of `cls` (default TrainConfig), so
+    `aevb train --help` and the code share one text."""
     import inspect
     import re
 
-    found = re.findall(r"^    (\w+): [^=\n]+= [^#\n]+#\s*(.+)$", inspect.getsource(TrainConfig),
-                       flags=re.M)
+    found = re.findall(r"^    (\w+): [^=\n]+= [^#\n]+#\s*(.+)$",
+                       inspect.getsource(cls or TrainConfig), flags=re.M)
     return dict(found)
-
-
-_TYPES = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,),
-          "None": (type(None),), "tuple[int, ...]": (tuple, list)}
-
-
-def _check_types(config) -> None:
-    """Each field must hold a value of its annotated type (from JSON or Python callers)."""
-    for f in fields(config):
-        value = getattr(config, f.name)
-        allowed = tuple(t for part in str(f.type).split("|") for t in _TYPES[part.strip()])
-        ok = isinstance(value, allowed) and not (isinstance(value, bool) and bool not in allowed)
-        if ok and isinstance(value, (tuple, list)):
-            ok = all(isinstance(v, int) and not isinstance(v, bool) for v in value)
-        if not ok:
-            raise AevbError(f"{f.name.replace('_', '-')} must be of type {f.type}, "
-                            f"got {value!r}")
 
 
 # The paper's settings (section 5): Adagrad, minibatches of M = 100, L = 1, N(0, 0.01^2)

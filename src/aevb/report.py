@@ -6,7 +6,7 @@ import html
 import json
 from pathlib import Path
 
-from . import integrity, plots
+from . import algorithms, integrity, plots
 from .checkpoint import load, read_config, read_evaluations, read_metrics
 from .data import Dataset
 from .runs import dataset_of_run, test_set_of_run
@@ -42,7 +42,7 @@ def write_figures(run_dir, data: Dataset | None = None) -> list[Path]:
     metrics = read_metrics(run_dir)
     if any(m.get("test_elbo") is not None for m in metrics):
         paths.append(plots.curves([(run_label(info), metrics)], run_dir / "curves.png"))
-    if info["config"].get("algorithm") != "mcem":  # MCEM leaves q_phi(z|x) untrained
+    if algorithms.get(info["config"]["algorithm"]).trains_encoder:
         paths += [plots.reconstructions(model, test, run_dir / "reconstructions.png"),
                   plots.latent_scatter(model, test, run_dir / "latent.png",
                                        labels=data.test_labels)]

@@ -15,7 +15,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import checkpoint, plots
+from . import algorithms, checkpoint, plots
 from .config import TrainConfig, resolve
 from .errors import AevbError, Interrupted
 
@@ -28,7 +28,6 @@ FIGURES = ("fig2", "fig3", "fig4", "fig5")
 # Section 5: the latent sizes and hidden widths of Figure 2.
 FIG2_LATENT = {"mnist": (3, 5, 10, 20, 200), "frey-face": (2, 5, 10, 20)}
 PRESET = {"mnist": "mnist-paper", "frey-face": "frey-paper"}
-ALGORITHMS = {"aevb": "AEVB", "wake-sleep": "Wake-Sleep", "mcem": "MCEM"}
 # Figure 3: N_z = 3, 100 hidden units, training sets of 1000 and 50000 points; the marginal
 # likelihood of the first 1000 train and test points by the appendix D estimator.
 FIG3_TRAIN_SIZES = (1000, 50000)
@@ -54,7 +53,7 @@ class Spec:
     name: str
     config: TrainConfig
     panel: str  # subplot title, e.g. "MNIST, N_z = 20"
-    algorithm: str  # key of ALGORITHMS
+    algorithm: str  # a name of aevb.algorithms
 
 
 def _spec(dataset: str, latent: int, algorithm: str, budget: int, common: dict, panel: str,
@@ -158,7 +157,7 @@ def draw(figure: str, specs: list[Spec], out: Path) -> list[Path]:
             panels: dict[str, list] = {}
             for s in specs:
                 if s.config.dataset == ds:
-                    panels.setdefault(s.panel, []).append((ALGORITHMS[s.algorithm],
+                    panels.setdefault(s.panel, []).append((algorithms.get(s.algorithm).label,
                                                            records[s.name]))
             path = out / (f"fig2-{ds}.png" if figure == "fig2" else "fig3.png")
             ylabel = "L (lower bound per data point, nats)" if figure == "fig2" else \
@@ -205,7 +204,7 @@ def results_markdown(out: Path, done: dict[str, list[Spec]]) -> str:
             r = last[s.name]
             what = (s.config.train_examples,) if figure == "fig3" else \
                 (s.config.dataset, s.config.latent_dim)
-            lines.append(f"| {' | '.join(map(str, what))} | {ALGORITHMS[s.algorithm]} | "
+            lines.append(f"| {' | '.join(map(str, what))} | {algorithms.get(s.algorithm).label} | "
                          f"{_fmt(r.get('train_' + key))} | {_fmt(r.get('test_' + key))} | "
                          f"`runs/{s.name}` |")
         lines.append("")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from . import distributed, engine, native
+from . import algorithms, distributed, engine, native
 from .config import TrainConfig, saved_config  # noqa: F401 (saved_config: moved to config)
 from .data import BINARIZED_BY_DEFAULT, Dataset
 from .errors import AevbError
@@ -42,11 +42,7 @@ def default_run_dir(config: TrainConfig) -> Path:
 def make_optimizer(config: TrainConfig, model: VAE, n_train: int,
                    native_step: bool = False) -> torch.optim.Optimizer:
     """The optimizer of `config`; for the native step, its Adagrad (the same state)."""
-    # The N(0, s^2 I) weight prior adds log p(theta) / N to the per-data-point bound (eq. 8
-    # divided by N); its gradient -theta / (s^2 N) is exactly an L2 weight decay.
-    # Under full-vb the prior enters the bound as KL(q(theta) || p(theta)) instead.
-    decay = 0.0 if config.weight_prior_std is None or config.algorithm == "full-vb" else \
-        1.0 / (config.weight_prior_std**2 * n_train)
+    decay = algorithms.get(config.algorithm).weight_decay(config, n_train)
     if native_step:
         from .native.step import Adagrad
 
@@ -83,17 +79,13 @@ def learning_rate(config: TrainConfig, samples: int, n_train: int, total: int) -
 
 def choose_engine(config: TrainConfig, model: VAE, device, total: int) -> engine.Choice:
     """How this run's steps run (`aevb.engine.choose`); the same on every resume."""
-    if config.algorithm not in ("aevb", "full-vb"):
+    algorithm = algorithms.get(config.algorithm)
+    if not algorithm.compiles:
         return engine.Choice("eager", f"{config.algorithm} steps run eagerly")
-    if config.algorithm == "full-vb":
-        why_not = "it serves a point estimate of theta, not full-vb's posterior over it"
-    elif not config.kernels:
-        why_not = "switched off (kernels false)"
-    elif config.estimator != "B" or config.kl_weight != 1 or config.kl_warmup:
-        why_not = "it serves only estimator B with the KL weight 1"
-    elif distributed.world_size() > 1:
+    why_not = algorithm.why_not_native(config)
+    if why_not is None and distributed.world_size() > 1:
         why_not = "it runs in one process"
-    else:
+    if why_not is None:
         why_not = native.unavailable_reason(model, config.optimizer, device)
     return engine.choose(config.engine, why_not, device,
                          math.ceil(total / config.batch_size))

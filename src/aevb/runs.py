@@ -60,7 +60,9 @@ def evaluate_run(run_dir, *, split: str = "test", importance_samples: int = 5000
         raise AevbError(f"batch size must be at least 1, got {batch_size}")
     info = read_config(run_dir)
     config = info["config"]
-    use_encoder = config.get("algorithm") != "mcem"
+    from . import algorithms
+
+    use_encoder = algorithms.get(config["algorithm"]).trains_encoder
     if not use_encoder and method != "hmc-harmonic":
         raise AevbError(f"{run_dir} was trained by MCEM, which leaves q(z|x) untrained: "
                         "evaluate it with --method hmc-harmonic")

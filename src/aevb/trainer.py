@@ -1,8 +1,8 @@
 """Training by stochastic gradient ascent on the minibatch SGVB bound (Algorithm 1, section 5).
 
 The loop knows nothing about the networks or the algorithm: it draws a minibatch and hands it
-to the algorithm's step (`aevb.steps`: SGVB on an objective from `aevb.objectives`,
-wake-sleep or MCEM), evaluates at log-spaced points and checkpoints. Every random number
+to the algorithm's step (`aevb.algorithms`: SGVB on an objective from `aevb.objectives`,
+wake-sleep, MCEM or full VB), evaluates at log-spaced points and checkpoints. Every random number
 comes from seeded generators whose states are checkpointed with the position in the data
 order, so a run that is interrupted and resumed gives the same metrics as one that never
 stopped (bitwise on CPU).
@@ -24,15 +24,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import (__version__, baselines, checkpoint, distributed, integrity, resources, state_checks,
-               steps)
+from . import (__version__, algorithms, checkpoint, distributed, integrity, resources,
+               state_checks)
+from .algorithms.base import NonFinite
 from .config import DEFAULT_EPOCHS, MAX_SAMPLES, TrainConfig, saved_config
 from .data import Dataset, load_for_config, typical_range
 from .engine import Choice
 from .distributions import binarize
 from .errors import AevbError, AevbWarning, Interrupted
-from .full_vb import average_full_vb_bound
-from .evaluate import SEED_OFFSETS, average_bound, evaluation_set, hmc_harmonic_log_likelihood
+from .evaluate import SEED_OFFSETS, evaluation_set, hmc_harmonic_log_likelihood
 from .model import VAE, ModelConfig, initialize
 from .run_setup import (choose_engine, default_run_dir, learning_rate, make_optimizer,
                         resolve_data_settings)
@@ -71,8 +71,12 @@ class _Run:
     total: int
     progress: Progress
     order: torch.Tensor | None = None  # the current epoch's permutation of the training set
-    chains: baselines.Chains | None = None  # MCEM's persistent z per training point
+    state: object = None  # the algorithm's own state (MCEM's chains), if it keeps one
     engine: Choice | None = None  # how the steps run, and why
+
+    @property
+    def algorithm(self):
+        return algorithms.get(self.config.algorithm)
 
 
 def _setup(config: TrainConfig, data: Dataset, device, run_dir: Path) -> _Run:
@@ -84,10 +88,10 @@ def _setup(config: TrainConfig, data: Dataset, device, run_dir: Path) -> _Run:
     world = distributed.world_size()
     if config.batch_size < world:
         raise AevbError(f"batch size {config.batch_size} is smaller than the {world} processes")
-    full_vb = config.algorithm == "full-vb"
+    algorithm = algorithms.get(config.algorithm)
     model_config = ModelConfig(data.shape, config.latent_dim, config.hidden, config.likelihood,
                                config.network, config.activation,
-                               config.weight_prior_std if full_vb else None)
+                               **algorithm.model_options(config))
     resources.check_model(model_config, "these settings")
     resources.check_step(model_config, -(-config.batch_size // world), config.mc_samples,
                          "these settings")
@@ -101,17 +105,11 @@ def _setup(config: TrainConfig, data: Dataset, device, run_dir: Path) -> _Run:
         # Binarization and eps differ between processes, the data order does not.
         "noise": torch.Generator(device=device).manual_seed(config.seed + 1_000_003 * (rank + 1)),
     }
-    chains = None
-    if config.algorithm == "mcem":
-        if distributed.world_size() > 1:
-            raise AevbError("mcem keeps one chain per training point in one process; "
-                            "run it without torchrun")
-        chains = baselines.Chains.start(n_train, config.latent_dim, torch.Generator(
-            device=device).manual_seed(config.seed + 2), device)
+    state = algorithm.start(config, n_train, device)
     choice = choose_engine(config, model, device, total)
     return _Run(config, run_dir, data, model,
                 make_optimizer(config, model, n_train, choice.name == "native"),
-                generators, total, Progress(), chains=chains, engine=choice)
+                generators, total, Progress(), state=state, engine=choice)
 
 
 def train(config: TrainConfig, *, progress: bool = True) -> Path:
@@ -196,13 +194,9 @@ def _resume(run: _Run, progress: bool, interrupt: "_Interrupt") -> Path:
     if saved["order"] is not None:
         state_checks.order(where, saved["order"], n_train)
     run.order = saved["order"].to(device) if saved["order"] is not None else None
-    if run.chains is not None:
-        try:
-            z, log_step = saved["extra"]["mcem.z"], saved["extra"]["mcem.log_step"]
-        except KeyError:
-            raise AevbError(f"{run_dir}: the checkpoint lacks MCEM's chains") from None
-        state_checks.chains(where, z, log_step, n_train, run.config.latent_dim)
-        run.chains = baselines.Chains(z.to(device), log_step.to(device))
+    if run.state is not None:
+        run.state = run.algorithm.restore(saved["extra"], run_dir, where, n_train, run.config,
+                                          device)
     if run.progress.samples >= run.total:
         raise AevbError(f"{run_dir} has finished training ({run.total} samples); nothing to resume")
     samples = run.progress.samples
@@ -320,8 +314,7 @@ def _kernels_for_binarization(cfg: TrainConfig, device: torch.device):
 def _save(run: _Run, wall_seconds: float) -> None:
     """A checkpoint of the run as it stands (rank 0 only)."""
     run.progress.wall_seconds = wall_seconds
-    extra = {"mcem.z": run.chains.z, "mcem.log_step": run.chains.log_step} \
-        if run.chains is not None else None
+    extra = run.algorithm.state_tensors(run.state) if run.state is not None else None
     checkpoint.save_checkpoint(run.run_dir, run.model, run.optimizer, run.generators,
                                dataclasses.asdict(run.progress), run.order, extra)
 
@@ -329,18 +322,14 @@ def _save(run: _Run, wall_seconds: float) -> None:
 def _evaluation(run: _Run, eval_sets: dict, report) -> dict:
     """One metrics record: the bound (and the appendix D estimate where asked) on the fixed
     train and test evaluation sets; `report(text)` shows progress of the slow parts."""
-    cfg, model, p = run.config, run.model, run.progress
-    mcem = cfg.algorithm == "mcem"
+    cfg, model, p, algorithm = run.config, run.model, run.progress, run.algorithm
     model.eval()
     record = {"samples": p.samples, "epoch": p.samples / len(run.data.train)}
     for split, (x_eval, seed) in eval_sets.items():
-        # MCEM never trains q_phi(z|x), so it has no bound to report.
-        record[f"{split}_elbo"] = None if mcem else \
-            average_full_vb_bound(model, x_eval, len(run.data.train), seed) \
-            if cfg.algorithm == "full-vb" else average_bound(model, x_eval, seed)
+        record[f"{split}_elbo"] = algorithm.bound(model, x_eval, seed, len(run.data.train))
         if cfg.eval_likelihood:
             record[f"{split}_log_likelihood"] = _appendix_d(
-                model, x_eval[:cfg.eval_likelihood], seed, not mcem,
+                model, x_eval[:cfg.eval_likelihood], seed, algorithm.trains_encoder,
                 lambda done, n: report(f"appendix D estimate, {split}: {done}/{n} points"))
     model.train()
     return record
@@ -355,7 +344,7 @@ def _failed(run: _Run, what: str, value) -> AevbError:
 
 def _loop(run: _Run, progress: bool, interrupt: _Interrupt, evaluate_first: bool) -> Path:
     """Algorithm 1's loop, the same for every algorithm: minibatches in a seeded order, the
-    algorithm's step (`steps.make_step`), evaluations at log-spaced points, checkpoints."""
+    algorithm's step (`aevb.algorithms`: `make_step`), evaluations at log-spaced points, checkpoints."""
     cfg, model, p = run.config, run.model, run.progress
     device = next(model.parameters()).device
     rank, world, main = distributed.rank(), distributed.world_size(), distributed.is_main()
@@ -368,8 +357,8 @@ def _loop(run: _Run, progress: bool, interrupt: _Interrupt, evaluate_first: bool
                                          ("test", run.data.test.to(device), None))}
     schedule = [s for s in eval_schedule(run.total, cfg.eval_points) if s > p.samples]
     lib = _kernels_for_binarization(cfg, device)
-    step = steps.make_step(cfg, model, run.optimizer, run.chains, run.engine.name,
-                           lambda: p.samples, n_train)
+    step = run.algorithm.make_step(cfg, model, run.optimizer, run.state, run.engine.name,
+                                   lambda: p.samples, n_train)
     if progress and main:
         print(f"aevb: engine {run.engine.name}: {run.engine.reason}", file=sys.stderr)
     session_start, wall_before = time.perf_counter(), p.wall_seconds
@@ -409,8 +398,8 @@ def _loop(run: _Run, progress: bool, interrupt: _Interrupt, evaluate_first: bool
             raise _failed(run, bad[0].replace("_", " "), record[bad[0]])
         checkpoint.append_metrics(run.run_dir, record)
         save()
-        shown = record.get("test_log_likelihood") if cfg.algorithm == "mcem" \
-            else record["test_elbo"]
+        shown = record["test_elbo"] if run.algorithm.trains_encoder \
+            else record.get("test_log_likelihood")
         bar.set_postfix(test=f"{shown:.2f}" if shown is not None else "-",
                         samples_per_s=f"{p.samples / max(p.train_seconds, 1e-9):.0f}")
 
@@ -445,7 +434,7 @@ def _loop(run: _Run, progress: bool, interrupt: _Interrupt, evaluate_first: bool
                 group["lr"] = learning_rate(cfg, p.samples, n_train, run.total)
         try:
             step(x, idx, noise)
-        except steps.NonFinite as bad:
+        except NonFinite as bad:
             raise _failed(run, "loss", bad.value) from None
         p.train_seconds += time.perf_counter() - t0
         p.samples += size

@@ -1,0 +1,103 @@
+"""AEVB: minibatch SGVB on an objective f(model, x, eps) -> [M] nats (section 2.3,
+Algorithm 1), eagerly, compiled by torch.compile (`aevb.engine`) or by the native step."""
+from __future__ import annotations
+
+import torch
+
+from .. import distributed, engine
+from ..objectives import ESTIMATORS, elbo_beta, warmup_beta
+from .base import Algorithm, ObjectiveModule, descend, draw_eps
+
+
+class AevbStep:
+    """Minibatch SGVB (Algorithm 1): eps ~ N(0, I) of shape [L, M, J], then a step on minus the
+    mean of `objective` (eq. 8 divided by N: step sizes do not scale with the dataset size).
+    With `compiled`, the loss (forward and backward graphs) and the optimizer's update run
+    as torch.compile made them, for minibatches of `batch_size`. With `kl_weight`, a function
+    that gives the KL weight beta before each step (a warm-up), the objective is called as
+    objective(model, x, eps, beta) (`objectives.elbo_beta`)."""
+
+    def __init__(self, model, optimizer, objective, mc_samples: int, compiled: bool = False,
+                 batch_size: int = 0, kl_weight=None):
+        self.model, self.optimizer, self.mc_samples = model, optimizer, mc_samples
+        self.kl_weight = kl_weight
+        self.loss = distributed.wrap(ObjectiveModule(model, objective))
+        self.forward, self.update = self._mean_loss, optimizer.step
+        if compiled:
+            self.forward = engine.compile_loss(self._mean_loss, batch_size)
+            self.update = engine.compile_update(optimizer)
+
+    def _mean_loss(self, x: torch.Tensor, eps: torch.Tensor, *extra) -> torch.Tensor:
+        return -self.loss(x, eps, *extra).mean()
+
+    def __call__(self, x: torch.Tensor, idx: torch.Tensor, noise: torch.Generator) -> None:
+        self.take(x, draw_eps(self.model, len(idx), self.mc_samples, noise, x.device))
+
+    def take(self, x: torch.Tensor, eps: torch.Tensor, *extra) -> None:
+        """The step with this noise eps [L, M, J] (and `extra`, the objective's own inputs)."""
+        if self.kl_weight is not None:
+            # a tensor, so that a compiled loss does not recompile for every new value
+            extra = (torch.tensor(float(self.kl_weight()), device=x.device),)
+        descend(self.optimizer, self.forward(x, eps, *extra), self.update)
+
+
+class NativeAevbStep:
+    """`AevbStep` for estimator B with Adagrad, made in one call of the native step
+    (`engine.native_step`: bound, gradient and update together). A minibatch the native
+    step does not take (another dtype or layout) goes through `fallback`, the eager step."""
+
+    def __init__(self, model, optimizer, mc_samples: int):
+        from ..native.step import Step
+
+        self.model, self.mc_samples = model, mc_samples
+        self.native = Step(model, optimizer)
+        self.fallback = AevbStep(model, optimizer, ESTIMATORS["B"], mc_samples)
+
+    def __call__(self, x: torch.Tensor, idx: torch.Tensor, noise: torch.Generator) -> None:
+        from .base import NonFinite
+
+        eps = draw_eps(self.model, len(idx), self.mc_samples, noise, x.device)
+        if self.native.usable(x, eps):
+            try:
+                bound = self.native(x, eps)  # the whole step, update included
+            except ValueError:  # tensors it does not take: refused before any work
+                pass
+            else:
+                if bound is None:
+                    raise NonFinite(float("nan"))
+                return
+        self.fallback.take(x, eps)
+
+
+class SGVB(Algorithm):
+    """Auto-Encoding VB: encoder and decoder trained together on an SGVB estimator
+    (`--estimator` A, B or iwae; B with `--kl-weight`/`--kl-warmup` is the beta-weighted
+    bound)."""
+
+    name, label = "aevb", "AEVB"
+
+    def check(self, config):
+        if config.estimator != "B":
+            return super().check(config)
+        return None
+
+    def why_not_native(self, config) -> str | None:
+        if not config.kernels:
+            return "switched off (kernels false)"
+        if config.estimator != "B" or config.kl_weight != 1 or config.kl_warmup:
+            return "it serves only estimator B with the KL weight 1"
+        return None
+
+    def make_step(self, config, model, optimizer, state, engine_name="eager",
+                  samples_done=lambda: 0, n_data=0):
+        if engine_name == "native":
+            return NativeAevbStep(model, optimizer, config.mc_samples)
+        compiled = dict(compiled=engine_name == "compiled", batch_size=config.batch_size)
+        if config.kl_weight != 1 or config.kl_warmup:
+            def beta():
+                return warmup_beta(samples_done(), config.kl_warmup, config.kl_weight)
+
+            return AevbStep(model, optimizer, elbo_beta, config.mc_samples, kl_weight=beta,
+                            **compiled)
+        return AevbStep(model, optimizer, ESTIMATORS[config.estimator], config.mc_samples,
+                        **compiled)
