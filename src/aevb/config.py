@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, fields
 
 from .algorithms import NAMES as ALGORITHMS
 from .algorithms.settings import McemConfig
+from .priors import NAMES as PRIORS
 from .errors import AevbError
 from .fields import check_types
 
@@ -33,6 +34,7 @@ class TrainConfig:
     hidden: tuple[int, ...] = (500,)  # hidden layer sizes of encoder (decoder mirrors them)
     network: str = "mlp"  # mlp | conv (two strided convolutions each side, aevb.conv)
     activation: str = "tanh"  # tanh (the paper's) | relu | softplus | elu
+    prior: str = "standard-normal"  # p(z): standard-normal (the paper's) | mixture (aevb.priors)
     likelihood: str | None = None  # bernoulli | gaussian; None: from the data
     binarize: bool | None = None  # sample each binary batch from grey levels; None: from the data
     algorithm: str = "aevb"  # aevb (SGVB) | wake-sleep | mcem (baselines) | full-vb (appendix F)
@@ -103,6 +105,8 @@ class TrainConfig:
              f"kl-weight must be positive, got {self.kl_weight}"),
             (self.kl_warmup >= 0, f"kl-warmup must be at least 0, got {self.kl_warmup}"),
             (self.network in ("mlp", "conv"), f"network must be mlp or conv, got {self.network!r}"),
+            (self.prior in PRIORS,
+             f"prior must be one of {', '.join(PRIORS)}, got {self.prior!r}"),
             (self.activation in ("tanh", "relu", "softplus", "elu"),
              f"activation must be tanh, relu, softplus or elu, got {self.activation!r}"),
             (self.mc_samples >= 1, f"mc-samples must be at least 1, got {self.mc_samples}"),

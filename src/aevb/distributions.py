@@ -21,10 +21,21 @@ def diagonal_gaussian(loc: torch.Tensor, log_var: torch.Tensor) -> Independent:
     return Independent(Normal(loc, torch.exp(0.5 * log_var), validate_args=False), 1)
 
 
-def standard_normal(latent_dim: int, *, device=None, dtype=torch.float32) -> Independent:
+class StandardNormal(Independent):
+    """N(0, I) with the last axis as the event, and the KL of a diagonal Gaussian to it in
+    closed form (`kl_from`), which `kl_to_prior` uses."""
+
+    def __init__(self, zeros: torch.Tensor):
+        super().__init__(Normal(zeros, torch.ones_like(zeros), validate_args=False), 1)
+
+    def kl_from(self, q: Independent) -> torch.Tensor:
+        """KL(q || N(0, I)) for a diagonal Gaussian q, [N] nats (appendix B)."""
+        return kl_to_standard_normal(q)
+
+
+def standard_normal(latent_dim: int, *, device=None, dtype=torch.float32) -> StandardNormal:
     """The prior p_theta(z) = N(0, I) over J = latent_dim dimensions (event [J])."""
-    zeros = torch.zeros(latent_dim, device=device, dtype=dtype)
-    return Independent(Normal(zeros, torch.ones_like(zeros), validate_args=False), 1)
+    return StandardNormal(torch.zeros(latent_dim, device=device, dtype=dtype))
 
 
 def q_sample(q: Independent, eps: torch.Tensor) -> torch.Tensor:
@@ -36,14 +47,37 @@ def q_sample(q: Independent, eps: torch.Tensor) -> torch.Tensor:
     return q.base_dist.loc + q.base_dist.scale * eps
 
 
+def _twice_kl_terms(q: Independent, dtype=None) -> torch.Tensor:
+    """mu_j^2 + sigma_j^2 - 1 - log sigma_j^2 per dimension, [N, J] (in `dtype` if given)."""
+    mu, sigma = q.base_dist.loc, q.base_dist.scale
+    if dtype is not None:
+        mu, sigma = mu.to(dtype), sigma.to(dtype)
+    var = sigma * sigma
+    return mu * mu + var - 1.0 - torch.log(var)
+
+
 def kl_to_standard_normal(q: Independent) -> torch.Tensor:
     """KL(q(z|x) || N(0, I)) in closed form (appendix B), in nats, shape [N].
 
     For q = N(mu, diag(sigma^2)):  -KL = 1/2 sum_j (1 + log sigma_j^2 - mu_j^2 - sigma_j^2).
     """
-    mu, sigma = q.base_dist.loc, q.base_dist.scale
-    var = sigma * sigma
-    return 0.5 * (mu * mu + var - 1.0 - torch.log(var)).sum(-1)
+    return 0.5 * _twice_kl_terms(q).sum(-1)
+
+
+def kl_per_dimension(q: Independent, dtype=None) -> torch.Tensor:
+    """The terms of `kl_to_standard_normal`, KL(q(z_j|x) || N(0, 1)) per dimension: [N, J]
+    nats (their sum over j is the KL), computed in `dtype` if given."""
+    return 0.5 * _twice_kl_terms(q, dtype)
+
+
+def kl_to_prior(q: Independent, prior, z: torch.Tensor) -> torch.Tensor:
+    """KL(q(z|x) || p(z)), [N] nats: in closed form where the prior has one (`kl_from`, as
+    N(0, I) has), else the Monte Carlo estimate (1/L) sum_l log q(z_l|x) - log p(z_l) on the
+    draws z [L, N, J] of q (unbiased; estimator B then equals estimator A)."""
+    closed = getattr(prior, "kl_from", None)
+    if closed is not None:
+        return closed(q)
+    return (q.log_prob(z) - prior.log_prob(z)).mean(0)
 
 
 def log_mean_exp(a: torch.Tensor, dim: int = 0) -> torch.Tensor:

@@ -43,15 +43,29 @@ def _layers(sequential) -> list[dict]:
     return out
 
 
+def unsupported_reason(model) -> str | None:
+    """Why the page cannot run this model, or None where it can."""
+    from .priors.standard_normal import StandardNormalPrior
+
+    c = model.config
+    if c.network != "mlp":
+        return ("the explorer runs MLP networks in the browser; this model has "
+                f"{c.network} networks, which need a browser runtime for "
+                "convolutions that the page does not bundle (use aevb export "
+                "--format onnx for such models)")
+    if type(model.p_z) is not StandardNormalPrior:
+        return (f"the explorer's page computes with the N(0, I) prior; this model has the "
+                f"{c.prior} prior (use aevb export --format onnx for such models)")
+    return None
+
+
 def page_model(model, test: torch.Tensor, labels, title: str) -> dict:
     """What the page needs, as JSON: config, weights, the test set's means and principal axes,
     and GALLERY test images. test: the run's evaluation test set [N, *data_shape]."""
     c = model.config
-    if c.network != "mlp":
-        raise AevbError("the explorer runs MLP networks in the browser; this model has "
-                        f"{c.network} networks, which need a browser runtime for "
-                        "convolutions that the page does not bundle (use aevb export "
-                        "--format onnx for such models)")
+    refused = unsupported_reason(model)
+    if refused:
+        raise AevbError(refused)
     with torch.no_grad():
         flat = test.reshape(len(test), -1).float()
         means = torch.cat([model.encode(flat[i:i + 2000]).mean
@@ -97,8 +111,9 @@ def write_explorer(run_dir, out=None, data=None) -> Path:
         raise AevbError(f"{out} exists; choose another file (nothing is overwritten)")
     info = read_config(run_dir)
     model = load(run_dir)
-    if model.config.network != "mlp":
-        page_model(model, torch.zeros(1, *model.config.data_shape), None, "")  # the refusal
+    refused = unsupported_reason(model)
+    if refused:  # before the work
+        raise AevbError(refused)
     data = data if data is not None else dataset_of_run(run_dir)
     test = test_set_of_run(run_dir, data)
     html = render(page_model(model, test, data.test_labels, run_label(info)))

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import torch
 
+from .distributions import kl_per_dimension
+
 ACTIVE_THRESHOLD = 0.01  # Burda et al.'s threshold on the variance of the posterior mean
 
 
@@ -30,10 +32,9 @@ def latent_use(model, x: torch.Tensor, batch_size: int = 1000) -> LatentUse:
     """Activity and KL of every latent dimension over the rows of x [N, D] (N >= 2)."""
     means, kls = [], []
     for start in range(0, len(x), batch_size):
-        q = model.encode(x[start:start + batch_size]).base_dist  # batch [n, J]
-        mu, var = q.loc.double(), q.scale.double() ** 2
-        means.append(mu)
-        kls.append(0.5 * (mu * mu + var - 1.0 - torch.log(var)))  # [n, J]
+        q = model.encode(x[start:start + batch_size])  # batch [n], event [J]
+        means.append(q.base_dist.loc.double())
+        kls.append(kl_per_dimension(q, torch.float64))  # [n, J]
     mu = torch.cat(means)  # [N, J]
     activity = mu.var(0, unbiased=True)  # [J]
     return LatentUse(int((activity > ACTIVE_THRESHOLD).sum()), activity.tolist(),

@@ -13,7 +13,8 @@ import torch
 from torch import nn
 from torch.distributions import Bernoulli, Independent
 
-from .distributions import AffineBernoulli, binarize, standard_normal
+from . import priors
+from .distributions import AffineBernoulli, binarize
 from .errors import AevbError
 from .conv import CONV_DECODERS, ConvEncoder
 from .full_vb import ParameterPosterior
@@ -39,6 +40,7 @@ class ModelConfig:
     # a Gaussian posterior q_phi(theta) (appendix F, `aevb.full_vb`); None: theta is a point
     # estimate.
     theta_prior_std: float | None = None
+    prior: str = "standard-normal"  # p(z): a name of aevb.priors.REGISTRY
 
     def __post_init__(self):
         def whole(v):
@@ -52,6 +54,7 @@ class ModelConfig:
                          ("likelihood", isinstance(self.likelihood, str)),
                          ("network", isinstance(self.network, str)),
                          ("activation", isinstance(self.activation, str)),
+                         ("prior", isinstance(self.prior, str)),
                          ("theta_prior_std", self.theta_prior_std is None or (
                              isinstance(self.theta_prior_std, (int, float))
                              and not isinstance(self.theta_prior_std, bool)))):
@@ -81,6 +84,9 @@ class ModelConfig:
         if self.theta_prior_std is not None and not self.theta_prior_std > 0:
             raise AevbError(f"the prior's standard deviation must be positive, "
                             f"got {self.theta_prior_std}")
+        if self.prior not in priors.NAMES:
+            raise AevbError(f"prior must be one of {', '.join(priors.NAMES)}, "
+                            f"got {self.prior!r}")
         if self.likelihood not in DECODERS:
             raise AevbError(
                 f"unknown likelihood {self.likelihood!r}; choose one of {', '.join(DECODERS)}"
@@ -95,7 +101,7 @@ class ModelConfig:
 
 
 class VAE(nn.Module):
-    """q_phi(z|x) and p_theta(x|z) with a standard normal prior over z."""
+    """q_phi(z|x), p_theta(x|z) and the prior p(z) (`aevb.priors`; N(0, I) by default)."""
 
     def __init__(self, config: ModelConfig):
         super().__init__()
@@ -114,6 +120,8 @@ class VAE(nn.Module):
         # q_phi(theta)'s log sigma; its mean is the decoder's parameters (aevb.full_vb).
         self.theta_posterior = ParameterPosterior(self.decoder) \
             if config.theta_prior_std is not None else None
+        self.p_z = priors.make(config.prior, config.latent_dim)  # after the rest: old
+        # checkpoints keep their parameter order
 
     def encode(self, x: torch.Tensor) -> Independent:
         """q_phi(z|x): x [N, D] (or [N, *data_shape]) -> distribution with batch [N], event [J]."""
@@ -123,17 +131,15 @@ class VAE(nn.Module):
         """p_theta(x|z): z [..., J] -> distribution with batch [...], event [D]."""
         return self.decoder(z)
 
-    def prior(self) -> Independent:
-        """p(z) = N(0, I), event [J], on the model's device."""
-        weight = next(self.parameters())
-        return standard_normal(self.config.latent_dim, device=weight.device, dtype=weight.dtype)
+    def prior(self) -> torch.distributions.Distribution:
+        """p(z), event [J], on the model's device (N(0, I) unless the config names another)."""
+        return self.p_z()
 
     @torch.no_grad()
     def dream(self, n: int, generator: torch.Generator | None = None):
         """n "fantasies" of the generative model: z ~ p(z), x ~ p_theta(x|z); ([n, J], [n, D])."""
         weight = next(self.parameters())
-        z = torch.randn(n, self.config.latent_dim, generator=generator, device=weight.device,
-                        dtype=weight.dtype)
+        z = self.p_z.sample(n, generator)  # [n, J]
         p = self.decode(z)
         if isinstance(p, AffineBernoulli) or isinstance(getattr(p, "base_dist", None),
                                                         Bernoulli):

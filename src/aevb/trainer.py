@@ -90,7 +90,7 @@ def _setup(config: TrainConfig, data: Dataset, device, run_dir: Path) -> _Run:
         raise AevbError(f"batch size {config.batch_size} is smaller than the {world} processes")
     algorithm = algorithms.get(config.algorithm)
     model_config = ModelConfig(data.shape, config.latent_dim, config.hidden, config.likelihood,
-                               config.network, config.activation,
+                               config.network, config.activation, prior=config.prior,
                                **algorithm.model_options(config))
     resources.check_model(model_config, "these settings")
     resources.check_step(model_config, -(-config.batch_size // world), config.mc_samples,
@@ -455,12 +455,8 @@ def _loop(run: _Run, progress: bool, interrupt: _Interrupt, evaluate_first: bool
     bar.close()
     distributed.check_replicas_identical(model)
     if main:
-        from .explorer import write_explorer
-        from .report import write_figures, write_report
+        from .report import write_outputs
 
         interrupt.finished, interrupt.immediate = True, True
-        write_figures(run.run_dir, run.data)
-        if model.config.network == "mlp":  # the page runs MLPs only
-            write_explorer(run.run_dir, data=run.data)
-        write_report(run.run_dir)
+        write_outputs(run.run_dir, run.data)
     return run.run_dir

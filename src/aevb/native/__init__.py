@@ -28,7 +28,8 @@ def unavailable_reason(model, optimizer_name: str, device: torch.device,
     from . import library, step
 
     if not step.supports(model):
-        return "it serves only tanh MLPs with a Bernoulli or Gaussian decoder"
+        return ("it serves only tanh MLPs with a Bernoulli or Gaussian decoder and the N(0, I) "
+                "prior")
     if optimizer_name != "adagrad":
         return "it serves only Adagrad (the paper's optimizer)"
     if device.type != "cpu" or dtype != torch.float32:

@@ -50,9 +50,12 @@ def _linears(net: nn.Module) -> list[nn.Linear] | None:
 
 def supports(model) -> bool:
     """Whether the native `Step` knows this model: tanh MLPs, a Gaussian encoder, a Bernoulli
-    or Gaussian (sigmoid mean, learned log-variance) decoder."""
+    or Gaussian (sigmoid mean, learned log-variance) decoder, the N(0, I) prior."""
+    from ..priors.standard_normal import StandardNormalPrior
+
     # Exact types: a subclass may compute something else in its forward.
-    return (type(getattr(model, "encoder", None)) is GaussianEncoder
+    return (type(getattr(model, "p_z", None)) is StandardNormalPrior
+            and type(getattr(model, "encoder", None)) is GaussianEncoder
             and type(getattr(model, "decoder", None)) in (BernoulliDecoder, GaussianDecoder)
             and _linears(model.encoder.net) is not None
             and _linears(model.decoder.net) is not None
