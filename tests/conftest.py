@@ -4,6 +4,17 @@ from pathlib import Path
 import pytest
 
 
+@pytest.fixture(autouse=True)
+def _default_float_settings():
+    """aevb.train() turns on flush-to-zero for its process (aevb.numerics); tests that train
+    in-process must not leave it on for the tests after them (hypothesis draws subnormals)."""
+    yield
+    import sys
+
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_flush_denormal(False)
+
+
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     """The real data files (../shared/data in CI, through AEVB_DATA); tests never download."""

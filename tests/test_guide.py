@@ -30,7 +30,7 @@ def test_every_python_block_runs_in_order(tmp_path, monkeypatch, capsys):
 
 
 def test_links_to_source_name_functions_that_exist():
-    links = re.findall(r"\[([^\]]+)\]\((\.\./src/aevb/[a-z_]+\.py)\)", GUIDE.read_text())
+    links = re.findall(r"\[([^\]]+)\]\((\.\./src/aevb/[a-z_/]+\.py)\)", GUIDE.read_text())
     assert len(links) >= 10
     for names, path in links:
         source = (GUIDE.parent / path).read_text()

@@ -369,7 +369,6 @@ def test_a_dead_torchrun_peer_is_one_line(monkeypatch, capsys):
     # In-process: without the process-wide float settings (flush-to-zero would stay on for
     # the tests after this one).
     monkeypatch.setattr(command, "_set_up_numerics", lambda: None)
-    monkeypatch.setattr(command, "_steady_malloc", lambda: None)
     monkeypatch.setitem(command.COMMANDS, "report", peer_died)
     assert command.main(["report", "x"]) == 1
     err = capsys.readouterr().err.strip().splitlines()

@@ -68,6 +68,42 @@ def test_killed_and_resumed_run_gives_the_same_metrics(uninterrupted, tmp_path, 
         (uninterrupted / "model.safetensors").read_bytes()
 
 
+def _python(code: str):
+    return subprocess.Popen([sys.executable, "-c", "import aevb\n" + code],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_the_python_api_trains_and_resumes_the_commands_bits(uninterrupted, tmp_path):
+    # aevb.train() makes the same process-wide settings as the command (aevb.numerics): a
+    # run made and resumed from Python matches the command's uninterrupted run bit for bit.
+    out = tmp_path / "run"
+    proc = _python(f"aevb.train(aevb.resolve(dataset='digits', latent_dim=3, hidden=(200,), "
+                   f"epochs=40, eval_points=12, checkpoint_every=2000, out={str(out)!r}), "
+                   "progress=False)")
+    _wait_for_progress(out, proc, records=7)
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=60)
+    assert 0 < aevb.checkpoint.read_progress(out)["samples"] < 64680
+    resumed = _python(f"aevb.resume({str(out)!r}, progress=False)")
+    assert resumed.wait(timeout=300) == 0, resumed.stderr.read()
+    assert _comparable(out) == _comparable(uninterrupted)
+    assert (out / "model.safetensors").read_bytes() == \
+        (uninterrupted / "model.safetensors").read_bytes()
+
+
+def test_the_python_api_makes_the_commands_float_settings(tmp_path):
+    code = (f"import os\naevb.train(aevb.resolve(dataset='digits', latent_dim=2, hidden=(8,), "
+            f"samples=200, eval_points=1, out={str(tmp_path / 'r')!r}), progress=False)\n"
+            "import torch\n"
+            "x = torch.full((4_000_000,), 1e-39) * 1.0\n"
+            "print(os.environ.get('MKL_CBWR'), int(x.count_nonzero()))")
+    r = subprocess.run([sys.executable, "-c", "import aevb\n" + code], capture_output=True,
+                       text=True, env={k: v for k, v in os.environ.items()
+                                       if not k.startswith("MKL_")})
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["AUTO,STRICT", "0"]
+
+
 def test_resume_refuses_a_finished_run_and_other_options(uninterrupted):
     r = subprocess.run([sys.executable, "-m", "aevb", "train", "--resume", str(uninterrupted)],
                        capture_output=True, text=True)
@@ -232,7 +268,7 @@ def test_the_command_runs_mkl_in_its_reproducible_mode(tmp_path):
 def test_the_command_flushes_subnormals_in_every_thread():
     # 1e-39 is subnormal in fp32; with FTZ/DAZ set before torch starts its thread pool, a
     # product big enough to run on all threads gives exact zeros, and a normal number survives.
-    code = ("import sys, torch\nfrom aevb.cli import _set_up_numerics\n_set_up_numerics()\n"
+    code = ("import sys, torch\nfrom aevb.numerics import set_up\nset_up()\n"
             "x = torch.full((4_000_000,), 1e-39) * 1.0\n"
             "print(torch.get_num_threads(), int(x.count_nonzero()), (torch.ones(1) * 1e-37).item())")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
@@ -246,7 +282,7 @@ def test_the_first_parallel_tanh_is_exact_in_every_process():
     # first parallel tanh on a path off by up to 1e-4 (and stayed on it), which made a resumed
     # run leave the uninterrupted one. The command settles MKL from one thread first. The
     # race is per process, so only many fresh processes can show it (~4.5 min).
-    code = ("from aevb.cli import _set_up_numerics\n_set_up_numerics()\nimport torch\n"
+    code = ("from aevb.numerics import set_up\nset_up()\nimport torch\n"
             "a = torch.linspace(-3, 3, 20_000).view(100, 200)\n"
             "print(float((a.clone().tanh_().double() - a.double().tanh()).abs().max()))")
     errors = [float(subprocess.run([sys.executable, "-c", code], capture_output=True,

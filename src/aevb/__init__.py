@@ -18,6 +18,8 @@ __all__ = list(_EXPORTS)
 
 
 def __getattr__(name):
+    # before whatever follows loads torch (import_module: `from . import` would call this)
+    importlib.import_module(".numerics", __name__).prepare_environment()
     if name in _EXPORTS:
         return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
     if not name.startswith("_"):  # every module and sub-package: aevb.full_vb, aevb.conv, ...

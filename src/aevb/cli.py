@@ -402,58 +402,16 @@ COMMANDS = {"train": _run_train, "evaluate": _run_evaluate, "manifold": _run_fig
 
 
 def _set_up_numerics() -> None:
-    """Process-wide float settings, made before torch loads or starts its threads.
+    """The process-wide settings (`aevb.numerics`), before torch loads."""
+    from . import numerics
 
-    Bit-identical results from one process to the next (a resumed run against an uninterrupted
-    one): MKL must keep its thread count (MKL_DYNAMIC) and its code path whatever the memory
-    layout (MKL_CBWR strict mode; no measurable cost here). Without them CI twice saw a run's
-    metrics differ from another process's in the 10th digit. MKL reads both once, when torch
-    loads, which is why `import aevb` does not import torch.
-
-    Subnormal floats count as zero (FTZ/DAZ): weight decay drives the weights of pixels that
-    are always 0 (MNIST's border) into the subnormal range, where each arithmetic operation
-    takes a slow microcode path; the Adagrad step took about 3x as long (bench/subnormals.py).
-    The setting is per thread and new threads inherit it, so it must come before torch's first
-    parallel operation creates its thread pool.
-    """
-    if "torch" not in sys.modules:
-        os.environ.setdefault("MKL_DYNAMIC", "FALSE")
-        os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
-    import torch
-
-    torch.set_flush_denormal(True)
-    # MKL picks its code paths on first use. With MKL_CBWR set, two threads making that first
-    # call together (the first parallel tanh) sometimes left one of them on a path that is off
-    # by up to 1e-4, for the rest of the process: ~3 processes in 100 trained differently from
-    # the rest. One call from this thread alone (8 elements stay single-threaded) settles it.
-    torch.zeros(8).tanh_()
+    numerics.set_up()
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
     """Warnings as one line on stderr, like errors."""
     text = str(message)
     print(text if text.startswith("aevb:") else f"aevb: warning: {text}", file=sys.stderr)
-
-
-def _steady_malloc() -> None:
-    """glibc only: a fixed mmap threshold (32 MiB, its dynamic maximum) for this process.
-
-    glibc raises the threshold whenever a large block is freed, and then serves later large
-    blocks (importance sampling's 16 MB activation chunks) from its heaps, spread over
-    several per-thread arenas. Which arena got what varied with thread timing, and so did the
-    peak: the same K = 5000 evaluation of 300 MNIST images peaked at 0.66 GB in some processes
-    and 1.9 GB in others. With the threshold fixed it stayed at 0.66 GB in every process, at
-    no measured cost in speed (docs/performance.md)."""
-    if not sys.platform.startswith("linux"):
-        return
-    import ctypes
-
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):  # not glibc
-        return
-    M_MMAP_THRESHOLD = -3
-    mallopt(M_MMAP_THRESHOLD, 32 * 2**20)
 
 
 def _terminated(signum, frame):
@@ -482,7 +440,6 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         _set_up_numerics()
-        _steady_malloc()
         warnings.showwarning = _show_warning
         return COMMANDS[args.command](args)
     except AevbError as err:

@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import (__version__, algorithms, checkpoint, distributed, integrity, resources,
-               state_checks)
+from . import (__version__, algorithms, checkpoint, distributed, integrity, numerics,
+               resources, state_checks)
 from .algorithms.base import NonFinite
 from .config import DEFAULT_EPOCHS, MAX_SAMPLES, TrainConfig, saved_config
 from .data import Dataset, load_for_config, typical_range
@@ -114,6 +114,7 @@ def _setup(config: TrainConfig, data: Dataset, device, run_dir: Path) -> _Run:
 
 def train(config: TrainConfig, *, progress: bool = True) -> Path:
     """Train a VAE as `config` says; returns the run directory holding its results."""
+    numerics.set_up()
     with _Interrupt() as interrupt:
         return _train(config, progress, interrupt)
 
@@ -165,6 +166,7 @@ def _write_run_info(run: _Run, data: Dataset, device) -> None:
 
 def resume(run_dir, *, progress: bool = True) -> Path:
     """Continue an interrupted run from its last checkpoint, exactly where it stopped."""
+    numerics.set_up()
     run_dir = Path(run_dir)
     config = saved_config(checkpoint.read_config(run_dir))
     if not (run_dir / checkpoint.STATE).exists() and not (run_dir / checkpoint.WEIGHTS).exists():
