@@ -84,13 +84,13 @@ class TrainConfig:
              and self.latent_dim <= 2**31 and all(h <= 2**31 for h in self.hidden),
              "mc-samples, batch size, latent dimension and hidden sizes must be below 2^31"),
             (self.latent_dim >= 1, f"latent dimension must be at least 1, got {self.latent_dim}"),
-            ((len(self.hidden) >= 1 or self.network == "conv") and all(h >= 1 for h in self.hidden),
+            ((len(self.hidden) >= 1 or not getattr(_network(self.network), "needs_hidden", True))
+             and all(h >= 1 for h in self.hidden),
              f"hidden sizes must be positive integers, got {list(self.hidden)}"),
             (self.likelihood in (None, "bernoulli", "gaussian"),
              f"likelihood must be bernoulli or gaussian, got {self.likelihood!r}"),
             (self.algorithm in ALGORITHMS,
-             f"algorithm must be {', '.join(ALGORITHMS[:-1])} or {ALGORITHMS[-1]}, "
-             f"got {self.algorithm!r}"),
+             f"algorithm must be {_either(ALGORITHMS)}, got {self.algorithm!r}"),
             (math.isfinite(self.posterior_init_std) and self.posterior_init_std > 0,
              f"posterior-init-std must be positive, got {self.posterior_init_std}"),
             (self.train_examples is None or self.train_examples >= 1,
@@ -104,7 +104,8 @@ class TrainConfig:
             (math.isfinite(self.kl_weight) and self.kl_weight > 0,
              f"kl-weight must be positive, got {self.kl_weight}"),
             (self.kl_warmup >= 0, f"kl-warmup must be at least 0, got {self.kl_warmup}"),
-            (self.network in ("mlp", "conv"), f"network must be mlp or conv, got {self.network!r}"),
+            (_network(self.network) is not None,
+             f"network must be {_either(tuple(_networks()))}, got {self.network!r}"),
             (self.prior in PRIORS,
              f"prior must be one of {', '.join(PRIORS)}, got {self.prior!r}"),
             (self.activation in ("tanh", "relu", "softplus", "elu"),
@@ -156,6 +157,22 @@ class TrainConfig:
         if unknown:
             raise AevbError(f"unknown config field(s): {', '.join(unknown)}")
         return cls(**values)
+
+
+def _either(names: tuple[str, ...]) -> str:
+    """"a, b or c"."""
+    return f"{', '.join(names[:-1])} or {names[-1]}" if len(names) > 1 else names[0]
+
+
+def _networks() -> dict:
+    from .model import NETWORKS
+
+    return NETWORKS
+
+
+def _network(name: str):
+    """The network family `name` (aevb.model.NETWORKS), or None."""
+    return _networks().get(name)
 
 
 def sections() -> dict[str, type]:

@@ -20,9 +20,7 @@ from typing import Sequence
 
 import torch
 from torch import nn
-from torch.distributions import Bernoulli, Independent
-
-from .distributions import diagonal_gaussian
+from .distributions import BernoulliLogits, DiagonalGaussian, diagonal_gaussian
 from .networks import ACTIVATIONS, mlp, sigmoid_gaussian
 
 CHANNELS = (32, 64)  # of the two stride-2 convolutions
@@ -51,7 +49,7 @@ class ConvEncoder(nn.Module):
         flat = CHANNELS[1] * _after_two(h) * _after_two(w)
         self.head = mlp([flat, *hidden, 2 * latent_dim], activation)
 
-    def forward(self, x: torch.Tensor) -> Independent:
+    def forward(self, x: torch.Tensor) -> DiagonalGaussian:
         h = self.conv(x.reshape(-1, *self.dims)).flatten(1)  # [N, 64 H/4 W/4]
         mu, log_var = self.head(h).chunk(2, dim=-1)  # [N, J] each
         return diagonal_gaussian(mu, log_var)
@@ -92,9 +90,8 @@ class ConvBernoulliDecoder(nn.Module):
         super().__init__()
         self.trunk = _Deconv(latent_dim, hidden, data_shape, 1, activation)
 
-    def forward(self, z: torch.Tensor) -> Independent:
-        logits = self.trunk(z).flatten(-2)  # [..., D]
-        return Independent(Bernoulli(logits=logits, validate_args=False), 1)
+    def forward(self, z: torch.Tensor) -> BernoulliLogits:
+        return BernoulliLogits(self.trunk(z).flatten(-2))  # logits [..., D]
 
 
 class ConvGaussianDecoder(nn.Module):
@@ -106,10 +103,33 @@ class ConvGaussianDecoder(nn.Module):
         super().__init__()
         self.trunk = _Deconv(latent_dim, hidden, data_shape, 2, activation)
 
-    def forward(self, z: torch.Tensor) -> Independent:
+    def forward(self, z: torch.Tensor) -> DiagonalGaussian:
         maps = self.trunk(z)  # [..., 2C, H W]
         c = maps.shape[-2] // 2
         return sigmoid_gaussian(maps[..., :c, :].flatten(-2), maps[..., c:, :].flatten(-2))
 
 
 CONV_DECODERS = {"bernoulli": ConvBernoulliDecoder, "gaussian": ConvGaussianDecoder}
+
+
+class Conv:
+    """The network family "conv" (`--network conv`): two strided convolutions each side of
+    the dense layers `hidden`, for images (H, W) or (C, H, W) of at least 4 x 4 pixels."""
+
+    needs_hidden = False  # the convolutions alone may do
+    takes_flat_data = False  # images only
+    runs_in_browser = False  # the explorer page bundles no convolutions
+
+    def check(self, data_shape) -> str | None:
+        if len(data_shape) in (2, 3) and min(data_shape[-2:]) >= 4:
+            return None
+        return ("convolutional networks need images of at least 4 x 4 pixels, "
+                f"got data of shape {tuple(data_shape)}")
+
+    def build(self, c) -> tuple[nn.Module, nn.Module]:
+        return (ConvEncoder(c.data_shape, c.hidden, c.latent_dim, c.activation),
+                CONV_DECODERS[c.likelihood](c.latent_dim, tuple(reversed(c.hidden)),
+                                            c.data_shape, c.activation))
+
+    def widest(self, c) -> int:
+        return 8 * c.data_dim + max(c.hidden, default=0)  # 32 maps of H/2 x W/2 per H x W

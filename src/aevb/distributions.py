@@ -13,12 +13,69 @@ from torch.distributions import Distribution, Independent, Normal, constraints
 from torch.distributions.utils import lazy_property
 
 
-def diagonal_gaussian(loc: torch.Tensor, log_var: torch.Tensor) -> Independent:
+class DiagonalGaussian(Independent):
+    """N(loc, diag(scale^2)) with the last axis as the event, as torch's Independent(Normal),
+    plus what aevb asks of every distribution its networks return: `draw(generator)` and
+    `outputs()` (the named parameters an exported program gives)."""
+
+    def __init__(self, loc: torch.Tensor, scale: torch.Tensor):
+        super().__init__(Normal(loc, scale, validate_args=False), 1)
+
+    def draw(self, generator: torch.Generator | None = None) -> torch.Tensor:
+        """One draw loc + scale * eps from `generator`, [..., D]."""
+        p = self.base_dist
+        return p.loc + p.scale * torch.randn(p.loc.shape, generator=generator,
+                                             device=p.loc.device, dtype=p.loc.dtype)
+
+    def outputs(self) -> dict[str, torch.Tensor]:
+        return {"mean": self.base_dist.loc, "log_var": 2.0 * torch.log(self.base_dist.scale)}
+
+
+def diagonal_gaussian(loc: torch.Tensor, log_var: torch.Tensor) -> DiagonalGaussian:
     """N(loc, diag(exp(log_var))) with the last axis as the event: batch [...], event [J].
 
     Used for the recognition model q_phi(z|x) (paper section 3, appendix C.2).
     """
-    return Independent(Normal(loc, torch.exp(0.5 * log_var), validate_args=False), 1)
+    return DiagonalGaussian(loc, torch.exp(0.5 * log_var))
+
+
+class BernoulliLogits(Distribution):
+    """prod_d Bernoulli(x_d; sigmoid(l_d)) for logits l [..., D]: batch [...], event [D]. The
+    same distribution and log_prob (nats) as Independent(Bernoulli(logits=l), 1)."""
+
+    arg_constraints: dict = {}
+    support = constraints.independent(constraints.boolean, 1)
+
+    def __init__(self, logits: torch.Tensor | None = None, batch_shape=None, event_shape=None):
+        if logits is not None:
+            self.logits = logits
+            batch_shape, event_shape = logits.shape[:-1], logits.shape[-1:]
+        super().__init__(batch_shape, event_shape, validate_args=False)
+
+    @property
+    def mean(self) -> torch.Tensor:
+        return torch.sigmoid(self.logits)
+
+    @property
+    def probs(self) -> torch.Tensor:
+        return self.mean
+
+    def sample(self, sample_shape=torch.Size()) -> torch.Tensor:
+        with torch.no_grad():
+            return torch.bernoulli(self.mean.expand(self._extended_shape(sample_shape)))
+
+    def draw(self, generator: torch.Generator | None = None) -> torch.Tensor:
+        """One draw from `generator`, [..., D] (the bits of `binarize` of the mean)."""
+        return binarize(self.mean, generator)
+
+    def outputs(self) -> dict[str, torch.Tensor]:
+        return {"logits": self.logits}
+
+    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        """x [..., N, D] against batch [..., N]; returns [..., N] nats."""
+        logits, x = torch.broadcast_tensors(self.logits, x)
+        return -torch.nn.functional.binary_cross_entropy_with_logits(
+            logits, x, reduction="none").sum(-1)
 
 
 class StandardNormal(Independent):
@@ -85,7 +142,7 @@ def log_mean_exp(a: torch.Tensor, dim: int = 0) -> torch.Tensor:
     return torch.logsumexp(a, dim=dim) - math.log(a.shape[dim])
 
 
-class AffineBernoulli(Distribution):
+class AffineBernoulli(BernoulliLogits):
     """prod_d Bernoulli(x_d; sigmoid(l_d)) with logits l = h W^T + b: batch [...], event [D].
 
     The same distribution as Independent(Bernoulli(logits=l), 1) for the Bernoulli decoder
@@ -98,28 +155,13 @@ class AffineBernoulli(Distribution):
     for each of the K samples. Nats; x must be binary.
     """
 
-    arg_constraints: dict = {}
-    support = constraints.independent(constraints.boolean, 1)
-
     def __init__(self, h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor):
         self.h, self.weight, self.bias = h, weight, bias  # [..., H], [D, H], [D]
-        super().__init__(h.shape[:-1], weight.shape[:1], validate_args=False)
+        super().__init__(None, h.shape[:-1], weight.shape[:1])
 
     @lazy_property
     def logits(self) -> torch.Tensor:  # [..., D]
         return torch.nn.functional.linear(self.h, self.weight, self.bias)
-
-    @property
-    def mean(self) -> torch.Tensor:
-        return torch.sigmoid(self.logits)
-
-    @property
-    def probs(self) -> torch.Tensor:
-        return self.mean
-
-    def sample(self, sample_shape=torch.Size()) -> torch.Tensor:
-        with torch.no_grad():
-            return torch.bernoulli(self.mean.expand(self._extended_shape(sample_shape)))
 
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
         """x [..., N, D] against batch [..., N]; returns [..., N] nats."""

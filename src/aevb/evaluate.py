@@ -67,9 +67,9 @@ def average_bound(model, x: torch.Tensor, seed: int, batch: int = 2000) -> float
 def widest(c) -> int:
     """The most values one sample of one data point holds in a layer of the model of
     ModelConfig `c` (for chunk sizes and memory estimates)."""
-    if getattr(c, "network", "mlp") == "conv":  # 32 maps of H/2 x W/2 per channel's H x W
-        return 8 * c.data_dim + max(c.hidden, default=0)
-    return max(c.data_dim, *c.hidden, 2 * c.latent_dim)
+    from .model import NETWORKS
+
+    return NETWORKS[getattr(c, "network", "mlp")].widest(c)
 
 
 @torch.no_grad()

@@ -45,10 +45,11 @@ def _layers(sequential) -> list[dict]:
 
 def unsupported_reason(model) -> str | None:
     """Why the page cannot run this model, or None where it can."""
+    from .model import NETWORKS
     from .priors.standard_normal import StandardNormalPrior
 
     c = model.config
-    if c.network != "mlp":
+    if not NETWORKS[c.network].runs_in_browser:
         return ("the explorer runs MLP networks in the browser; this model has "
                 f"{c.network} networks, which need a browser runtime for "
                 "convolutions that the page does not bundle (use aevb export "

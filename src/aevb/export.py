@@ -34,11 +34,9 @@ SUFFIX = {"onnx": ".onnx", "pt2": ".pt2"}
 
 
 def _parameters(p) -> dict[str, torch.Tensor]:
-    """The named parameters of a decoder distribution p_theta(x|z), batch [...], event [D]."""
-    base = getattr(p, "base_dist", p)
-    if isinstance(base, torch.distributions.Normal):
-        return {"mean": base.loc, "log_var": 2.0 * torch.log(base.scale)}
-    return {"logits": base.logits}  # Bernoulli, or aevb's AffineBernoulli
+    """The named parameters of a decoder distribution p_theta(x|z), batch [...], event [D]:
+    logits (Bernoulli), or mean and log_var (Gaussian)."""
+    return p.outputs()
 
 
 class EncoderProgram(nn.Module):

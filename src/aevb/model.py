@@ -11,14 +11,16 @@ from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
-from torch.distributions import Bernoulli, Independent
+from torch.distributions import Independent
 
 from . import priors
-from .distributions import AffineBernoulli, binarize
+from .conv import Conv
 from .errors import AevbError
-from .conv import CONV_DECODERS, ConvEncoder
 from .full_vb import ParameterPosterior
-from .networks import ACTIVATIONS, DECODERS, GaussianEncoder
+from .networks import ACTIVATIONS, DECODERS, MLP
+
+# The network families: the name in --network and ModelConfig.network -> how to build it.
+NETWORKS = {"mlp": MLP(), "conv": Conv()}
 
 
 @dataclass(frozen=True)
@@ -72,15 +74,14 @@ class ModelConfig:
             raise AevbError(f"latent dimension must be at least 1, got {self.latent_dim}")
         if any(h < 1 for h in self.hidden):
             raise AevbError(f"hidden layer sizes must be at least 1, got {list(self.hidden)}")
-        if self.network not in ("mlp", "conv"):
-            raise AevbError(f"network must be mlp or conv, got {self.network!r}")
+        if self.network not in NETWORKS:
+            raise AevbError(f"network must be {' or '.join(NETWORKS)}, got {self.network!r}")
         if self.activation not in ACTIVATIONS:
             raise AevbError(f"unknown activation {self.activation!r}; choose one of "
                             f"{', '.join(ACTIVATIONS)}")
-        if self.network == "conv" and not (len(self.data_shape) in (2, 3)
-                                           and min(self.data_shape[-2:]) >= 4):
-            raise AevbError("convolutional networks need images of at least 4 x 4 pixels, "
-                            f"got data of shape {self.data_shape}")
+        refused = NETWORKS[self.network].check(self.data_shape)
+        if refused:
+            raise AevbError(refused)
         if self.theta_prior_std is not None and not self.theta_prior_std > 0:
             raise AevbError(f"the prior's standard deviation must be positive, "
                             f"got {self.theta_prior_std}")
@@ -106,17 +107,7 @@ class VAE(nn.Module):
     def __init__(self, config: ModelConfig):
         super().__init__()
         self.config = config
-        reverse = tuple(reversed(config.hidden))
-        if config.network == "conv":
-            self.encoder = ConvEncoder(config.data_shape, config.hidden, config.latent_dim,
-                                       config.activation)
-            self.decoder = CONV_DECODERS[config.likelihood](
-                config.latent_dim, reverse, config.data_shape, config.activation)
-        else:
-            self.encoder = GaussianEncoder(config.data_dim, config.hidden, config.latent_dim,
-                                           config.activation)
-            self.decoder = DECODERS[config.likelihood](
-                config.latent_dim, reverse, config.data_dim, config.activation)
+        self.encoder, self.decoder = NETWORKS[config.network].build(config)
         # q_phi(theta)'s log sigma; its mean is the decoder's parameters (aevb.full_vb).
         self.theta_posterior = ParameterPosterior(self.decoder) \
             if config.theta_prior_std is not None else None
@@ -138,17 +129,8 @@ class VAE(nn.Module):
     @torch.no_grad()
     def dream(self, n: int, generator: torch.Generator | None = None):
         """n "fantasies" of the generative model: z ~ p(z), x ~ p_theta(x|z); ([n, J], [n, D])."""
-        weight = next(self.parameters())
         z = self.p_z.sample(n, generator)  # [n, J]
-        p = self.decode(z)
-        if isinstance(p, AffineBernoulli) or isinstance(getattr(p, "base_dist", None),
-                                                        Bernoulli):
-            x = binarize(p.mean, generator)
-        else:
-            p = p.base_dist
-            x = p.loc + p.scale * torch.randn(p.loc.shape, generator=generator,
-                                              device=weight.device, dtype=weight.dtype)
-        return z, x
+        return z, self.decode(z).draw(generator)
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """n draws x ~ p_theta(x|z), z ~ p(z); returns [n, *data_shape].

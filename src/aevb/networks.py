@@ -11,9 +11,7 @@ from typing import Sequence
 
 import torch
 from torch import nn
-from torch.distributions import Independent, Normal
-
-from .distributions import AffineBernoulli, diagonal_gaussian
+from .distributions import AffineBernoulli, DiagonalGaussian, diagonal_gaussian
 
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU,
@@ -39,7 +37,7 @@ class GaussianEncoder(nn.Module):
         super().__init__()
         self.net = mlp([data_dim, *hidden, 2 * latent_dim], activation)
 
-    def forward(self, x: torch.Tensor) -> Independent:
+    def forward(self, x: torch.Tensor) -> DiagonalGaussian:
         mu, log_var = self.net(x).chunk(2, dim=-1)  # [N, J] each
         return diagonal_gaussian(mu, log_var)
 
@@ -74,17 +72,39 @@ class GaussianDecoder(nn.Module):
         super().__init__()
         self.net = mlp([latent_dim, *hidden, 2 * data_dim], activation)
 
-    def forward(self, z: torch.Tensor) -> Independent:
+    def forward(self, z: torch.Tensor) -> DiagonalGaussian:
         return sigmoid_gaussian(*self.net(z).chunk(2, dim=-1))
 
 
-def sigmoid_gaussian(mean_logit: torch.Tensor, log_var: torch.Tensor) -> Independent:
+def sigmoid_gaussian(mean_logit: torch.Tensor, log_var: torch.Tensor) -> DiagonalGaussian:
     """prod_d N(x_d; sigmoid(m_d), exp(v_d)) for m, v [..., D]: batch [...], event [D]."""
-    return Independent(
-        Normal(torch.sigmoid(mean_logit), torch.exp(0.5 * log_var), validate_args=False), 1)
+    return DiagonalGaussian(torch.sigmoid(mean_logit), torch.exp(0.5 * log_var))
 
 
 DECODERS: dict[str, type[nn.Module]] = {
     "bernoulli": BernoulliDecoder,
     "gaussian": GaussianDecoder,
 }
+
+
+class MLP:
+    """The network family "mlp" (`--network mlp`): the paper's MLPs of appendix C, of any depth
+    and activation, on the D = prod(data_shape) values of a data point."""
+
+    needs_hidden = True  # at least one hidden layer
+    takes_flat_data = True  # data of any shape, as its D values
+    runs_in_browser = True  # the explorer page computes these networks itself
+
+    def check(self, data_shape) -> str | None:
+        return None
+
+    def build(self, c) -> tuple[nn.Module, nn.Module]:
+        """(encoder, decoder) for ModelConfig c."""
+        return (GaussianEncoder(c.data_dim, c.hidden, c.latent_dim, c.activation),
+                DECODERS[c.likelihood](c.latent_dim, tuple(reversed(c.hidden)), c.data_dim,
+                                       c.activation))
+
+    def widest(self, c) -> int:
+        """The most values one sample of one data point holds in a layer (for chunk sizes
+        and memory estimates)."""
+        return max(c.data_dim, *c.hidden, 2 * c.latent_dim)
