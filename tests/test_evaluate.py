@@ -9,7 +9,7 @@ import aevb
 from aevb.data import load_dataset
 from aevb.evaluate import (average_bound, evaluation_set, importance_log_likelihood,
                            per_example_bound)
-from aevb.objectives import importance_log_likelihood as one_shot
+from aevb.objectives import iwae_bound as one_shot
 from linear_gaussian import LinearGaussian
 
 

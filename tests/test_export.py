@@ -11,7 +11,7 @@ import torch
 from aevb.errors import AevbError
 from aevb.export import export_model
 from aevb.model import VAE, ModelConfig, initialize
-from aevb.objectives import importance_log_likelihood
+from aevb.objectives import iwae_bound
 
 ort = pytest.importorskip("onnxruntime", reason="the export extra (onnxruntime) is not installed")
 
@@ -49,7 +49,7 @@ def _expected(model, x, z, eps):
             if isinstance(base, torch.distributions.Normal) else {"logits": base.logits}
         return {"encoder": {"mean": q.loc, "log_var": 2 * torch.log(q.scale)},
                 "decoder": decoded,
-                "scorer": {"log_px": importance_log_likelihood(model, x, eps)}}
+                "scorer": {"log_px": iwae_bound(model, x, eps)}}
 
 
 @pytest.fixture(scope="module", params=list(KINDS))

@@ -10,13 +10,15 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import asdict, dataclass, field
+from functools import partial
 
 import numpy as np
 import torch
 
 from . import hmc
 from .latents import latent_use
-from .objectives import complete_log_likelihood, elbo_b, log_weights
+from . import objectives
+from .objectives import complete_log_likelihood, elbo_b
 
 # Elements per [K_chunk, N_chunk, width] activation (16 MB in float32): bounds memory for any
 # K. The chunk's logits, hidden units and softplus then stay in the 36 MB L3 cache of the
@@ -75,15 +77,22 @@ def widest(c) -> int:
 @torch.no_grad()
 def importance_log_likelihood(model, x: torch.Tensor, k: int, seed: int,
                               batch_size: int = 100, k_chunk: int | None = None,
-                              noise: torch.Tensor | None = None) -> torch.Tensor:
-    """log p_theta(x) for every row of x [N, D] by importance sampling with K = k; [N] nats.
+                              noise: torch.Tensor | None = None,
+                              log_weights=None) -> torch.Tensor:
+    """log p_theta(x) for every row of x [N, D] by importance sampling with K = k; [N] nats:
 
-    Data points go in batches of `batch_size`; the K samples in chunks of `k_chunk` (chosen
-    from CHUNK_ELEMENTS when None) whose log-weights are combined with logsumexp, so the
-    activations' memory is bounded for any K and the result equals the one-shot computation.
-    The noise is drawn from `seed` (all K draws of a batch at once up to NOISE_ELEMENTS
-    values, chunk by chunk beyond, so its memory is bounded too), or given whole as `noise`
-    [K, N, J] (standard normal draws, e.g. the ones an exported scorer was given).
+    log p(x) ~ log (1/K) sum_k w_k,  log w_k = log p_theta(x, z_k) - log q_phi(z_k|x).
+
+    The one importance-sampling estimator of aevb. Data points go in batches of
+    `batch_size`; the K samples in chunks of `k_chunk` (chosen from CHUNK_ELEMENTS when None)
+    whose log-weights are combined with logsumexp, so the activations' memory is bounded for
+    any K and the result equals the one-shot `objectives.iwae_bound`. The noise is drawn from
+    `seed` (all K draws of a batch at once up to NOISE_ELEMENTS values, chunk by chunk beyond,
+    so its memory is bounded too), or given whole as `noise` [K, N, J] (standard normal
+    draws, e.g. the ones an exported scorer was given). `log_weights(x_b [N_b, D],
+    eps [k_chunk, N_b, J]) -> [k_chunk, N_b]` gives the model's log-weights: by default
+    `objectives.log_weights` (or the native backend's pass where it serves the model); full VB
+    supplies its own (`full_vb.predictive_log_likelihood`).
     """
     if noise is not None and tuple(noise.shape) != (k, len(x), model.config.latent_dim):
         from .errors import AevbError
@@ -93,14 +102,11 @@ def importance_log_likelihood(model, x: torch.Tensor, k: int, seed: int,
     if k_chunk is None:
         k_chunk = max(1, min(k, CHUNK_ELEMENTS // (batch_size * widest(model.config))))
     gen = torch.Generator(device=x.device).manual_seed(seed)
-    from .native import library, step
+    if log_weights is None:
+        from . import native
 
-    lib = library.load() if step.supports_log_weights(model) and library.usable(x) else None
-
-    def weights(xb, eps):  # [k_chunk, N_b]
-        if lib is not None and library.usable(*model.decoder.parameters()):
-            return step.log_weights(model, xb, eps, lib)
-        return log_weights(model, xb, eps)
+        log_weights = native.log_weights_for(model, x) or partial(objectives.log_weights,
+                                                                  model)
 
     out = []
     for start in range(0, len(x), batch_size):
@@ -121,12 +127,12 @@ def importance_log_likelihood(model, x: torch.Tensor, k: int, seed: int,
             return torch.randn(min(k_chunk, k - done), len(xb), j, generator=gen,
                                device=x.device, dtype=xb.dtype)
 
-        partial = []  # [N_b] each
+        sums = []  # [N_b] each
         for done in range(0, k, k_chunk):
-            partial.append(torch.logsumexp(weights(xb, chunk(done)), dim=0))
-            if len(partial) == 4096:  # a K of millions: a bounded list too
-                partial = [torch.logsumexp(torch.stack(partial), dim=0)]
-        out.append(torch.logsumexp(torch.stack(partial), dim=0) - math.log(k))
+            sums.append(torch.logsumexp(log_weights(xb, chunk(done)), dim=0))
+            if len(sums) == 4096:  # a K of millions: a bounded list too
+                sums = [torch.logsumexp(torch.stack(sums), dim=0)]
+        out.append(torch.logsumexp(torch.stack(sums), dim=0) - math.log(k))
     return torch.cat(out)
 
 

@@ -5,7 +5,7 @@
   mean [B, D] and log_var [B, D] (Gaussian);
 - `scorer`: x [B, D], eps [K, B, J] -> log_px [B], the importance-sampled log p_theta(x) in
   nats with K = eps.shape[0] fixed at export and the standard normal noise passed in (the
-  same value `objectives.importance_log_likelihood` gives for that noise).
+  same value `objectives.iwae_bound` gives for that noise).
 
 B, the batch, is free in every program; D = prod(data_shape) values a data point (flattened
 row-major, as `aevb evaluate` reads images), J the latent dimension. Formats: ONNX (for ONNX
@@ -27,7 +27,7 @@ from torch import nn
 
 from . import files
 from .errors import AevbError
-from .objectives import importance_log_likelihood
+from .objectives import iwae_bound
 
 FORMATS = ("onnx", "pt2")
 SUFFIX = {"onnx": ".onnx", "pt2": ".pt2"}
@@ -70,7 +70,7 @@ class ScorerProgram(nn.Module):
         self.model = model
 
     def forward(self, x: torch.Tensor, eps: torch.Tensor):
-        return importance_log_likelihood(self.model, x, eps)
+        return iwae_bound(self.model, x, eps)
 
 
 def signatures(model, k: int) -> dict:

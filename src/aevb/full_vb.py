@@ -124,21 +124,21 @@ def predictive_log_likelihood(model, x: torch.Tensor, k: int, seed: int,
     Each pair's weight is unbiased for the predictive density, so its expectation is a lower
     bound that rises to it as K grows. Each theta_k serves a whole batch of points (one decoder
     per draw, not one per point and draw): the points' estimates are correlated, each one exact
-    in expectation.
+    in expectation. The estimator is `evaluate.importance_log_likelihood` with these
+    log-weights (z noise from `seed`, theta noise from `seed + 1`).
     """
-    gen = torch.Generator(device=x.device).manual_seed(seed)
-    out = []
-    for start in range(0, len(x), batch_size):
-        xb = x[start:start + batch_size]
-        total = None
-        for _ in range(k):
+    from .evaluate import importance_log_likelihood
+
+    gen = torch.Generator(device=x.device).manual_seed(seed + 1)
+
+    def weights(xb, eps):  # eps [k_chunk, N_b, J] -> [k_chunk, N_b], a fresh theta per row
+        rows = []
+        for e in eps:
             theta = model.theta_posterior.draw(model.decoder, model.theta_posterior.noise(gen))
-            eps = torch.randn(1, len(xb), model.config.latent_dim, generator=gen,
-                              device=x.device, dtype=xb.dtype)
-            w = log_weights(UnderTheta(model, theta), xb, eps)[0]  # [N_b]
-            total = w if total is None else torch.logaddexp(total, w)
-        out.append(total - math.log(k))
-    return torch.cat(out)
+            rows.append(log_weights(UnderTheta(model, theta), xb, e[None])[0])
+        return torch.stack(rows)
+
+    return importance_log_likelihood(model, x, k, seed, batch_size, log_weights=weights)
 
 
 @dataclass(frozen=True)

@@ -77,27 +77,17 @@ def warmup_beta(samples: int, warmup_samples: int, beta: float = 1.0) -> float:
     return beta * samples / warmup_samples
 
 
-def importance_log_likelihood(model, x: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
-    """log p_theta(x) estimated by importance sampling with q_phi(z|x) as proposal, [N] nats:
-
-    log p(x) ~ log (1/K) sum_k p_theta(x, z_k) / q_phi(z_k|x),  K = eps.shape[0].
-
-    Its expectation is a lower bound that rises to log p(x) as K grows (Burda et al. 2015);
-    K = 1 gives estimator A. For large K use `aevb.evaluate`, which chunks over K.
-    """
-    return log_mean_exp(log_weights(model, x, eps), dim=0)
-
-
 def iwae_bound(model, x: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
     """The importance-weighted bound of Burda et al. (2015) with k = eps.shape[0], [N] nats:
 
     L_k(x) = E[log (1/k) sum_i p_theta(x, z_i) / q_phi(z_i|x)],  z_i ~ q_phi(z|x).
 
-    The same estimate as `importance_log_likelihood`, here as a training objective: its
-    gradient weights each sample by its normalised importance weight. L_1 is estimator A,
-    and L_k rises to log p(x) as k grows.
+    For given noise, the importance-sampled estimate of log p_theta(x) with q_phi(z|x) as
+    proposal; as a training objective its gradient weights each sample by its normalised
+    importance weight. L_1 is estimator A, and L_k rises to log p(x) as k grows. For large K
+    use `aevb.evaluate.importance_log_likelihood`, which chunks over K.
     """
-    return importance_log_likelihood(model, x, eps)
+    return log_mean_exp(log_weights(model, x, eps), dim=0)
 
 
 def minibatch_estimate(per_example: torch.Tensor, dataset_size: int) -> torch.Tensor:

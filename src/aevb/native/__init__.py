@@ -21,6 +21,28 @@ from __future__ import annotations
 import torch
 
 
+def log_weights_for(model, x: torch.Tensor):
+    """`objectives.log_weights` of `model` as a callable (x_b, eps) -> [K, N_b] made by the
+    native pass (the decoder's softplus sums in C), where it serves the model and x; else
+    None."""
+    from . import library, step
+
+    if not (step.supports_log_weights(model) and library.usable(x)):
+        return None
+    lib = library.load()
+    if lib is None:
+        return None
+
+    def weights(xb, eps):  # [K, N_b]
+        if library.usable(*model.decoder.parameters()):
+            return step.log_weights(model, xb, eps, lib)
+        from ..objectives import log_weights
+
+        return log_weights(model, xb, eps)
+
+    return weights
+
+
 def unavailable_reason(model, optimizer_name: str, device: torch.device,
                        dtype: torch.dtype = torch.float32) -> str | None:
     """None where the native step serves this model, optimizer, device and dtype; else why
