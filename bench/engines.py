@@ -5,7 +5,7 @@
 
 For each model (MODELS: the same networks, data, minibatch of 100 and optimizer for both
 libraries) it times aevb's training step on each engine that serves the model (native,
-compiled, eager: `aevb.steps.make_step`, as `aevb.train` runs it) and pythae's own trainer,
+compiled, eager: `aevb.algorithms`' `make_step`, as `aevb.train` runs it) and pythae's own trainer,
 alternating ROUNDS times and keeping the best of each (the least disturbed measurement on
 a noisy shared machine). torch.compile's compile time is measured apart (the first steps).
 Writes bench/engines.json and docs/engines.md (generated: edit this script, not the page;
@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 import aevb
-from aevb import engine, native, steps
+from aevb import algorithms, engine, native
 from aevb.data import load_dataset
 from aevb.model import VAE, ModelConfig, initialize
 from aevb.run_setup import make_optimizer
@@ -73,7 +73,7 @@ def our_step(name, x, shape, engine_name):
     gen = torch.Generator().manual_seed(0)
     initialize(model, cfg.init_std, gen)
     optimizer = make_optimizer(cfg, model, len(x), native_step=engine_name == "native")
-    step = steps.make_step(cfg, model, optimizer, None, engine_name)
+    step = algorithms.get(cfg.algorithm).make_step(cfg, model, optimizer, None, engine_name)
     order = torch.randperm(len(x), generator=gen)
     batches = len(x) // 100
 

@@ -82,11 +82,9 @@ def training_step(data, engine="native", seed=0):
     """The trainer's step on the mnist-paper model as (model, step): step(i) binarizes
     minibatch i of 100 (rows of a random order, read in place as `aevb.train` does), draws
     eps, computes the gradient and updates the weights as `aevb.train` does on `engine`
-    (`aevb.steps.make_step`: native, compiled or eager)."""
-    from aevb import steps
-    from aevb.distributions import binarize
+    (`aevb.algorithms`' `make_step`: native, compiled or eager)."""
+    from aevb import algorithms, native
     from aevb.model import VAE, ModelConfig, initialize
-    from aevb.native import library
     from aevb.run_setup import make_optimizer
 
     cfg = aevb.resolve("mnist-paper", samples=10**6, engine=engine)
@@ -96,12 +94,12 @@ def training_step(data, engine="native", seed=0):
     optimizer = make_optimizer(cfg, model, len(data.train), native_step=engine == "native")
     batches = len(data.train) // 100
     order = torch.randperm(len(data.train), generator=gen)
-    lib = library.load()  # the trainer's binarization draws (the same bits without it)
-    train_step = steps.make_step(cfg, model, optimizer, None, engine)
+    # the trainer's binarization draws (the same bits without the C library)
+    train_step = algorithms.get(cfg.algorithm).make_step(cfg, model, optimizer, None, engine)
 
     def step(i):
         idx = order[i % batches * 100:][:100]
-        train_step(binarize(data.train, gen, lib, idx), idx, gen)
+        train_step(native.binarize(data.train, gen, idx), idx, gen)
 
     return model, step
 

@@ -114,8 +114,8 @@ def test_a_large_k_keeps_its_noise_bounded(digits_run, monkeypatch):
         sizes.append(eps.shape[0])
         return aevb.objectives.log_weights(model, xb, eps)
 
-    monkeypatch.setattr(evaluate, "NOISE_ELEMENTS", 1000)
-    monkeypatch.setattr(evaluate, "CHUNK_ELEMENTS", 100 * 100 * 64)  # k_chunk = 100
+    monkeypatch.setattr(aevb.importance, "NOISE_ELEMENTS", 1000)
+    monkeypatch.setattr(aevb.importance, "CHUNK_ELEMENTS", 100 * 100 * 64)  # k_chunk = 100
     chunked = evaluate.importance_log_likelihood(model, x, 4000, seed=1, log_weights=spy)
     assert max(sizes) == 100 and sum(sizes) == 4000
     np.testing.assert_allclose(chunked.numpy(), whole.numpy(), atol=0.05)

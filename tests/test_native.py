@@ -142,8 +142,8 @@ def test_native_and_autograd_training_follow_one_trajectory(lib):
         gen.set_state(gen_state)
         probs = torch.rand(1000, 784, generator=gen) ** 3
         for i in range(30):
-            x = aevb.distributions.binarize(probs[i % 10 * 100:][:100], gen,
-                                            kernels.load() if use_native else None)
+            draw = aevb.native.binarize if use_native else aevb.distributions.binarize
+            x = draw(probs[i % 10 * 100:][:100], gen)
             eps = torch.randn(1, 100, 4, generator=gen)
             if use_native:
                 assert step(x, eps) is not None
@@ -212,13 +212,13 @@ def test_binarize_reads_rows_in_place_with_the_bits_of_the_gather(lib, compiled)
     probs = torch.rand(300, 28, 28, generator=torch.Generator().manual_seed(7))
     rows = torch.randperm(300, generator=torch.Generator().manual_seed(8))[:100]
     ours, theirs = torch.Generator().manual_seed(9), torch.Generator().manual_seed(9)
-    got = aevb.distributions.binarize(probs, ours, lib if compiled else None, rows)
+    draw = aevb.native.binarize if compiled else aevb.distributions.binarize
+    got = draw(probs, ours, rows)
     assert torch.equal(got, (torch.rand(100, 28, 28, generator=theirs) < probs[rows]).float())
     assert torch.equal(ours.get_state(), theirs.get_state())
     before = ours.get_state()
     with pytest.raises((ValueError, IndexError)):
-        aevb.distributions.binarize(probs, ours, lib if compiled else None,
-                                    torch.tensor([0, 300]))
+        draw(probs, ours, torch.tensor([0, 300]))
     if compiled:  # refused before drawing anything
         assert torch.equal(ours.get_state(), before)
 

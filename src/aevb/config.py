@@ -165,7 +165,7 @@ def _either(names: tuple[str, ...]) -> str:
 
 
 def _networks() -> dict:
-    from .model import NETWORKS
+    from .families import NETWORKS
 
     return NETWORKS
 

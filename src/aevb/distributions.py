@@ -176,21 +176,14 @@ class AffineBernoulli(BernoulliLogits):
 
 
 def binarize(probs: torch.Tensor, generator: torch.Generator | None = None,
-             lib=None, rows: torch.Tensor | None = None) -> torch.Tensor:
+             rows: torch.Tensor | None = None) -> torch.Tensor:
     """One Bernoulli draw per element, 1 with probability `probs` (or `probs[rows]` for a
     LongTensor of row indices), as a float tensor.
 
     Compares uniform draws with probs: on CPU the same bits as torch.bernoulli(probs,
-    generator=generator), in about half the time (0.9 against 2.1 ms for a 100 x 784
-    minibatch on one core of the development machine). With `lib` from `aevb.native.library.load()`
-    it draws the same bits for float32 CPU tensors about 10x as fast, reading the rows in
-    place rather than gathering them first.
+    generator=generator), in about half the time (docs/performance.md).
+    `aevb.native.binarize` draws the same bits faster where the native backend serves.
     """
-    if lib is not None and generator is not None and generator.device.type == "cpu":
-        from .native import library
-
-        if library.usable(probs) and (rows is None or library.usable_rows(rows)):
-            return library.bernoulli(lib, probs, generator, rows)
     if rows is not None:
         probs = probs[rows]
     u = torch.rand(probs.shape, generator=generator, device=probs.device, dtype=probs.dtype)

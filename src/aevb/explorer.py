@@ -45,7 +45,7 @@ def _layers(sequential) -> list[dict]:
 
 def unsupported_reason(model) -> str | None:
     """Why the page cannot run this model, or None where it can."""
-    from .model import NETWORKS
+    from .families import NETWORKS
     from .priors.standard_normal import StandardNormalPrior
 
     c = model.config

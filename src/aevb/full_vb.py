@@ -127,7 +127,7 @@ def predictive_log_likelihood(model, x: torch.Tensor, k: int, seed: int,
     in expectation. The estimator is `evaluate.importance_log_likelihood` with these
     log-weights (z noise from `seed`, theta noise from `seed + 1`).
     """
-    from .evaluate import importance_log_likelihood
+    from .importance import importance_log_likelihood
 
     gen = torch.Generator(device=x.device).manual_seed(seed + 1)
 

@@ -14,13 +14,10 @@ from torch import nn
 from torch.distributions import Independent
 
 from . import priors
-from .conv import Conv
 from .errors import AevbError
+from .families import NETWORKS
 from .full_vb import ParameterPosterior
-from .networks import ACTIVATIONS, DECODERS, MLP
-
-# The network families: the name in --network and ModelConfig.network -> how to build it.
-NETWORKS = {"mlp": MLP(), "conv": Conv()}
+from .networks import ACTIVATIONS, DECODERS
 
 
 @dataclass(frozen=True)

@@ -49,17 +49,6 @@ def write_figures(run_dir, data: Dataset | None = None) -> list[Path]:
     return paths
 
 
-def write_outputs(run_dir, data: Dataset | None = None) -> None:
-    """What a finished run leaves for people: the figures, the explorer page (for models it
-    runs) and report.html."""
-    from .explorer import unsupported_reason, write_explorer
-
-    write_figures(run_dir, data)
-    if unsupported_reason(load(run_dir)) is None:
-        write_explorer(run_dir, data=data)
-    write_report(run_dir)
-
-
 def _img(path: Path) -> str:
     data = base64.b64encode(path.read_bytes()).decode()
     return f'<img src="data:image/png;base64,{data}" alt="{html.escape(path.name)}">'

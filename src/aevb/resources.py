@@ -76,7 +76,7 @@ def check_model(model_config, where: str) -> None:
 def check_step(model_config, batch: int, samples_per_point: int, where: str) -> None:
     """One training step's activations: `samples_per_point` (L or k) samples of z for each of
     `batch` points, through every layer, kept for the backward pass."""
-    from .evaluate import widest
+    from .families import widest
 
     c = model_config
     layers = 2 * len(c.hidden) + 4

@@ -44,9 +44,7 @@ def make_optimizer(config: TrainConfig, model: VAE, n_train: int,
     """The optimizer of `config`; for the native step, its Adagrad (the same state)."""
     decay = algorithms.get(config.algorithm).weight_decay(config, n_train)
     if native_step:
-        from .native.step import Adagrad
-
-        return Adagrad(model.parameters(), lr=config.lr, weight_decay=decay)
+        return native.adagrad(model.parameters(), lr=config.lr, weight_decay=decay)
     cls = {"adagrad": torch.optim.Adagrad, "adam": torch.optim.Adam}[config.optimizer]
     # The fused kernels are ~30% faster on CPU. Torch has no fused Adagrad for CUDA, and says
     # so only at the first step, so the device decides here, not a failed construction.

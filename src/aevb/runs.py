@@ -79,7 +79,7 @@ def evaluate_run(run_dir, *, split: str = "test", importance_samples: int = 5000
         x, shape = read_user_data(data)
         split = "data"
         want = tuple(model.config.data_shape)
-        from .model import NETWORKS
+        from .families import NETWORKS
 
         flat_ok = NETWORKS[model.config.network].takes_flat_data and len(shape) == 1
         if x.shape[1] != model.config.data_dim:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 
 from .errors import AevbError
-from .native.library import mt19937_counters_valid
+from .rng import mt19937_counters_valid
 
 # The per-parameter state each optimizer keeps (those aevb builds: run_setup.make_optimizer).
 OPTIMIZER_STATE = {

@@ -300,17 +300,20 @@ def _appendix_d(model, x: torch.Tensor, seed: int, use_encoder: bool, report,
     return float(torch.cat(values).double().mean())
 
 
-def _kernels_for_binarization(cfg: TrainConfig, device: torch.device):
-    """The native library for the binarization draws (None: PyTorch's, the same bits), with
-    one warning where it was asked for on a CPU but cannot be had."""
-    from .native import library
+def _binarizer(cfg: TrainConfig, device: torch.device):
+    """The minibatches' binarization: the native draws where asked for and built (the same
+    bits as PyTorch's), with one warning where they were asked for on a CPU but cannot be
+    had."""
+    from . import native
 
-    lib = library.load() if cfg.kernels and cfg.binarize else None
-    if cfg.kernels and cfg.binarize and lib is None and device.type == "cpu":
-        warnings.warn(AevbWarning(f"aevb.native unavailable ({library.unavailable_reason()}); "
-                                  "training on PyTorch operations alone (the same results up "
-                                  "to rounding)"), stacklevel=3)
-    return lib
+    if not (cfg.kernels and cfg.binarize):
+        return binarize
+    why_not = native.available()
+    if why_not is not None and device.type == "cpu":
+        warnings.warn(AevbWarning(f"aevb.native unavailable ({why_not}); training on PyTorch "
+                                  "operations alone (the same results up to rounding)"),
+                      stacklevel=3)
+    return native.binarize if why_not is None else binarize
 
 
 def _save(run: _Run, wall_seconds: float) -> None:
@@ -358,7 +361,7 @@ def _loop(run: _Run, progress: bool, interrupt: _Interrupt, evaluate_first: bool
                  for split, x, limit in (("train", x_train, cfg.eval_examples),
                                          ("test", run.data.test.to(device), None))}
     schedule = [s for s in eval_schedule(run.total, cfg.eval_points) if s > p.samples]
-    lib = _kernels_for_binarization(cfg, device)
+    draw_bits = _binarizer(cfg, device)
     step = run.algorithm.make_step(cfg, model, run.optimizer, run.state, run.engine.name,
                                    lambda: p.samples, n_train)
     if progress and main:
@@ -430,7 +433,7 @@ def _loop(run: _Run, progress: bool, interrupt: _Interrupt, evaluate_first: bool
         if world > 1:
             idx = idx[rank::world]
         noise = run.generators["noise"]
-        x = binarize(x_train, noise, lib, idx) if cfg.binarize else x_train[idx]
+        x = draw_bits(x_train, noise, idx) if cfg.binarize else x_train[idx]
         if cfg.lr_schedule != "constant":  # a function of the samples: resumes exactly
             for group in run.optimizer.param_groups:
                 group["lr"] = learning_rate(cfg, p.samples, n_train, run.total)
@@ -457,7 +460,7 @@ def _loop(run: _Run, progress: bool, interrupt: _Interrupt, evaluate_first: bool
     bar.close()
     distributed.check_replicas_identical(model)
     if main:
-        from .report import write_outputs
+        from .outputs import write_outputs
 
         interrupt.finished, interrupt.immediate = True, True
         write_outputs(run.run_dir, run.data)

@@ -47,10 +47,10 @@ class NativeAevbStep:
     step does not take (another dtype or layout) goes through `fallback`, the eager step."""
 
     def __init__(self, model, optimizer, mc_samples: int):
-        from ..native.step import Step
+        from .. import native
 
         self.model, self.mc_samples = model, mc_samples
-        self.native = Step(model, optimizer)
+        self.native = native.make_step(model, optimizer)
         self.fallback = AevbStep(model, optimizer, ESTIMATORS["B"], mc_samples)
 
     def __call__(self, x: torch.Tensor, idx: torch.Tensor, noise: torch.Generator) -> None:

@@ -404,6 +404,8 @@ def bernoulli(lib, probs: torch.Tensor, generator: torch.Generator,
     state = generator.get_state()
     if state.numel() < 24 + 8 * 624:  # the C code reads and writes that many bytes of it
         raise ValueError("this torch's generator state is not laid out as aevb.native reads")
+    from ..rng import mt19937_counters_valid
+
     if not mt19937_counters_valid(state):
         raise ValueError("aevb.native.bernoulli: the generator's counters are out of range")
     if rows is None:
@@ -418,19 +420,6 @@ def bernoulli(lib, probs: torch.Tensor, generator: torch.Generator,
         raise ValueError("aevb.native.bernoulli: a row index is out of range")
     generator.set_state(state)
     return out
-
-
-def mt19937_counters_valid(state: torch.Tensor) -> bool:
-    """Whether a CPU generator state (torch 2.x layout: seed u64, left i32, seeded i32, next
-    u64, 624 words as u64) has counters that keep every draw inside its 624 words: a draw
-    decrements `left`, re-twists at 0, then reads word `next` and increments it, so a valid
-    state has 1 <= left <= 624 and next + left <= 625."""
-    if state.dtype != torch.uint8 or state.numel() < 24 + 8 * 624:
-        return False
-    raw = state[:24].numpy().tobytes()
-    left = int.from_bytes(raw[8:12], "little", signed=True)
-    nxt = int.from_bytes(raw[16:24], "little", signed=False)
-    return 1 <= left <= 624 and nxt + left <= 625
 
 
 def usable_rows(rows: torch.Tensor) -> bool:
