@@ -27,9 +27,8 @@ import torch
 from . import distributed
 from .errors import AevbWarning
 
-# auto compiles runs of at least this many steps. Compiling the mnist-paper step takes
-# ~20 s with a cold Inductor cache and saves ~1 ms a step on the development machine, so
-# shorter runs (the digits quick start: ~1,600 steps) would only wait.
+# auto compiles runs of at least this many steps: shorter ones would wait longer for the
+# compiler than it saves them (docs/performance.md, "Decisions"; docs/engines.md).
 COMPILE_MIN_STEPS = 20_000
 
 

@@ -16,7 +16,7 @@ import torch
 
 from . import hmc
 from .latents import latent_use
-from .importance import CHUNK_ELEMENTS, NOISE_ELEMENTS, importance_log_likelihood  # noqa: F401
+from .importance import importance_log_likelihood  # noqa: F401 (aevb.evaluate names it too)
 from .objectives import complete_log_likelihood, elbo_b
 
 # Seed offsets per split: (binarization, noise of the bound). Training and `aevb evaluate`

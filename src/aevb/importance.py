@@ -13,14 +13,11 @@ from . import objectives
 from .families import widest
 
 # Elements per [K_chunk, N_chunk, width] activation (16 MB in float32): bounds memory for any
-# K. The chunk's logits, hidden units and softplus then stay in the 36 MB L3 cache of the
-# development machine: K = 5000 importance sampling ran 19% faster than with 32 MB chunks
-# (5.21 against 6.44 s for 100 test images, same process), peaking at 0.66 GB for 2000 images
-# (/proc VmHWM). 128 MB chunks were 1.7x slower (page faults and cache misses).
+# K and keeps a chunk in the L3 cache (measured: docs/performance.md, "Decisions").
 CHUNK_ELEMENTS = 2**22
 # Noise values drawn at once for one batch of data points (256 MB in float32). Up to this
-# all K draws are made together; beyond it (a K of millions) they are drawn chunk by chunk,
-# so that memory stays bounded for any K. The two ways draw different (equally valid) noise.
+# all K draws are made together; beyond it (a K of millions) chunk by chunk, so that memory
+# stays bounded for any K. The two ways draw different (equally valid) noise.
 NOISE_ELEMENTS = 2**26
 
 

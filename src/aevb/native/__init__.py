@@ -23,9 +23,9 @@ import torch
 
 def binarize(probs: torch.Tensor, generator: torch.Generator | None = None,
              rows: torch.Tensor | None = None) -> torch.Tensor:
-    """`distributions.binarize` with the same bits, drawn in C (about 10x as fast, reading the
-    rows in place rather than gathering them first) for float32 CPU tensors where the
-    library is built; the PyTorch definition otherwise."""
+    """`distributions.binarize` with the same bits, drawn in C (faster, reading the rows in
+    place rather than gathering them first) for float32 CPU tensors where the library is
+    built; the PyTorch definition otherwise."""
     from ..distributions import binarize as plain
     from . import library
 

@@ -81,8 +81,8 @@ def _flags() -> list[str]:
     # -fopenmp links libgomp.so.1, which the loader resolves to the copy torch has already
     # loaded (the same soname): one thread pool, not two competing for the cores.
     # -fno-math-errno: sqrtf may not set errno, so that loops with it vectorize.
-    # 512-bit vectors on x86: the likelihood's exp and log1p ran ~1.5x as fast as with
-    # GCC's default 256 on an AVX-512 machine (without AVX-512 the flag changes nothing).
+    # 512-bit vectors on x86 (measured faster: docs/performance.md, "Decisions"; without
+    # AVX-512 the flag changes nothing).
     wide = ["-mprefer-vector-width=512"] if platform.machine() in ("x86_64", "AMD64") else []
     return ["-O3", "-march=native", *wide, "-fno-math-errno", "-fopenmp", "-fPIC", "-shared"]
 
@@ -396,8 +396,8 @@ def bernoulli(lib, probs: torch.Tensor, generator: torch.Generator,
               rows: torch.Tensor | None = None) -> torch.Tensor:
     """(torch.rand(p.shape, generator=generator) < p) as float32 for p = probs, or
     probs[rows] (rows: int64 indices into probs' first dimension, read in place), with a CPU
-    generator: the same bits, and the generator left in the same state, about 10x as fast as
-    torch's locked call per element (the binarization was ~10% of a training step)."""
+    generator: the same bits, and the generator left in the same state, faster than torch's
+    locked call per element (docs/performance.md, "Decisions")."""
     _check(probs)
     if rows is not None and not usable_rows(rows):
         raise ValueError("aevb.native.bernoulli takes rows as a 1-d int64 CPU tensor")
@@ -462,8 +462,8 @@ class LayerTensors:
 @dataclass(frozen=True)
 class StepPlan:
     """The step's arguments that stay the same from step to step (made by `plan_step`) and
-    the shapes of those that change (x, eps), so that each step only checks and sets those:
-    at M = 100 rebuilding the arguments every step cost ~0.4 ms, 10% of a step. It holds the
+    the shapes of those that change (x, eps), so that each step only checks and sets those
+    (rebuilding them cost 10% of a step: docs/performance.md, "Decisions"). It holds the
     storage of every tensor whose address it holds, so none of that memory is freed while
     the plan lives: a tensor at one of its addresses is in that same storage."""
     storages: tuple
