@@ -9,6 +9,12 @@ def cli(*args, timeout=600, **kw):
                           text=True, timeout=timeout, **kw)
 
 
+def start(*args, **kw):
+    """`aevb ARGS...` started in a fresh process, stdout and stderr piped as text."""
+    return subprocess.Popen([sys.executable, "-m", "aevb", *map(str, args)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+
+
 def one_error_line(r, status=2):
     """The single `aevb: error:` line of a refused command (and exit `status`)."""
     lines = r.stderr.strip().splitlines()

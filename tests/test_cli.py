@@ -1,15 +1,12 @@
 """`aevb train` from the shell: results on success; one line and status 2 on bad input."""
 import os
-import subprocess
-import sys
 
 import pytest
+from cli_helpers import cli
 
 
 def aevb(*args, env=None, cwd=None):
-    full_env = dict(os.environ, **(env or {}))
-    return subprocess.run([sys.executable, "-m", "aevb", *args], capture_output=True, text=True,
-                          env=full_env, cwd=cwd, timeout=300)
+    return cli(*args, env=dict(os.environ, **(env or {})), cwd=cwd, timeout=300)
 
 
 def test_train_on_digits_says_where_the_results_are(tmp_path):

@@ -1,8 +1,6 @@
 """aevb export: the encoder, decoder and scorer as ONNX (run by ONNX Runtime) and torch.export
 programs, against the PyTorch model they came from."""
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -12,6 +10,7 @@ from aevb.errors import AevbError
 from aevb.export import export_model
 from aevb.model import VAE, ModelConfig, initialize
 from aevb.objectives import iwae_bound
+from cli_helpers import cli
 
 ort = pytest.importorskip("onnxruntime", reason="the export extra (onnxruntime) is not installed")
 
@@ -119,9 +118,7 @@ def test_export_never_overwrites_and_refuses_unknown_formats(tmp_path):
         export_model(model, tmp_path / "x", "tflite")
 
 
-def _cli(*args):
-    return subprocess.run([sys.executable, "-m", "aevb", *args], capture_output=True,
-                          text=True)
+_cli = cli
 
 
 def test_the_command_exports_a_run_and_scores_like_evaluate(digits_run, tmp_path):

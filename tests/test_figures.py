@@ -2,18 +2,17 @@
 import os
 import shutil
 import subprocess
-import sys
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from aevb import plots
+from cli_helpers import cli
 
 
 def aevb_cli(*args):
-    r = subprocess.run([sys.executable, "-m", "aevb", *args], capture_output=True, text=True,
-                       timeout=300)
+    r = cli(*args, timeout=300)
     assert r.returncode == 0, r.stderr
     return r.stdout.strip()
 

@@ -24,6 +24,7 @@ from aevb.model import VAE, ModelConfig, initialize
 from aevb.objectives import elbo_b
 from aevb.algorithms.full_vb import FullVbStep
 from aevb.algorithms.sgvb import AevbStep
+from cli_helpers import start
 
 
 def test_kl_to_the_prior_matches_numerical_integration():
@@ -206,9 +207,7 @@ SETTINGS = ["--dataset", "digits", "--latent-dim", "2", "--hidden", "40", "--epo
             "--quiet"]
 
 
-def _aevb(*args):
-    return subprocess.Popen([sys.executable, "-m", "aevb", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+_aevb = start
 
 
 def test_full_vb_run_resumes_bitwise_and_is_evaluated_with_its_posterior(tmp_path):

@@ -5,7 +5,6 @@ are the counts that page gives.
 """
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -17,7 +16,7 @@ import pytest
 import aevb
 from aevb import files
 from aevb.errors import AevbError
-from cli_helpers import cli, no_traceback, one_error_line
+from cli_helpers import cli, one_error_line
 
 TINY = ["--dataset", "digits", "--latent-dim", "3", "--hidden", "32", "--samples", "200",
         "--eval-points", "1", "--quiet"]

@@ -5,7 +5,6 @@ Each test names the class of docs/reliability.md ("Hostile use") it checks; the 
 are the counts that page gives.
 """
 import json
-import os
 import shutil
 import signal
 import subprocess

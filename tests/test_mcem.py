@@ -1,8 +1,6 @@
 """Monte Carlo EM (appendix E): its E-step samples the exact posterior of a linear-Gaussian
 model, it raises the marginal likelihood on MNIST, and it resumes bitwise."""
 import signal
-import subprocess
-import sys
 import time
 
 import numpy as np
@@ -16,6 +14,7 @@ from aevb.checkpoint import read_metrics
 from aevb.runs import evaluate_run
 from aevb.model import VAE, ModelConfig, initialize
 from linear_gaussian import LinearGaussian
+from cli_helpers import start
 
 
 def test_complete_log_likelihood_is_log_p_z_plus_log_p_x_given_z():
@@ -81,9 +80,7 @@ SETTINGS = ["--dataset", "digits", "--latent-dim", "3", "--hidden", "50", "--epo
             "--checkpoint-every", "1000", "--quiet"]
 
 
-def _run(*args):
-    return subprocess.Popen([sys.executable, "-m", "aevb", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+_run = start
 
 
 def test_mcem_resumes_with_its_chains_bitwise(tmp_path):

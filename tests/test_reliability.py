@@ -17,14 +17,13 @@ from aevb.checkpoint import read_metrics
 from aevb.config import TrainConfig
 from aevb.data import read_amat, read_array, read_idx
 from aevb.errors import AevbError
+from cli_helpers import start
 
 SETTINGS = ["--dataset", "digits", "--latent-dim", "3", "--hidden", "200", "--epochs", "40",
             "--eval-points", "12", "--checkpoint-every", "2000", "--quiet"]
 
 
-def _aevb(*args, **kw):
-    return subprocess.Popen([sys.executable, "-m", "aevb", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, **kw)
+_aevb = start
 
 
 def _comparable(run):

@@ -10,11 +10,11 @@ from PIL import Image
 
 from aevb.checkpoint import read_metrics
 from aevb.reproduce import FIG2_LATENT, plan
+from cli_helpers import cli
 
 
 def _aevb(*args):
-    return subprocess.run([sys.executable, "-m", "aevb", *args], capture_output=True, text=True,
-                          timeout=900)
+    return cli(*args, timeout=900)
 
 
 def test_plan_has_the_papers_configurations_and_figures_share_runs():

@@ -1,4 +1,4 @@
-"""Correctness and safety (issue 15): data scaling, checksums, checkpoints that lie about their
+"""Correctness and safety: data scaling, checksums, checkpoints that lie about their
 sizes, the compiled path's memory safety, the kernels' build cache, and file-system failures.
 Each test here failed before its fix."""
 import json
