@@ -71,69 +71,7 @@ class TrainConfig:
         if not isinstance(self.mcem, McemConfig):
             raise AevbError(f"the mcem section must be an McemConfig, got {self.mcem!r}")
         object.__setattr__(self, "hidden", tuple(self.hidden))
-        checks = [
-            (self.dataset.strip() != "", "dataset must name a dataset, a file or a folder, "
-             "got an empty name"),
-            (0 <= self.seed < MAX_SEED, f"seed must lie in 0 .. 2^62 - 1, got {self.seed}"),
-            (self.samples is None or self.samples <= MAX_SAMPLES,
-             f"samples must be at most 2^50 (about 1.1e15), got {self.samples:.3g}"
-             if self.samples is not None else ""),
-            (self.epochs is None or self.epochs <= MAX_SAMPLES,
-             f"epochs must be at most 2^50, got {self.epochs}"),
-            (self.mc_samples <= MAX_SAMPLES and self.batch_size <= MAX_SAMPLES
-             and self.latent_dim <= 2**31 and all(h <= 2**31 for h in self.hidden),
-             "mc-samples, batch size, latent dimension and hidden sizes must be below 2^31"),
-            (self.latent_dim >= 1, f"latent dimension must be at least 1, got {self.latent_dim}"),
-            ((len(self.hidden) >= 1 or not getattr(_network(self.network), "needs_hidden", True))
-             and all(h >= 1 for h in self.hidden),
-             f"hidden sizes must be positive integers, got {list(self.hidden)}"),
-            (self.likelihood in (None, "bernoulli", "gaussian"),
-             f"likelihood must be bernoulli or gaussian, got {self.likelihood!r}"),
-            (self.algorithm in ALGORITHMS,
-             f"algorithm must be {_either(ALGORITHMS)}, got {self.algorithm!r}"),
-            (math.isfinite(self.posterior_init_std) and self.posterior_init_std > 0,
-             f"posterior-init-std must be positive, got {self.posterior_init_std}"),
-            (self.train_examples is None or self.train_examples >= 1,
-             f"train-examples must be at least 1, got {self.train_examples}"),
-            (self.eval_likelihood >= 0,
-             f"eval-likelihood must be at least 0, got {self.eval_likelihood}"),
-            (self.engine in ENGINES,
-             f"engine must be one of {', '.join(ENGINES)}, got {self.engine!r}"),
-            (self.estimator in ("A", "B", "iwae"),
-             f"estimator must be A, B or iwae, got {self.estimator!r}"),
-            (math.isfinite(self.kl_weight) and self.kl_weight > 0,
-             f"kl-weight must be positive, got {self.kl_weight}"),
-            (self.kl_warmup >= 0, f"kl-warmup must be at least 0, got {self.kl_warmup}"),
-            (_network(self.network) is not None,
-             f"network must be {_either(tuple(_networks()))}, got {self.network!r}"),
-            (self.prior in PRIORS,
-             f"prior must be one of {', '.join(PRIORS)}, got {self.prior!r}"),
-            (self.activation in ("tanh", "relu", "softplus", "elu"),
-             f"activation must be tanh, relu, softplus or elu, got {self.activation!r}"),
-            (self.mc_samples >= 1, f"mc-samples must be at least 1, got {self.mc_samples}"),
-            (self.batch_size >= 1, f"batch size must be at least 1, got {self.batch_size}"),
-            (self.optimizer in ("adagrad", "adam"),
-             f"optimizer must be adagrad or adam, got {self.optimizer!r}"),
-            (math.isfinite(self.lr) and self.lr > 0, f"lr must be positive, got {self.lr}"),
-            (self.lr_schedule in ("constant", "iwae", "cosine"),
-             f"lr-schedule must be constant, iwae or cosine, got {self.lr_schedule!r}"),
-            (math.isfinite(self.init_std) and self.init_std > 0,
-             f"init-std must be positive, got {self.init_std}"),
-            (self.weight_prior_std is None or self.weight_prior_std > 0,
-             f"weight-prior-std must be positive, got {self.weight_prior_std}"),
-            (self.samples is None or self.samples >= 1,
-             f"samples must be at least 1, got {self.samples}"),
-            (self.epochs is None or (math.isfinite(self.epochs) and self.epochs > 0),
-             f"epochs must be positive, got {self.epochs}"),
-            (self.samples is None or self.epochs is None, "give samples or epochs, not both"),
-            (self.eval_points >= 1, f"eval-points must be at least 1, got {self.eval_points}"),
-            (self.eval_examples >= 1, f"eval-examples must be at least 1, got {self.eval_examples}"),
-            (self.checkpoint_every >= 1,
-             f"checkpoint-every must be at least 1, got {self.checkpoint_every}"),
-            (0 < self.test_fraction < 1, f"test-fraction must lie in (0, 1), got {self.test_fraction}"),
-            (self.device in ("auto", "cpu", "cuda"),
-             f"device must be auto, cpu or cuda, got {self.device!r}"),
-        ]
+        checks = [*_rules_of_sizes(self), *_rules_of_choices(self)]
         for ok, message in checks:
             if not ok:
                 raise AevbError(message)
@@ -201,6 +139,81 @@ def _sections(cls, values: dict) -> dict:
             raise AevbError(f"unknown {name} setting(s): {', '.join(unknown)}")
         values[name] = section(**merged)
     return values
+
+
+def _rules_of_sizes(c: "TrainConfig") -> list[tuple[bool, str]]:
+    """TrainConfig's rules on names, seeds, sizes and ranges: (holds, the message if
+    not) per rule, in the order they are checked."""
+    return [
+        (c.dataset.strip() != "", "dataset must name a dataset, a file or a folder, "
+         "got an empty name"),
+        (0 <= c.seed < MAX_SEED, f"seed must lie in 0 .. 2^62 - 1, got {c.seed}"),
+        (c.samples is None or c.samples <= MAX_SAMPLES,
+         f"samples must be at most 2^50 (about 1.1e15), got {c.samples:.3g}"
+         if c.samples is not None else ""),
+        (c.epochs is None or c.epochs <= MAX_SAMPLES,
+         f"epochs must be at most 2^50, got {c.epochs}"),
+        (c.mc_samples <= MAX_SAMPLES and c.batch_size <= MAX_SAMPLES
+         and c.latent_dim <= 2**31 and all(h <= 2**31 for h in c.hidden),
+         "mc-samples, batch size, latent dimension and hidden sizes must be below 2^31"),
+        (c.latent_dim >= 1, f"latent dimension must be at least 1, got {c.latent_dim}"),
+        ((len(c.hidden) >= 1 or not getattr(_network(c.network), "needs_hidden", True))
+         and all(h >= 1 for h in c.hidden),
+         f"hidden sizes must be positive integers, got {list(c.hidden)}"),
+        (c.likelihood in (None, "bernoulli", "gaussian"),
+         f"likelihood must be bernoulli or gaussian, got {c.likelihood!r}"),
+        (c.algorithm in ALGORITHMS,
+         f"algorithm must be {_either(ALGORITHMS)}, got {c.algorithm!r}"),
+        (math.isfinite(c.posterior_init_std) and c.posterior_init_std > 0,
+         f"posterior-init-std must be positive, got {c.posterior_init_std}"),
+        (c.train_examples is None or c.train_examples >= 1,
+         f"train-examples must be at least 1, got {c.train_examples}"),
+        (c.eval_likelihood >= 0,
+         f"eval-likelihood must be at least 0, got {c.eval_likelihood}"),
+        (c.engine in ENGINES,
+         f"engine must be one of {', '.join(ENGINES)}, got {c.engine!r}"),
+        (c.estimator in ("A", "B", "iwae"),
+         f"estimator must be A, B or iwae, got {c.estimator!r}"),
+        (math.isfinite(c.kl_weight) and c.kl_weight > 0,
+         f"kl-weight must be positive, got {c.kl_weight}"),
+        (c.kl_warmup >= 0, f"kl-warmup must be at least 0, got {c.kl_warmup}"),
+    ]
+
+
+def _rules_of_choices(c: "TrainConfig") -> list[tuple[bool, str]]:
+    """TrainConfig's rules on its choices (network, prior, optimizer, ...) and lengths:
+    (holds, the message if not) per rule, in the order they are checked."""
+    return [
+        (_network(c.network) is not None,
+         f"network must be {_either(tuple(_networks()))}, got {c.network!r}"),
+        (c.prior in PRIORS,
+         f"prior must be one of {', '.join(PRIORS)}, got {c.prior!r}"),
+        (c.activation in ("tanh", "relu", "softplus", "elu"),
+         f"activation must be tanh, relu, softplus or elu, got {c.activation!r}"),
+        (c.mc_samples >= 1, f"mc-samples must be at least 1, got {c.mc_samples}"),
+        (c.batch_size >= 1, f"batch size must be at least 1, got {c.batch_size}"),
+        (c.optimizer in ("adagrad", "adam"),
+         f"optimizer must be adagrad or adam, got {c.optimizer!r}"),
+        (math.isfinite(c.lr) and c.lr > 0, f"lr must be positive, got {c.lr}"),
+        (c.lr_schedule in ("constant", "iwae", "cosine"),
+         f"lr-schedule must be constant, iwae or cosine, got {c.lr_schedule!r}"),
+        (math.isfinite(c.init_std) and c.init_std > 0,
+         f"init-std must be positive, got {c.init_std}"),
+        (c.weight_prior_std is None or c.weight_prior_std > 0,
+         f"weight-prior-std must be positive, got {c.weight_prior_std}"),
+        (c.samples is None or c.samples >= 1,
+         f"samples must be at least 1, got {c.samples}"),
+        (c.epochs is None or (math.isfinite(c.epochs) and c.epochs > 0),
+         f"epochs must be positive, got {c.epochs}"),
+        (c.samples is None or c.epochs is None, "give samples or epochs, not both"),
+        (c.eval_points >= 1, f"eval-points must be at least 1, got {c.eval_points}"),
+        (c.eval_examples >= 1, f"eval-examples must be at least 1, got {c.eval_examples}"),
+        (c.checkpoint_every >= 1,
+         f"checkpoint-every must be at least 1, got {c.checkpoint_every}"),
+        (0 < c.test_fraction < 1, f"test-fraction must lie in (0, 1), got {c.test_fraction}"),
+        (c.device in ("auto", "cpu", "cuda"),
+         f"device must be auto, cpu or cuda, got {c.device!r}"),
+    ]
 
 
 def saved_config(info) -> TrainConfig:

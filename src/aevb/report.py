@@ -54,6 +54,26 @@ def _img(path: Path) -> str:
     return f'<img src="data:image/png;base64,{data}" alt="{html.escape(path.name)}">'
 
 
+def _evaluation_html(e: dict) -> str:
+    """One record of evaluations.jsonl as paragraphs of the report."""
+    esc = html.escape
+    bound = "" if e["elbo"] is None else f"; lower bound {e['elbo']:.2f} nats"
+    what = "Predictive log-likelihood log E_q(theta)[p(x|theta)]" \
+        if e.get("posterior_std") else "Log-likelihood"
+    out = (f"<p>{what} ({e['split']}, {e.get('method', 'importance')}, K = "
+           f"{e['importance_samples']}): <b>{e['log_likelihood']:.2f}</b> nats{bound}, "
+           f"over {e['n']} data points.</p>")
+    if e.get("active_units") is not None:
+        kl = ", ".join(f"{v:.2f}" for v in e["kl_per_dimension"])
+        out += (f"<p>Active latent units: <b>{e['active_units']}</b> of "
+                f"{len(e['kl_per_dimension'])}; KL per dimension: {esc(kl)} nats.</p>")
+    for layer in e.get("posterior_std") or ():
+        out += (f"<p>Posterior sigma of decoder.{esc(layer['name'])} ({layer['size']} "
+                f"values): mean {layer['mean']:.3g}, median {layer['median']:.3g}, "
+                f"min {layer['min']:.3g}, max {layer['max']:.3g}.</p>")
+    return out
+
+
 def write_report(run_dir) -> Path:
     """report.html with settings, the metrics table and every figure present, embedded."""
     run_dir = Path(run_dir)
@@ -74,22 +94,7 @@ def write_report(run_dir) -> Path:
     figures = "".join(
         f"<figure>{_img(run_dir / name)}<figcaption>{esc(caption)}</figcaption></figure>"
         for name, caption in FIGURES.items() if (run_dir / name).exists())
-    ll = ""
-    for e in evaluations:
-        bound = "" if e["elbo"] is None else f"; lower bound {e['elbo']:.2f} nats"
-        what = "Predictive log-likelihood log E_q(theta)[p(x|theta)]" \
-            if e.get("posterior_std") else "Log-likelihood"
-        ll += (f"<p>{what} ({e['split']}, {e.get('method', 'importance')}, K = "
-               f"{e['importance_samples']}): <b>{e['log_likelihood']:.2f}</b> nats{bound}, "
-               f"over {e['n']} data points.</p>")
-        if e.get("active_units") is not None:
-            kl = ", ".join(f"{v:.2f}" for v in e["kl_per_dimension"])
-            ll += (f"<p>Active latent units: <b>{e['active_units']}</b> of "
-                   f"{len(e['kl_per_dimension'])}; KL per dimension: {esc(kl)} nats.</p>")
-        for layer in e.get("posterior_std") or ():
-            ll += (f"<p>Posterior sigma of decoder.{esc(layer['name'])} ({layer['size']} "
-                   f"values): mean {layer['mean']:.3g}, median {layer['median']:.3g}, "
-                   f"min {layer['min']:.3g}, max {layer['max']:.3g}.</p>")
+    ll = "".join(_evaluation_html(e) for e in evaluations)
     explorer = ('<p><a href="explorer.html">Open the latent explorer</a> (explorer.html, '
                 'beside this report): decode any z, encode your own drawing, interpolate.</p>'
                 if (run_dir / "explorer.html").exists() else "")
