@@ -109,7 +109,7 @@ def _networks() -> dict:
 
 
 def _network(name: str):
-    """The network family `name` (aevb.model.NETWORKS), or None."""
+    """The network family `name` (aevb.families.NETWORKS), or None."""
     return _networks().get(name)
 
 
