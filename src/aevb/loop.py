@@ -93,12 +93,12 @@ def _binarizer(cfg: TrainConfig, device: torch.device):
 
     if not (cfg.kernels and cfg.binarize):
         return binarize
-    why_not = native.available()
-    if why_not is not None and device.type == "cpu":
-        warnings.warn(AevbWarning(f"aevb.native unavailable ({why_not}); training on PyTorch "
-                                  "operations alone (the same results up to rounding)"),
-                      stacklevel=3)
-    return native.binarize if why_not is None else binarize
+    draw = native.binarizer()
+    if draw is None and device.type == "cpu":
+        warnings.warn(AevbWarning(f"aevb.native unavailable ({native.available()}); training "
+                                  "on PyTorch operations alone (the same results up to "
+                                  "rounding)"), stacklevel=3)
+    return draw or binarize
 
 
 def save(run: Run, wall_seconds: float) -> None:

@@ -26,15 +26,31 @@ def binarize(probs: torch.Tensor, generator: torch.Generator | None = None,
     """`distributions.binarize` with the same bits, drawn in C (faster, reading the rows in
     place rather than gathering them first) for float32 CPU tensors where the library is
     built; the PyTorch definition otherwise."""
+    draw = binarizer()
+    if draw is None:
+        from ..distributions import binarize as plain
+
+        return plain(probs, generator, rows)
+    return draw(probs, generator, rows)
+
+
+def binarizer():
+    """`binarize` bound to the loaded library (looked up once, not per minibatch), or None
+    where the library is not built here."""
     from ..distributions import binarize as plain
     from . import library
 
-    if generator is not None and generator.device.type == "cpu" and library.usable(probs) \
-            and (rows is None or library.usable_rows(rows)):
-        lib = library.load()
-        if lib is not None:
+    lib = library.load()
+    if lib is None:
+        return None
+
+    def draw(probs, generator=None, rows=None):
+        if generator is not None and generator.device.type == "cpu" \
+                and library.usable(probs) and (rows is None or library.usable_rows(rows)):
             return library.bernoulli(lib, probs, generator, rows)
-    return plain(probs, generator, rows)
+        return plain(probs, generator, rows)
+
+    return draw
 
 
 def available() -> str | None:
