@@ -27,10 +27,11 @@ import numpy as np
 import torch
 
 import aevb
-from aevb import algorithms, engine, native
+from aevb import algorithms, native
+from aevb.compute import engine
 from aevb.data import load_dataset
 from aevb.model import VAE, ModelConfig, initialize
-from aevb.run_setup import make_optimizer
+from aevb.training.build import make_optimizer
 
 HERE = Path(__file__).resolve().parent
 DATA = Path(os.environ.get("AEVB_DATA", HERE.parent.parent / "shared" / "data"))

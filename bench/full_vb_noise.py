@@ -16,10 +16,10 @@ import time
 import torch
 from torch.func import vmap
 
-from aevb.checkpoint import load, read_config
-from aevb.evaluate import evaluation_set
+from aevb.rundir.checkpoint import load, read_config
+from aevb.evaluation.evaluate import evaluation_set
 from aevb.full_vb import full_vb_bound
-from aevb.runs import dataset_of_run
+from aevb.rundir.evaluations import dataset_of_run
 
 
 def gradients(model, loss) -> dict[str, torch.Tensor]:

@@ -61,7 +61,7 @@ class MeanHalf(BaseDecoder):
         return ModelOutput(reconstruction=torch.sigmoid(out[:, :out.shape[1] // 2]))
 
 
-class ConvEncoder(BaseEncoder):  # aevb.conv.ConvEncoder with hidden (256,), relu
+class ConvEncoder(BaseEncoder):  # aevb.networks.conv.ConvEncoder with hidden (256,), relu
     def __init__(self, latent):
         BaseEncoder.__init__(self)
         self.conv = nn.Sequential(nn.Conv2d(1, 32, 4, 2, 1), nn.ReLU(), nn.Conv2d(32, 64, 4, 2, 1),
@@ -73,7 +73,7 @@ class ConvEncoder(BaseEncoder):  # aevb.conv.ConvEncoder with hidden (256,), rel
         return ModelOutput(embedding=self.mu(h), log_covariance=self.log_var(h))
 
 
-class ConvDecoder(BaseDecoder):  # aevb.conv.ConvBernoulliDecoder with hidden (256,), relu
+class ConvDecoder(BaseDecoder):  # aevb.networks.conv.ConvBernoulliDecoder with hidden (256,), relu
     def __init__(self, latent):
         BaseDecoder.__init__(self)
         self.dense = nn.Sequential(nn.Linear(latent, 256), nn.ReLU(), nn.Linear(256, 64 * 7 * 7))

@@ -24,8 +24,8 @@ import torch
 
 import aevb
 from aevb.data import load_dataset
-from aevb.evaluate import average_bound, evaluation_set, importance_log_likelihood
-from aevb.objectives import log_weights
+from aevb.evaluation.evaluate import average_bound, evaluation_set, importance_log_likelihood
+from aevb.maths.objectives import log_weights
 
 HERE = Path(__file__).resolve().parent
 DATA = Path(os.environ.get("AEVB_DATA", HERE.parent.parent / "shared" / "data"))
@@ -71,7 +71,7 @@ def ours(test):
     out = Path(tempfile.mkdtemp()) / "run"
     run = aevb.train(aevb.resolve("mnist-paper", samples=120_000, eval_points=1,
                                   eval_examples=100, out=str(out)), progress=False)
-    train_rate = aevb.checkpoint.read_metrics(run)[-1]["samples_per_second"]
+    train_rate = aevb.rundir.checkpoint.read_metrics(run)[-1]["samples_per_second"]
     model = aevb.load(run)
     start = time.perf_counter()
     ll = importance_log_likelihood(model, test, 1000, seed=0)
@@ -85,7 +85,7 @@ def training_step(data, engine="native", seed=0):
     (`aevb.algorithms`' `make_step`: native, compiled or eager)."""
     from aevb import algorithms, native
     from aevb.model import VAE, ModelConfig, initialize
-    from aevb.run_setup import make_optimizer
+    from aevb.training.build import make_optimizer
 
     cfg = aevb.resolve("mnist-paper", samples=10**6, engine=engine)
     model = VAE(ModelConfig(data.shape, cfg.latent_dim, cfg.hidden, cfg.likelihood))
@@ -302,7 +302,7 @@ def growth(test):
         for attempt in range(2):
             cfg = dataclasses.replace(cfg, out=str(out) + str(attempt))
             run = runs[samples, hidden] = aevb.train(cfg, progress=False)
-            rate = aevb.checkpoint.read_metrics(run)[-1]["samples_per_second"]
+            rate = aevb.rundir.checkpoint.read_metrics(run)[-1]["samples_per_second"]
             best = max(best or 0, rate)
         rows.append({"kind": "training", "samples": samples, "hidden": hidden,
                      "seconds": samples / best})
@@ -467,7 +467,7 @@ keeps its best (the machine is shared and noisy; every single measurement is in
 training-step throughput (evaluations excluded, as in pythae's timed epoch). Both estimate
 log p(x) of the same 100 binarized test images with 1000 importance samples each: pythae's
 `get_nll` (which, despite its name, returns the average log-likelihood: {p['nll']:.2f} nats
-here) against `aevb.evaluate.importance_log_likelihood` ({a['log_likelihood']:.2f} nats, a
+here) against `aevb.evaluation.evaluate.importance_log_likelihood` ({a['log_likelihood']:.2f} nats, a
 differently trained model of the same shape). The training FLOP count is that of the matrix
 products of a step (forward, the input gradients but the first layer's, the weight gradients:
 6 multiply-adds per weight per sample less the first layer's input gradient); the matmul rate

@@ -6,7 +6,7 @@ import pytest
 
 @pytest.fixture(autouse=True)
 def _default_float_settings():
-    """aevb.train() turns on flush-to-zero for its process (aevb.numerics); tests that train
+    """aevb.train() turns on flush-to-zero for its process (aevb.compute.numerics); tests that train
     in-process must not leave it on for the tests after them (hypothesis draws subnormals)."""
     yield
     import sys

@@ -8,7 +8,7 @@ import scipy.stats
 import torch
 from torch import nn
 
-from aevb.distributions import diagonal_gaussian, standard_normal
+from aevb.maths.distributions import diagonal_gaussian, standard_normal
 
 
 class LinearGaussian(nn.Module):

@@ -3,8 +3,8 @@ import json
 import subprocess
 import sys
 
-from aevb import integrity
-from aevb.checkpoint import read_metrics
+from aevb.rundir import integrity
+from aevb.rundir.checkpoint import read_metrics
 
 
 def test_two_process_gloo_run(tmp_path):

@@ -7,9 +7,9 @@ import scipy.special
 import scipy.stats
 import torch
 
-from aevb.distributions import (AffineBernoulli, binarize, diagonal_gaussian,
+from aevb.maths.distributions import (AffineBernoulli, binarize, diagonal_gaussian,
                                 kl_to_standard_normal, log_mean_exp, q_sample, standard_normal)
-from aevb.networks import BernoulliDecoder, GaussianDecoder, GaussianEncoder
+from aevb.networks.mlp import BernoulliDecoder, GaussianDecoder, GaussianEncoder
 
 
 def _q(seed=0, n=5, j=3, dtype=torch.float64):

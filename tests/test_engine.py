@@ -1,4 +1,4 @@
-"""aevb.engine: which engine runs a step and why; the compiled step against the eager one."""
+"""aevb.compute.engine: which engine runs a step and why; the compiled step against the eager one."""
 import copy
 import json
 
@@ -6,11 +6,11 @@ import pytest
 import torch
 
 import aevb
-from aevb import engine
+from aevb.compute import engine
 from aevb.algorithms.sgvb import AevbStep
 from aevb.model import VAE, ModelConfig, initialize
-from aevb.objectives import ESTIMATORS
-from aevb.run_setup import make_optimizer, saved_config
+from aevb.maths.objectives import ESTIMATORS
+from aevb.training.build import make_optimizer, saved_config
 
 CPU = torch.device("cpu")
 

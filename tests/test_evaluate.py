@@ -7,9 +7,9 @@ import torch
 
 import aevb
 from aevb.data import load_dataset
-from aevb.evaluate import (average_bound, evaluation_set, importance_log_likelihood,
+from aevb.evaluation.evaluate import (average_bound, evaluation_set, importance_log_likelihood,
                            per_example_bound)
-from aevb.objectives import iwae_bound as one_shot
+from aevb.maths.objectives import iwae_bound as one_shot
 from linear_gaussian import LinearGaussian
 
 
@@ -58,14 +58,14 @@ def test_estimate_is_above_the_bound_and_rises_with_k(digits_test):
 
 
 def test_two_evaluations_agree_exactly(digits_run):
-    from aevb.runs import evaluate_run
+    from aevb.rundir.evaluations import evaluate_run
 
     a = evaluate_run(digits_run, importance_samples=50)
     b = evaluate_run(digits_run, importance_samples=50)
     assert a.summary()["log_likelihood"] == b.summary()["log_likelihood"]
     assert np.array_equal(a.per_example, b.per_example) and len(a.per_example) == a.n
     # The bound is the one training wrote last for the test set: same data, same noise.
-    assert a.elbo == aevb.checkpoint.read_metrics(digits_run)[-1]["test_elbo"]
+    assert a.elbo == aevb.rundir.checkpoint.read_metrics(digits_run)[-1]["test_elbo"]
 
 
 def test_per_example_bound_is_per_example(digits_test):

@@ -12,11 +12,11 @@ import pytest
 import torch
 
 import aevb
-from aevb.checkpoint import load
-from aevb.evaluate import importance_log_likelihood
-from aevb.explorer import page_model, render
+from aevb.rundir.checkpoint import load
+from aevb.evaluation.evaluate import importance_log_likelihood
+from aevb.outputs.explorer import page_model, render
 from aevb.model import VAE, ModelConfig, initialize
-from aevb.objectives import elbo_b
+from aevb.maths.objectives import elbo_b
 
 
 @pytest.fixture(scope="module")
@@ -231,7 +231,7 @@ def test_a_dropped_image_file_is_encoded(browser, runs, tmp_path):
     run = runs["nz2"]
     _open(browser, run / "explorer.html")
     model = load(run)
-    from aevb.runs import test_set_of_run
+    from aevb.rundir.evaluations import test_set_of_run
 
     x = test_set_of_run(run)[7].reshape(8, 8)  # a binarized test digit, 8 x 8
     png = io.BytesIO()

@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from aevb.errors import AevbError
-from aevb.export import export_model
+from aevb.outputs.export import export_model
 from aevb.model import VAE, ModelConfig, initialize
-from aevb.objectives import iwae_bound
+from aevb.maths.objectives import iwae_bound
 from cli_helpers import cli
 
 ort = pytest.importorskip("onnxruntime", reason="the export extra (onnxruntime) is not installed")
@@ -97,9 +97,9 @@ def test_torch_export_programs_reload_and_agree(kind, tmp_path):
 
 
 def test_the_scorer_with_passed_noise_is_importance_sampling(onnx_export):
-    """The scorer's log p(x) is aevb.evaluate's importance_log_likelihood given the same
+    """The scorer's log p(x) is aevb.evaluation.evaluate's importance_log_likelihood given the same
     noise (in batches of 100, as `aevb evaluate --noise` runs it)."""
-    from aevb.evaluate import importance_log_likelihood as evaluate_ll
+    from aevb.evaluation.evaluate import importance_log_likelihood as evaluate_ll
 
     model, out = onnx_export
     x, _, eps = _inputs(model, 37, seed=7)

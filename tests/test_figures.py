@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from aevb import plots
+from aevb.outputs import plots
 from cli_helpers import cli
 
 

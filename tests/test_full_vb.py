@@ -15,13 +15,13 @@ import torch
 from torch import nn
 
 import aevb
-from aevb.checkpoint import read_metrics
-from aevb.distributions import diagonal_gaussian, standard_normal
-from aevb.evaluate import average_bound, importance_log_likelihood
-from aevb.full_vb import (ParameterPosterior, UnderTheta, full_vb_bound,
-                          predictive_log_likelihood, std_summary)
+from aevb.rundir.checkpoint import read_metrics
+from aevb.maths.distributions import diagonal_gaussian, standard_normal
+from aevb.evaluation.evaluate import average_bound, importance_log_likelihood
+from aevb.evaluation.importance import predictive_log_likelihood
+from aevb.full_vb import ParameterPosterior, UnderTheta, full_vb_bound, std_summary
 from aevb.model import VAE, ModelConfig, initialize
-from aevb.objectives import elbo_b
+from aevb.maths.objectives import elbo_b
 from aevb.algorithms.full_vb import FullVbStep
 from aevb.algorithms.sgvb import AevbStep
 from cli_helpers import start
@@ -221,7 +221,7 @@ def test_full_vb_run_resumes_bitwise_and_is_evaluated_with_its_posterior(tmp_pat
         time.sleep(0.02)
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=60) == 128 + signal.SIGTERM, proc.stderr.read()
-    assert aevb.checkpoint.read_progress(out)["samples"] < 12 * 1617
+    assert aevb.rundir.checkpoint.read_progress(out)["samples"] < 12 * 1617
     resumed = _aevb("train", "--resume", str(out), "--quiet")
     assert resumed.wait(timeout=300) == 0, resumed.stderr.read()
     assert read_metrics(out) == [dict(m, seconds=n["seconds"],

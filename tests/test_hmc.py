@@ -2,8 +2,8 @@
 import numpy as np
 import torch
 
-from aevb import hmc
-from aevb.evaluate import hmc_harmonic_log_likelihood
+from aevb.maths import hmc
+from aevb.evaluation.evaluate import hmc_harmonic_log_likelihood
 from linear_gaussian import LinearGaussian
 
 MEAN = torch.tensor([1.0, -2.0], dtype=torch.float64)

@@ -76,7 +76,8 @@ def test_absurd_evaluation_options_are_one_line(digits_run, noise_files, options
 def test_an_impossible_estimate_is_an_error(digits_run, monkeypatch):
     """Class "impossible estimates": log p(x) > 0 nats for binary data is refused however it
     came about (1 case: the estimate replaced by one above 0)."""
-    from aevb import evaluate, runs
+    from aevb.evaluation import evaluate
+    from aevb.rundir import evaluations
 
     real = evaluate.evaluate
 
@@ -86,14 +87,14 @@ def test_an_impossible_estimate_is_an_error(digits_run, monkeypatch):
         return evaluate.Evaluation(**{**result.__dict__, "per_example": per,
                                       "log_likelihood": float(per.mean())})
 
-    monkeypatch.setattr(runs, "evaluate", above_zero)
+    monkeypatch.setattr(evaluations, "evaluate", above_zero)
     with pytest.raises(AevbError, match="log p\\(x\\) <= 0"):
-        runs.evaluate_run(digits_run, importance_samples=4, limit=3)
+        evaluations.evaluate_run(digits_run, importance_samples=4, limit=3)
 
 
 def test_hmc_harmonic_with_enough_draws_is_a_log_likelihood(digits_run):
     """The appendix D estimate at K >= N_z + 2 is a valid number below 0 (1 case)."""
-    result = aevb.runs.evaluate_run(digits_run, method="hmc-harmonic", importance_samples=8,
+    result = aevb.rundir.evaluations.evaluate_run(digits_run, method="hmc-harmonic", importance_samples=8,
                                     limit=4)
     assert np.all(result.per_example < 0) and np.all(np.isfinite(result.per_example))
 
@@ -102,19 +103,19 @@ def test_a_large_k_keeps_its_noise_bounded(digits_run, monkeypatch):
     """Class "resource limits": above NOISE_ELEMENTS the noise is drawn chunk by chunk; with
     the limit lowered the estimate agrees with the whole draw's to Monte Carlo error and
     never holds all K draws (1 case)."""
-    from aevb import evaluate
+    from aevb.evaluation import evaluate
 
     model = aevb.load(digits_run)
-    x = aevb.runs.test_set_of_run(digits_run)[:3]
+    x = aevb.rundir.evaluations.test_set_of_run(digits_run)[:3]
     whole = evaluate.importance_log_likelihood(model, x, 4000, seed=1)
     sizes = []
 
     def spy(xb, eps):  # the estimator's declared log-weights input
         sizes.append(eps.shape[0])
-        return aevb.objectives.log_weights(model, xb, eps)
+        return aevb.maths.objectives.log_weights(model, xb, eps)
 
-    monkeypatch.setattr(aevb.importance, "NOISE_ELEMENTS", 1000)
-    monkeypatch.setattr(aevb.importance, "CHUNK_ELEMENTS", 100 * 100 * 64)  # k_chunk = 100
+    monkeypatch.setattr(aevb.evaluation.importance, "NOISE_ELEMENTS", 1000)
+    monkeypatch.setattr(aevb.evaluation.importance, "CHUNK_ELEMENTS", 100 * 100 * 64)  # k_chunk = 100
     chunked = evaluate.importance_log_likelihood(model, x, 4000, seed=1, log_weights=spy)
     assert max(sizes) == 100 and sum(sizes) == 4000
     np.testing.assert_allclose(chunked.numpy(), whole.numpy(), atol=0.05)
@@ -226,7 +227,7 @@ def _full_disk(monkeypatch):
 def test_a_failed_export_leaves_nothing_that_blocks_a_retry(digits_run, tmp_path,
                                                             monkeypatch, fmt):
     """Class "partial files": 2 formats on a full disk, then the retry (2 cases)."""
-    from aevb.export import export_run
+    from aevb.outputs.export import export_run
 
     out = tmp_path / "export"
     with monkeypatch.context() as m:
@@ -260,7 +261,7 @@ def test_user_outputs_are_created_exclusively(digits_run, tmp_path, monkeypatch)
     with monkeypatch.context() as m:
         _full_disk(m)
         with pytest.raises(AevbError):
-            aevb.explorer.write_explorer(digits_run, tmp_path / "full.html")
+            aevb.outputs.explorer.write_explorer(digits_run, tmp_path / "full.html")
     assert not (tmp_path / "full.html").exists() and not list(tmp_path.glob(".full.html*"))
 
 
@@ -380,7 +381,7 @@ def test_resume_records_the_engine_it_continues_on(lib, tmp_path):
     info = json.loads((out / "config.json").read_text())
     assert info["engine"]["name"] == "native", info["engine"]
     info["config"]["samples"] = info["total_samples"] = 400
-    aevb.checkpoint.write_config(out, info)
+    aevb.rundir.checkpoint.write_config(out, info)
     r = cli("train", "--resume", out, "--quiet", env={**os.environ, "AEVB_KERNELS": "0"})
     assert r.returncode == 0, r.stderr
     info = json.loads((out / "config.json").read_text())

@@ -14,7 +14,8 @@ import time
 import pytest
 
 import aevb
-from aevb import checkpoint, integrity, reproduce
+from aevb.rundir import checkpoint, integrity
+from aevb.training import reproduce
 from aevb.config import saved_config
 from aevb.errors import AevbError
 from cli_helpers import cli, no_traceback, one_error_line, snapshot
@@ -273,7 +274,7 @@ def test_crafted_configs_are_refused_in_one_line(digits_run, tmp_path):
                     info[section][name] = value
                 _crafted_config(run, change)
                 _only_clean(lambda: aevb.load(run))
-                _only_clean(lambda: aevb.runs.test_set_of_run(run))
+                _only_clean(lambda: aevb.rundir.evaluations.test_set_of_run(run))
                 cases += 1
     for whole in ('"a string"', "[1, 2]", "{}", '{"model": {}}'):
         (run / "config.json").write_text(whole)

@@ -10,8 +10,8 @@ import torch
 
 import aevb
 from aevb.algorithms.mcem import Chains, complete_log_likelihood, e_step
-from aevb.checkpoint import read_metrics
-from aevb.runs import evaluate_run
+from aevb.rundir.checkpoint import read_metrics
+from aevb.rundir.evaluations import evaluate_run
 from aevb.model import VAE, ModelConfig, initialize
 from linear_gaussian import LinearGaussian
 from cli_helpers import start

@@ -9,7 +9,7 @@ import torch
 
 import aevb
 from aevb.model import VAE, ModelConfig, initialize
-from aevb.objectives import (elbo_a, elbo_b, elbo_beta, iwae_bound, warmup_beta)
+from aevb.maths.objectives import (elbo_a, elbo_b, elbo_beta, iwae_bound, warmup_beta)
 
 from linear_gaussian import LinearGaussian
 
@@ -85,7 +85,7 @@ def test_deeper_mlps_with_another_activation_train(tmp_path):
     model = aevb.load(run)
     assert [m.out_features for m in model.encoder.net if hasattr(m, "out_features")] == [32, 16, 4]
     assert isinstance(model.encoder.net[1], torch.nn.ReLU)
-    first, last = aevb.checkpoint.read_metrics(run)[0], aevb.checkpoint.read_metrics(run)[-1]
+    first, last = aevb.rundir.checkpoint.read_metrics(run)[0], aevb.rundir.checkpoint.read_metrics(run)[-1]
     assert last["test_elbo"] > first["test_elbo"] + 5
 
 
@@ -95,8 +95,8 @@ def test_a_convolutional_model_trains_end_to_end(tmp_path):
                        download=False, optimizer="adam", lr=1e-3)
     run = aevb.train(cfg, progress=False)
     model = aevb.load(run)
-    assert model.config.network == "conv" and isinstance(model.encoder, aevb.conv.ConvEncoder)
-    metrics = aevb.checkpoint.read_metrics(run)
+    assert model.config.network == "conv" and isinstance(model.encoder, aevb.networks.conv.ConvEncoder)
+    metrics = aevb.rundir.checkpoint.read_metrics(run)
     assert metrics[-1]["test_elbo"] > metrics[0]["test_elbo"]
     assert (run / "report.html").is_file()
 
@@ -106,7 +106,7 @@ def test_iwae_training_records_its_bound(tmp_path):
                        eval_points=1, estimator="iwae", mc_samples=5, optimizer="adam",
                        lr=1e-3, out=str(tmp_path / "run"), download=False)
     run = aevb.train(cfg, progress=False)
-    info = aevb.checkpoint.read_config(run)
+    info = aevb.rundir.checkpoint.read_config(run)
     assert info["config"]["estimator"] == "iwae" and info["engine"]["name"] != "native"
 
 
@@ -124,7 +124,7 @@ def test_active_units_are_counted_on_a_model_built_to_use_three_of_five():
     with x uniform on [0, 1], Var(x) = 1/12, so the activities are 1/12, 1/12, 0.0025/12, 0, 0:
     two units above 0.01. Its KL per dimension has the closed form 0.5 (E[mu^2] + var - 1 -
     log var) with var = 0.25 in every dimension."""
-    from aevb.latents import latent_use
+    from aevb.evaluation.latents import latent_use
 
     model = VAE(ModelConfig((3,), 5, (4,), "gaussian"))
     with torch.no_grad():
@@ -199,7 +199,7 @@ def test_grey_folders_stay_one_channel_and_colour_arrays_are_channels_first(tmp_
 
 def test_the_iwae_learning_rate_schedule():
     """Burda et al.'s schedule: 3^i epochs at 0.001 * 10^(-i/7), i = 0..7 (3,280 epochs)."""
-    from aevb.run_setup import learning_rate
+    from aevb.training.build import learning_rate
 
     cfg = aevb.resolve(lr=1e-3, lr_schedule="iwae")
     n = 1000
@@ -216,7 +216,7 @@ def test_the_iwae_learning_rate_schedule():
 def test_the_cosine_schedule_anneals_to_zero_over_the_run():
     """lr (1 + cos(pi t / T)) / 2: lr at the start, lr / 2 halfway, lr (2 + sqrt 2) / 4 at a
     quarter, 0 at the end, whatever the run's length."""
-    from aevb.run_setup import learning_rate
+    from aevb.training.build import learning_rate
 
     cfg = aevb.resolve(lr=2e-3, lr_schedule="cosine")
     for total in (1000, 7_200_000):
@@ -232,7 +232,7 @@ def test_a_scheduled_run_sets_the_optimizers_step_size(tmp_path):
                        optimizer="adam", lr=1e-3, lr_schedule="iwae",
                        out=str(tmp_path / "run"), download=False)
     run = aevb.train(cfg, progress=False)
-    state = aevb.checkpoint.read_config(run)["config"]
+    state = aevb.rundir.checkpoint.read_config(run)["config"]
     assert state["lr_schedule"] == "iwae"
     # its last step falls in stage 2 (epochs 4 to 12): the step size the checkpoint holds
     from safetensors import safe_open
@@ -243,7 +243,7 @@ def test_a_scheduled_run_sets_the_optimizers_step_size(tmp_path):
 
 
 def test_presets_beyond_the_paper_hold_their_papers_settings():
-    from aevb.run_setup import learning_rate
+    from aevb.training.build import learning_rate
 
     iwae = aevb.resolve("iwae-paper", mc_samples=5)
     assert (iwae.hidden, iwae.latent_dim, iwae.batch_size, iwae.estimator) == \

@@ -11,8 +11,8 @@ import aevb
 from aevb.native import library as kernels
 from aevb.native import step as native
 from aevb.model import VAE, ModelConfig, initialize
-from aevb.objectives import elbo_b
-from aevb.run_setup import make_optimizer
+from aevb.maths.objectives import elbo_b
+from aevb.training.build import make_optimizer
 
 
 @pytest.mark.parametrize("drawn_before, n", [(0, 78_400), (5, 10), (623, 1250), (624, 624),
@@ -142,7 +142,7 @@ def test_native_and_autograd_training_follow_one_trajectory(lib):
         gen.set_state(gen_state)
         probs = torch.rand(1000, 784, generator=gen) ** 3
         for i in range(30):
-            draw = aevb.native.binarize if use_native else aevb.distributions.binarize
+            draw = aevb.native.binarize if use_native else aevb.maths.distributions.binarize
             x = draw(probs[i % 10 * 100:][:100], gen)
             eps = torch.randn(1, 100, 4, generator=gen)
             if use_native:
@@ -204,7 +204,7 @@ def test_training_without_kernels_warns_and_trains(tmp_path, monkeypatch):
                        out=str(tmp_path / "run"), download=False)
     with pytest.warns(UserWarning, match="aevb.native unavailable"):
         run = aevb.train(cfg, progress=False)
-    assert math.isfinite(aevb.checkpoint.read_metrics(run)[-1]["test_elbo"])
+    assert math.isfinite(aevb.rundir.checkpoint.read_metrics(run)[-1]["test_elbo"])
 
 
 @pytest.mark.parametrize("compiled", [True, False])
@@ -212,7 +212,7 @@ def test_binarize_reads_rows_in_place_with_the_bits_of_the_gather(lib, compiled)
     probs = torch.rand(300, 28, 28, generator=torch.Generator().manual_seed(7))
     rows = torch.randperm(300, generator=torch.Generator().manual_seed(8))[:100]
     ours, theirs = torch.Generator().manual_seed(9), torch.Generator().manual_seed(9)
-    draw = aevb.native.binarize if compiled else aevb.distributions.binarize
+    draw = aevb.native.binarize if compiled else aevb.maths.distributions.binarize
     got = draw(probs, ours, rows)
     assert torch.equal(got, (torch.rand(100, 28, 28, generator=theirs) < probs[rows]).float())
     assert torch.equal(ours.get_state(), theirs.get_state())
@@ -237,7 +237,7 @@ def test_softplus_sums_against_float64(lib):
 
 @pytest.mark.parametrize("hidden, samples", [((500,), 40), ((30, 20), 7)])
 def test_compiled_log_weights_equal_float64(lib, hidden, samples):
-    from aevb.objectives import log_weights
+    from aevb.maths.objectives import log_weights
 
     model = model32(hidden, std=0.1)
     gen = torch.Generator().manual_seed(4)
@@ -254,7 +254,7 @@ def test_compiled_log_weights_equal_float64(lib, hidden, samples):
 
 
 def test_importance_sampling_with_and_without_kernels_agree(lib, monkeypatch):
-    from aevb.evaluate import importance_log_likelihood
+    from aevb.evaluation.evaluate import importance_log_likelihood
 
     model = model32((40,), std=0.1)
     x = (torch.rand(20, 784, generator=torch.Generator().manual_seed(5)) < 0.3).float()

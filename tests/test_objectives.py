@@ -7,7 +7,7 @@ import scipy.special
 import torch
 
 import aevb
-from aevb.objectives import elbo_a, elbo_b, iwae_bound
+from aevb.maths.objectives import elbo_a, elbo_b, iwae_bound
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import aevb
-from aevb.checkpoint import read_metrics
+from aevb.rundir.checkpoint import read_metrics
 from aevb.config import TrainConfig
 from aevb.data import read_amat, read_array, read_idx
 from aevb.errors import AevbError
@@ -57,7 +57,7 @@ def test_killed_and_resumed_run_gives_the_same_metrics(uninterrupted, tmp_path, 
     code = proc.wait(timeout=60)
     if sig == signal.SIGTERM:
         assert code == 128 + signal.SIGTERM and "--resume" in proc.stderr.read()
-    state = json.loads(json.dumps(aevb.checkpoint.read_progress(out)))
+    state = json.loads(json.dumps(aevb.rundir.checkpoint.read_progress(out)))
     assert 0 < state["samples"] < 64680  # stopped mid-run with a loadable checkpoint
     aevb.load(out)
     resumed = _aevb("train", "--resume", str(out), "--quiet")
@@ -73,7 +73,7 @@ def _python(code: str):
 
 
 def test_the_python_api_trains_and_resumes_the_commands_bits(uninterrupted, tmp_path):
-    # aevb.train() makes the same process-wide settings as the command (aevb.numerics): a
+    # aevb.train() makes the same process-wide settings as the command (aevb.compute.numerics): a
     # run made and resumed from Python matches the command's uninterrupted run bit for bit.
     out = tmp_path / "run"
     proc = _python(f"aevb.train(aevb.resolve(dataset='digits', latent_dim=3, hidden=(200,), "
@@ -82,7 +82,7 @@ def test_the_python_api_trains_and_resumes_the_commands_bits(uninterrupted, tmp_
     _wait_for_progress(out, proc, records=7)
     proc.send_signal(signal.SIGTERM)
     proc.wait(timeout=60)
-    assert 0 < aevb.checkpoint.read_progress(out)["samples"] < 64680
+    assert 0 < aevb.rundir.checkpoint.read_progress(out)["samples"] < 64680
     resumed = _python(f"aevb.resume({str(out)!r}, progress=False)")
     assert resumed.wait(timeout=300) == 0, resumed.stderr.read()
     assert _comparable(out) == _comparable(uninterrupted)
@@ -244,7 +244,7 @@ def test_a_run_being_trained_cannot_be_trained_by_a_second_process(tmp_path):
     assert proc.wait(timeout=60) == 128 + signal.SIGTERM
     samples = [m["samples"] for m in read_metrics(out)]
     assert samples == sorted(set(samples))  # the refused process wrote nothing
-    with aevb.checkpoint.exclusive(out):  # the lock went with the process that held it
+    with aevb.rundir.checkpoint.exclusive(out):  # the lock went with the process that held it
         aevb.load(out)
 
 
@@ -267,7 +267,7 @@ def test_the_command_runs_mkl_in_its_reproducible_mode(tmp_path):
 def test_the_command_flushes_subnormals_in_every_thread():
     # 1e-39 is subnormal in fp32; with FTZ/DAZ set before torch starts its thread pool, a
     # product big enough to run on all threads gives exact zeros, and a normal number survives.
-    code = ("import sys, torch\nfrom aevb.numerics import set_up\nset_up()\n"
+    code = ("import sys, torch\nfrom aevb.compute.numerics import set_up\nset_up()\n"
             "x = torch.full((4_000_000,), 1e-39) * 1.0\n"
             "print(torch.get_num_threads(), int(x.count_nonzero()), (torch.ones(1) * 1e-37).item())")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
@@ -281,7 +281,7 @@ def test_the_first_parallel_tanh_is_exact_in_every_process():
     # first parallel tanh on a path off by up to 1e-4 (and stayed on it), which made a resumed
     # run leave the uninterrupted one. The command settles MKL from one thread first. The
     # race is per process, so only many fresh processes can show it (~4.5 min).
-    code = ("from aevb.numerics import set_up\nset_up()\nimport torch\n"
+    code = ("from aevb.compute.numerics import set_up\nset_up()\nimport torch\n"
             "a = torch.linspace(-3, 3, 20_000).view(100, 200)\n"
             "print(float((a.clone().tanh_().double() - a.double().tanh()).abs().max()))")
     errors = [float(subprocess.run([sys.executable, "-c", code], capture_output=True,

@@ -8,8 +8,8 @@ import time
 import pytest
 from PIL import Image
 
-from aevb.checkpoint import read_metrics
-from aevb.reproduce import FIG2_LATENT, plan
+from aevb.rundir.checkpoint import read_metrics
+from aevb.training.reproduce import FIG2_LATENT, plan
 from cli_helpers import cli
 
 

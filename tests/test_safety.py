@@ -14,7 +14,8 @@ import torch
 from safetensors.torch import load_file, save_file
 
 import aevb
-from aevb import checkpoint, files, integrity
+from aevb.rundir import checkpoint, integrity
+from aevb import files
 from aevb.native import library as kernels
 from aevb.native import step as native
 from aevb.errors import AevbError
@@ -311,7 +312,7 @@ def test_a_zero_width_layer_takes_the_pytorch_path(lib):
     model.encoder.net[2] = torch.nn.Linear(0, 8)
     assert not native.supports(model)  # so the engine never gives it the native step
     cfg = aevb.resolve("mnist-paper", latent_dim=4, hidden=(8,), engine="native")
-    choice = aevb.run_setup.choose_engine(cfg, model, torch.device("cpu"), 10**6)
+    choice = aevb.training.build.choose_engine(cfg, model, torch.device("cpu"), 10**6)
     assert choice.name != "native" and "MLP" in choice.reason
     layer = kernels.LayerTensors(torch.zeros(0, 784), torch.zeros(0), None, None, None, None,
                                  torch.zeros(10, 0), None)
@@ -321,7 +322,7 @@ def test_a_zero_width_layer_takes_the_pytorch_path(lib):
 
 def test_a_refused_step_leaves_every_grad_as_it_was(lib):
     model = _model()
-    optimizer = aevb.run_setup.make_optimizer(aevb.resolve("mnist-paper"), model, 1000, True)
+    optimizer = aevb.training.build.make_optimizer(aevb.resolve("mnist-paper"), model, 1000, True)
     step = native.Step(model, optimizer)
     x, eps = (torch.rand(10, 784) < 0.3).float(), torch.randn(1, 10, 4)
     step(x, eps)
@@ -481,8 +482,8 @@ def test_warnings_are_one_line(tmp_path):
 # ------------------------------------------------------------------------ cost and memory
 
 def test_appendix_d_evaluations_report_progress():
-    from aevb.evaluate import hmc_harmonic_log_likelihood
-    from aevb.loop import _appendix_d
+    from aevb.evaluation.evaluate import hmc_harmonic_log_likelihood
+    from aevb.training.loop import _appendix_d
 
     model = VAE(ModelConfig((6,), 2, (8,), "bernoulli"))
     initialize(model, 0.3, torch.Generator().manual_seed(0))
@@ -510,34 +511,35 @@ def test_evaluation_peak_memory_is_the_same_in_every_process(data_dir, tmp_path)
     assert max(peaks) < 1.0, peaks
 
 
+def _shape():
+    """scripts/shape.py, the one definition of the import graph and the layers."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "shape.py"
+    spec = importlib.util.spec_from_file_location("aevb_shape", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def test_no_import_circle_among_the_modules():
     """No aevb module imports, at its top or inside a function, one that imports it back,
     directly or through others (evaluate once imported trainer, for pick_device, while
     trainer imported it)."""
-    import ast
-    from pathlib import Path
+    shape = _shape()
+    deps = shape.import_graph()
+    assert len(deps) > 25 and "aevb.rundir.evaluations" in deps["aevb.cli"] \
+        and "aevb.evaluation.evaluate" in deps["aevb.training.loop"]  # (was trainer)
+    assert shape.circles({**deps, "aevb.errors": {"aevb.training.loop"}}) != []  # it can fail
+    assert shape.circles(deps) == []
 
-    src = Path(aevb.__file__).parent
-    files = {p.relative_to(src).with_suffix("").as_posix().replace("/", "."): p
-             for p in src.rglob("*.py") if p.name not in ("__init__.py", "__main__.py")}
-    deps = {}
-    for name, path in files.items():
-        package = name.rsplit(".", 1)[0] + "." if "." in name else ""
-        found = set()
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom) and node.level >= 1:
-                base = package if node.level == 1 else ""
-                targets = [f"{base}{node.module}"] if node.module else \
-                    [f"{base}{a.name}" for a in node.names]
-                found |= {t for t in targets if t in files} | \
-                    {f"{t}.{a.name}" for t in targets for a in node.names
-                     if f"{t}.{a.name}" in files}
-        deps[name] = found
-    assert len(deps) > 25 and "runs" in deps["cli"] and "evaluate" in deps["loop"]  # (was trainer)
 
-    def reaches(start, goal, seen=()):
-        return any(d == goal or (d not in seen and reaches(d, goal, (*seen, d)))
-                   for d in deps[start])
-
-    circles = sorted(name for name in deps if reaches(name, name))
-    assert circles == []
+def test_no_import_from_a_lower_layer_to_a_higher_one():
+    """The layers of docs/architecture.md hold: the maths never imports the native backend,
+    the run directory never the training loop, and so on (every module is in a layer)."""
+    shape = _shape()
+    deps = shape.import_graph()
+    assert shape.layer("aevb.maths.distributions") < shape.layer("aevb.native.step")
+    assert shape.layer_breaches({"aevb.maths.distributions": {"aevb.native"}}) != []
+    assert shape.layer_breaches(deps) == []

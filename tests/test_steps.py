@@ -9,7 +9,7 @@ from aevb import algorithms
 from aevb.algorithms.base import NonFinite
 from aevb.algorithms.mcem import Chains
 from aevb.model import VAE, ModelConfig, initialize
-from aevb.run_setup import make_optimizer
+from aevb.training.build import make_optimizer
 
 ALGORITHMS = [("aevb", "native"), ("aevb", "eager"), ("aevb", "compiled"), ("wake-sleep", "eager"),
               ("mcem", "eager")]

@@ -5,10 +5,10 @@ import pytest
 import torch
 
 import aevb
-from aevb.checkpoint import read_config, read_metrics
+from aevb.rundir.checkpoint import read_config, read_metrics
 from aevb.errors import AevbError
-from aevb.evaluate import average_bound, evaluation_set
-from aevb.trainer import eval_schedule
+from aevb.evaluation.evaluate import average_bound, evaluation_set
+from aevb.training.trainer import eval_schedule
 
 
 def _digits(tmp_path, name, **kw):

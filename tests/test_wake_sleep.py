@@ -3,9 +3,9 @@ import torch
 
 import aevb
 from aevb.data import load_dataset
-from aevb.evaluate import evaluation_set, importance_log_likelihood
+from aevb.evaluation.evaluate import evaluation_set, importance_log_likelihood
 from aevb.model import VAE, ModelConfig, initialize
-from aevb.objectives import sleep_objective, wake_objective
+from aevb.maths.objectives import sleep_objective, wake_objective
 
 
 def _model():

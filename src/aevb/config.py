@@ -15,7 +15,7 @@ from .priors import NAMES as PRIORS
 from .errors import AevbError
 from .fields import check_types
 
-ENGINES = ("auto", "native", "compiled", "eager")  # see aevb.engine
+ENGINES = ("auto", "native", "compiled", "eager")  # see aevb.compute.engine
 
 # Training length when neither samples nor epochs is given.
 DEFAULT_EPOCHS = 100.0
@@ -32,7 +32,7 @@ class TrainConfig:
     dataset: str = "digits"  # a name from aevb.data.DATASETS, a .npy/.npz file or an image folder
     latent_dim: int = 20  # N_z, the dimension of z
     hidden: tuple[int, ...] = (500,)  # hidden layer sizes of encoder (decoder mirrors them)
-    network: str = "mlp"  # mlp | conv (two strided convolutions each side, aevb.conv)
+    network: str = "mlp"  # mlp | conv (two strided convolutions each side, aevb.networks.conv)
     activation: str = "tanh"  # tanh (the paper's) | relu | softplus | elu
     prior: str = "standard-normal"  # p(z): standard-normal (the paper's) | mixture (aevb.priors)
     likelihood: str | None = None  # bernoulli | gaussian; None: from the data
@@ -42,7 +42,7 @@ class TrainConfig:
     mc_samples: int = 1  # L, samples of z per data point per step (iwae: k)
     kl_weight: float = 1.0  # beta, the KL term's weight in estimator B (1: the bound)
     kl_warmup: int = 0  # samples over which the KL weight rises linearly from 0 to kl-weight
-    engine: str = "auto"  # auto | native | compiled | eager: how the step runs (aevb.engine)
+    engine: str = "auto"  # auto | native | compiled | eager: how the step runs (aevb.compute.engine)
     kernels: bool = True  # the native backend's C library (aevb.native) where it serves
     batch_size: int = 100  # M
     optimizer: str = "adagrad"  # adagrad | adam
@@ -103,13 +103,13 @@ def _either(names: tuple[str, ...]) -> str:
 
 
 def _networks() -> dict:
-    from .families import NETWORKS
+    from .networks import NETWORKS
 
     return NETWORKS
 
 
 def _network(name: str):
-    """The network family `name` (aevb.families.NETWORKS), or None."""
+    """The network family `name` (aevb.networks.NETWORKS), or None."""
     return _networks().get(name)
 
 
@@ -269,7 +269,7 @@ PRESETS: dict[str, dict] = {
                        optimizer="adam", lr=1e-3, lr_schedule="cosine", batch_size=50,
                        estimator="iwae", mc_samples=5, weight_prior_std=None, init_std=0.05,
                        epochs=850.0),
-    # Convolutional networks for images (aevb.conv): Fashion-MNIST by default; give
+    # Convolutional networks for images (aevb.networks.conv): Fashion-MNIST by default; give
     # --dataset an image folder (grey or colour) or array for one's own.
     "conv-images": dict(dataset="fashion-mnist", network="conv", activation="relu",
                         hidden=(256,), latent_dim=32, optimizer="adam", lr=1e-3,

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from .objectives import elbo_b, log_weights
+from .maths.objectives import elbo_b
 
 
 class ParameterPosterior(nn.Module):
@@ -62,7 +62,7 @@ class ParameterPosterior(nn.Module):
 
 class UnderTheta:
     """The VAE with its decoder's parameters replaced by a draw theta ({name: tensor}): what
-    the objectives of `aevb.objectives` take as `model` (encode, decode, prior, config)."""
+    the objectives of `aevb.maths.objectives` take as `model` (encode, decode, prior, config)."""
 
     def __init__(self, model, theta: dict[str, torch.Tensor]):
         self.model, self.theta, self.config = model, theta, model.config
@@ -111,34 +111,6 @@ def average_full_vb_bound(model, x: torch.Tensor, n_data: int, seed: int,
         zeta = model.theta_posterior.noise(gen)
         total += float(full_vb_bound(model, xb, eps, zeta, n_data).double().sum())
     return total / len(x)
-
-
-@torch.no_grad()
-def predictive_log_likelihood(model, x: torch.Tensor, k: int, seed: int,
-                              batch_size: int = 10000) -> torch.Tensor:
-    """log E_{q_phi(theta)}[p(x | theta)] for every row of x [N, D] by importance sampling over
-    (theta, z) pairs; [N] nats:
-
-    log (1/K) sum_k p(x, z_k | theta_k) / q_phi(z_k|x),  theta_k ~ q_phi(theta), z_k ~ q_phi(z|x).
-
-    Each pair's weight is unbiased for the predictive density, so its expectation is a lower
-    bound that rises to it as K grows. Each theta_k serves a whole batch of points (one decoder
-    per draw, not one per point and draw): the points' estimates are correlated, each one exact
-    in expectation. The estimator is `evaluate.importance_log_likelihood` with these
-    log-weights (z noise from `seed`, theta noise from `seed + 1`).
-    """
-    from .importance import importance_log_likelihood
-
-    gen = torch.Generator(device=x.device).manual_seed(seed + 1)
-
-    def weights(xb, eps):  # eps [k_chunk, N_b, J] -> [k_chunk, N_b], a fresh theta per row
-        rows = []
-        for e in eps:
-            theta = model.theta_posterior.draw(model.decoder, model.theta_posterior.noise(gen))
-            rows.append(log_weights(UnderTheta(model, theta), xb, e[None])[0])
-        return torch.stack(rows)
-
-    return importance_log_likelihood(model, x, k, seed, batch_size, log_weights=weights)
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 theta -> z -> x: a prior p(z) = N(0, I), a generative model p_theta(x|z) (the decoder) and a
 recognition model q_phi(z|x) (the encoder). The model only maps tensors to distributions; the
-objectives that train it live in `aevb.objectives`.
+objectives that train it live in `aevb.maths.objectives`.
 """
 from __future__ import annotations
 
@@ -15,9 +15,9 @@ from torch.distributions import Independent
 
 from . import priors
 from .errors import AevbError
-from .families import NETWORKS
+from .networks import NETWORKS
 from .full_vb import ParameterPosterior
-from .networks import ACTIVATIONS, DECODERS
+from .networks.mlp import ACTIVATIONS, DECODERS
 
 
 @dataclass(frozen=True)
@@ -26,7 +26,7 @@ class ModelConfig:
 
     data_shape: the shape of one data point, (H, W) or (C, H, W) for images, or (D,); the
     MLPs see the flattened D = prod(data_shape) values, the convolutional networks
-    (network "conv", `aevb.conv`) the image.
+    (network "conv", `aevb.networks.conv`) the image.
     """
 
     data_shape: tuple[int, ...]

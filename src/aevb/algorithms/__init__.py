@@ -3,7 +3,7 @@
     algorithm = aevb.algorithms.get("mcem")   # the name in --algorithm and config.json
     step = algorithm.make_step(config, model, optimizer, state, "eager")
 
-The loop (`aevb.trainer`), the checkpoint, the report and the CLI ask the object; none of
+The loop (`aevb.training.trainer`), the checkpoint, the report and the CLI ask the object; none of
 them compares algorithm names. A new algorithm is one new module here and one line below.
 The registry imports nothing until an algorithm is asked for (the CLI builds its flags
 before torch loads).
@@ -34,3 +34,9 @@ def get(name: str):
         module, cls = REGISTRY[name].split(":")
         _made[name] = getattr(importlib.import_module(f".{module}", __name__), cls)()
     return _made[name]
+
+
+def __getattr__(name):  # the modules here as attributes, imported on first use
+    from .. import _submodule
+
+    return _submodule(__name__, name)

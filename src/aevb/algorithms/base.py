@@ -52,7 +52,7 @@ def draw_eps(model, n: int, mc_samples: int, noise: torch.Generator,
 
 class ObjectiveModule(torch.nn.Module):
     """An objective f(model, x, *inputs) -> [N] as a module, only so that
-    DistributedDataParallel can hook its forward pass (`aevb.distributed.wrap`)."""
+    DistributedDataParallel can hook its forward pass (`aevb.compute.distributed.wrap`)."""
 
     def __init__(self, model, objective):
         super().__init__()
@@ -111,13 +111,13 @@ class Algorithm:
 
     def make_step(self, config, model, optimizer, state, engine_name: str = "eager",
                   samples_done: Callable[[], int] = lambda: 0, n_data: int = 0) -> Step:
-        """The step run by `engine_name` (native | compiled | eager, from `aevb.engine`).
+        """The step run by `engine_name` (native | compiled | eager, from `aevb.compute.engine`).
         `samples_done()` gives the training samples so far (for a KL warm-up); `n_data` is
         the training set's size N."""
         raise NotImplementedError
 
     def bound(self, model, x: torch.Tensor, seed: int, n_data: int) -> float | None:
         """The mean bound on the rows of x with noise from `seed`, nats per data point."""
-        from ..evaluate import average_bound
+        from ..evaluation.evaluate import average_bound
 
         return average_bound(model, x, seed)

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 import torch
 
-from .. import hmc
 from ..errors import AevbError
-from ..objectives import complete_log_likelihood  # the M-step objective, log p_theta(x, z)
+from ..maths import hmc
+from ..maths.objectives import complete_log_likelihood
 from .base import Algorithm, descend
 
 # Gain of the step-size adaptation per minibatch, on log(step): large enough to follow the
@@ -77,7 +77,7 @@ class MCEM(Algorithm):
     compiles = False
 
     def start(self, config, n_train, device) -> Chains:
-        from .. import distributed
+        from ..compute import distributed
 
         if distributed.world_size() > 1:
             raise AevbError("mcem keeps one chain per training point in one process; "
@@ -89,13 +89,11 @@ class MCEM(Algorithm):
         return {"mcem.z": state.z, "mcem.log_step": state.log_step}
 
     def restore(self, tensors, run_dir, where, n_train, config, device) -> Chains:
-        from .. import state_checks
-
         try:
             z, log_step = tensors["mcem.z"], tensors["mcem.log_step"]
         except KeyError:
             raise AevbError(f"{run_dir}: the checkpoint lacks MCEM's chains") from None
-        state_checks.chains(where, z, log_step, n_train, config.latent_dim)
+        _check_chains(where, z, log_step, n_train, config.latent_dim)
         return Chains(z.to(device), log_step.to(device))
 
     def make_step(self, config, model, optimizer, state, engine_name="eager",
@@ -105,3 +103,10 @@ class MCEM(Algorithm):
 
     def bound(self, model, x, seed, n_data):
         return None
+
+
+def _check_chains(where: str, z: torch.Tensor, log_step: torch.Tensor, n: int, latent: int) -> None:
+    """MCEM's chains: one z per training point and one step size."""
+    if z.shape != (n, latent) or not z.dtype.is_floating_point or log_step.numel() != 1 \
+            or not bool(torch.isfinite(z).all()):
+        raise AevbError(f"{where}: MCEM's chains do not fit {n} points of {latent} dimensions")

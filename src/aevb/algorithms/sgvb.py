@@ -1,11 +1,11 @@
 """AEVB: minibatch SGVB on an objective f(model, x, eps) -> [M] nats (section 2.3,
-Algorithm 1), eagerly, compiled by torch.compile (`aevb.engine`) or by the native step."""
+Algorithm 1), eagerly, compiled by torch.compile (`aevb.compute.engine`) or by the native step."""
 from __future__ import annotations
 
 import torch
 
-from .. import distributed, engine
-from ..objectives import ESTIMATORS, elbo_beta, warmup_beta
+from ..compute import distributed, engine
+from ..maths.objectives import ESTIMATORS, elbo_beta, warmup_beta
 from .base import Algorithm, ObjectiveModule, descend, draw_eps
 
 

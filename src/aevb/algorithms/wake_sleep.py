@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import torch
 
-from .. import distributed
-from ..objectives import sleep_objective, wake_objective
+from ..compute import distributed
+from ..maths.objectives import sleep_objective, wake_objective
 from .base import Algorithm, ObjectiveModule, descend, draw_eps
 
 

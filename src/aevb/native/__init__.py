@@ -14,7 +14,7 @@ Its one declared interface:
 
 The C structs of the step are declared in kernels.h and mirrored in `library` (Layer,
 StepArgs). Nothing else in aevb depends on this package being usable: with AEVB_KERNELS=0,
-off Linux or without a C compiler every model trains through `aevb.engine`.
+off Linux or without a C compiler every model trains through `aevb.compute.engine`.
 """
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ def binarize(probs: torch.Tensor, generator: torch.Generator | None = None,
     built; the PyTorch definition otherwise."""
     draw = binarizer()
     if draw is None:
-        from ..distributions import binarize as plain
+        from ..maths.distributions import binarize as plain
 
         return plain(probs, generator, rows)
     return draw(probs, generator, rows)
@@ -37,7 +37,7 @@ def binarize(probs: torch.Tensor, generator: torch.Generator | None = None,
 def binarizer():
     """`binarize` bound to the loaded library (looked up once, not per minibatch), or None
     where the library is not built here."""
-    from ..distributions import binarize as plain
+    from ..maths.distributions import binarize as plain
     from . import library
 
     lib = library.load()
@@ -89,7 +89,7 @@ def log_weights_for(model, x: torch.Tensor):
     def weights(xb, eps):  # [K, N_b]
         if library.usable(*model.decoder.parameters()):
             return step.log_weights(model, xb, eps, lib)
-        from ..objectives import log_weights
+        from ..maths.objectives import log_weights
 
         return log_weights(model, xb, eps)
 

@@ -22,7 +22,7 @@ both are in cache: the same numbers as updating after the whole backward pass. T
 that of `objectives.elbo_b`; tests/test_native.py checks the bound, every gradient and the
 update against autograd through it. It is kept because the benchmark measures it faster than
 torch.compile of that definition (docs/performance.md); every other model and platform
-trains through `aevb.engine`.
+trains through `aevb.compute.engine`.
 
 `log_weights` does importance sampling's log-weights with the decoder's softplus sum in C.
 """
@@ -34,8 +34,8 @@ import torch
 from torch import nn
 
 from . import library
-from ..distributions import q_sample
-from ..networks import BernoulliDecoder, GaussianDecoder, GaussianEncoder
+from ..maths.distributions import q_sample
+from ..networks.mlp import BernoulliDecoder, GaussianDecoder, GaussianEncoder
 
 
 def _linears(net: nn.Module) -> list[nn.Linear] | None:

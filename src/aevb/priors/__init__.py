@@ -28,3 +28,9 @@ def make(name: str, latent_dim: int):
         raise AevbError(f"prior must be one of {', '.join(NAMES)}, got {name!r}")
     module, cls = REGISTRY[name].split(":")
     return getattr(importlib.import_module(f".{module}", __name__), cls)(latent_dim)
+
+
+def __getattr__(name):  # the modules here as attributes, imported on first use
+    from .. import _submodule
+
+    return _submodule(__name__, name)

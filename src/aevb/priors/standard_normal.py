@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from ..distributions import StandardNormal, standard_normal
+from ..maths.distributions import StandardNormal, standard_normal
 from .base import Prior
 
 

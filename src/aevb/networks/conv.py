@@ -1,0 +1,135 @@
+"""Convolutional encoder and decoders for images of any height and width, grey or colour.
+
+The same distributions as `aevb.networks.mlp` (q_phi(z|x) a diagonal Gaussian; p_theta(x|z)
+Bernoulli or a Gaussian with sigmoid mean), with convolutions in place of the first and last
+dense layers: weights shared across the image instead of one per pixel pair.
+
+    encoder  x [N, C, H, W] -conv 4x4/2-> [N, 32, H/2, W/2] -conv 4x4/2-> [N, 64, H/4, W/4]
+             -flatten-> MLP through `hidden` -> (mu, log sigma^2) [N, 2J]
+    decoder  z [..., J] -MLP through reversed(hidden)-> [.., 64, ceil(H/4), ceil(W/4)]
+             -deconv 4x4/2-> 32 channels -deconv 4x4/2-> C (or 2C) maps, cropped to H x W
+
+Data of shape (H, W) has one channel; (C, H, W) has C. The distributions' event is the
+flattened image (D = C H W values), as for the MLPs, so objectives and evaluation do not
+know which networks they run.
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+from torch import nn
+from ..maths.distributions import BernoulliLogits, DiagonalGaussian, diagonal_gaussian
+from .mlp import ACTIVATIONS, mlp, sigmoid_gaussian
+
+CHANNELS = (32, 64)  # of the two stride-2 convolutions
+
+
+def image_dims(data_shape: Sequence[int]) -> tuple[int, int, int]:
+    """(C, H, W) of data points of `data_shape`, (H, W) or (C, H, W)."""
+    if len(data_shape) == 2:
+        return 1, int(data_shape[0]), int(data_shape[1])
+    if len(data_shape) == 3:
+        return tuple(int(s) for s in data_shape)
+    raise ValueError(f"convolutional networks need images, (H, W) or (C, H, W); got "
+                     f"data of shape {tuple(data_shape)}")
+
+
+class ConvEncoder(nn.Module):
+    """q_phi(z|x) = N(mu(x), diag(sigma^2(x))) from two strided convolutions and an MLP."""
+
+    def __init__(self, data_shape: Sequence[int], hidden: Sequence[int], latent_dim: int,
+                 activation: str = "relu"):
+        super().__init__()
+        self.dims = c, h, w = image_dims(data_shape)
+        act = ACTIVATIONS[activation]
+        self.conv = nn.Sequential(nn.Conv2d(c, CHANNELS[0], 4, 2, 1), act(),
+                                  nn.Conv2d(CHANNELS[0], CHANNELS[1], 4, 2, 1), act())
+        flat = CHANNELS[1] * _after_two(h) * _after_two(w)
+        self.head = mlp([flat, *hidden, 2 * latent_dim], activation)
+
+    def forward(self, x: torch.Tensor) -> DiagonalGaussian:
+        h = self.conv(x.reshape(-1, *self.dims)).flatten(1)  # [N, 64 H/4 W/4]
+        mu, log_var = self.head(h).chunk(2, dim=-1)  # [N, J] each
+        return diagonal_gaussian(mu, log_var)
+
+
+def _after_two(size: int) -> int:
+    """A side's length after two 4x4 convolutions of stride 2 and padding 1."""
+    return (size // 2) // 2
+
+
+class _Deconv(nn.Module):
+    """z [..., J] -> maps [..., out_channels, H, W] (the decoders' shared trunk)."""
+
+    def __init__(self, latent_dim: int, hidden: Sequence[int], data_shape: Sequence[int],
+                 out_per_channel: int, activation: str):
+        super().__init__()
+        self.dims = c, h, w = image_dims(data_shape)
+        act = ACTIVATIONS[activation]
+        self.start = (CHANNELS[1], math.ceil(h / 4), math.ceil(w / 4))
+        self.dense = mlp([latent_dim, *hidden, math.prod(self.start)], activation)
+        self.deconv = nn.Sequential(
+            act(), nn.ConvTranspose2d(CHANNELS[1], CHANNELS[0], 4, 2, 1), act(),
+            nn.ConvTranspose2d(CHANNELS[0], out_per_channel * c, 4, 2, 1))
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        batch = z.shape[:-1]
+        maps = self.deconv(self.dense(z).reshape(-1, *self.start))  # [B, k C, 4 ceil(H/4), ..]
+        _, h, w = self.dims
+        return maps[..., :h, :w].reshape(*batch, maps.shape[1], h * w)  # [..., k C, H W]
+
+
+class ConvBernoulliDecoder(nn.Module):
+    """p_theta(x|z) = prod_d Bernoulli(x_d; sigmoid(l_d)), logits from transposed
+    convolutions; event [D = C H W]."""
+
+    def __init__(self, latent_dim: int, hidden: Sequence[int], data_shape: Sequence[int],
+                 activation: str = "relu"):
+        super().__init__()
+        self.trunk = _Deconv(latent_dim, hidden, data_shape, 1, activation)
+
+    def forward(self, z: torch.Tensor) -> BernoulliLogits:
+        return BernoulliLogits(self.trunk(z).flatten(-2))  # logits [..., D]
+
+
+class ConvGaussianDecoder(nn.Module):
+    """p_theta(x|z) = N(sigmoid(m(z)), diag(exp(v(z)))), mean and log-variance maps from
+    transposed convolutions; event [D = C H W]."""
+
+    def __init__(self, latent_dim: int, hidden: Sequence[int], data_shape: Sequence[int],
+                 activation: str = "relu"):
+        super().__init__()
+        self.trunk = _Deconv(latent_dim, hidden, data_shape, 2, activation)
+
+    def forward(self, z: torch.Tensor) -> DiagonalGaussian:
+        maps = self.trunk(z)  # [..., 2C, H W]
+        c = maps.shape[-2] // 2
+        return sigmoid_gaussian(maps[..., :c, :].flatten(-2), maps[..., c:, :].flatten(-2))
+
+
+CONV_DECODERS = {"bernoulli": ConvBernoulliDecoder, "gaussian": ConvGaussianDecoder}
+
+
+class Conv:
+    """The network family "conv" (`--network conv`): two strided convolutions each side of
+    the dense layers `hidden`, for images (H, W) or (C, H, W) of at least 4 x 4 pixels."""
+
+    needs_hidden = False  # the convolutions alone may do
+    takes_flat_data = False  # images only
+    runs_in_browser = False  # the explorer page bundles no convolutions
+
+    def check(self, data_shape) -> str | None:
+        if len(data_shape) in (2, 3) and min(data_shape[-2:]) >= 4:
+            return None
+        return ("convolutional networks need images of at least 4 x 4 pixels, "
+                f"got data of shape {tuple(data_shape)}")
+
+    def build(self, c) -> tuple[nn.Module, nn.Module]:
+        return (ConvEncoder(c.data_shape, c.hidden, c.latent_dim, c.activation),
+                CONV_DECODERS[c.likelihood](c.latent_dim, tuple(reversed(c.hidden)),
+                                            c.data_shape, c.activation))
+
+    def widest(self, c) -> int:
+        return 8 * c.data_dim + max(c.hidden, default=0)  # 32 maps of H/2 x W/2 per H x W
