@@ -71,7 +71,7 @@ def ours(test):
     out = Path(tempfile.mkdtemp()) / "run"
     run = aevb.train(aevb.resolve("mnist-paper", samples=120_000, eval_points=1,
                                   eval_examples=100, out=str(out)), progress=False)
-    train_rate = aevb.rundir.checkpoint.read_metrics(run)[-1]["samples_per_second"]
+    train_rate = aevb.rundir.logs.read_metrics(run)[-1]["samples_per_second"]
     model = aevb.load(run)
     start = time.perf_counter()
     ll = importance_log_likelihood(model, test, 1000, seed=0)
@@ -154,18 +154,19 @@ STEP_PARTS = {  # kind: the (module, attribute) whose calls count as that kind
 
 def step_breakdown(data, steps=300, rounds=3):
     """Shares of the default training step's wall time by kind of work: the compiled step's
-    own parts (aevb.native.library.STEP_KINDS, timed inside the C code) and the calls of
+    own parts (aevb.native.calls.STEP_KINDS, timed inside the C code) and the calls of
     STEP_PARTS (each timed by a wrapper around it); "Python and the rest" is what remains
     (the interpreter, the minibatch's indices, the wrappers' own ~1 us per call). Of
     `rounds` rounds of `steps` steps, the fastest (the least disturbed by the machine's other
     tenants), with the matmul rate measured right after that round."""
+    from aevb.native import calls
     from aevb.native import library as kernels
 
     _, step = training_step(data)
     for i in range(steps // 4):  # warm-up, and weights in their trained regime
         step(i)
     spent = {kind: 0.0 for kind in STEP_PARTS}
-    inside = torch.zeros(len(kernels.STEP_KINDS), dtype=torch.float64)
+    inside = torch.zeros(len(calls.STEP_KINDS), dtype=torch.float64)
     originals = []
 
     def timed(kind, f):
@@ -200,12 +201,12 @@ def step_breakdown(data, steps=300, rounds=3):
         for owner, name, f in originals:
             setattr(owner, name, f)
     total, spent, inside, beside = best
-    shares = {kind: t / total for kind, t in zip(kernels.STEP_KINDS, inside)}
+    shares = {kind: t / total for kind, t in zip(calls.STEP_KINDS, inside)}
     shares["compiled step's call from Python"] = (spent.pop("compiled step") - sum(inside)) / total
     shares.update({kind: t / total for kind, t in spent.items()})
     shares["Python and the rest"] = 1 - sum(shares.values())
-    flops = dict(zip(kernels.STEP_KINDS[:3], step_product_flops()))
-    rates = {kind: flops[kind] * steps / t / 1e9 for kind, t in zip(kernels.STEP_KINDS, inside)
+    flops = dict(zip(calls.STEP_KINDS[:3], step_product_flops()))
+    rates = {kind: flops[kind] * steps / t / 1e9 for kind, t in zip(calls.STEP_KINDS, inside)
              if kind in flops}
     return {"step_ms": total / steps * 1e3, "shares": shares, "product_gflops": rates,
             "matmul_gflops_beside": beside}
@@ -302,7 +303,7 @@ def growth(test):
         for attempt in range(2):
             cfg = dataclasses.replace(cfg, out=str(out) + str(attempt))
             run = runs[samples, hidden] = aevb.train(cfg, progress=False)
-            rate = aevb.rundir.checkpoint.read_metrics(run)[-1]["samples_per_second"]
+            rate = aevb.rundir.logs.read_metrics(run)[-1]["samples_per_second"]
             best = max(best or 0, rate)
         rows.append({"kind": "training", "samples": samples, "hidden": hidden,
                      "seconds": samples / best})

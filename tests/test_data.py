@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from aevb.data import (MNIST_FILES, load_dataset, locate, read_amat, read_idx,
-                       read_image_folder, split_indices)
+from aevb.data import (MNIST_FILES, load_dataset, locate, read_amat, read_idx, read_image_folder,
+                       split_indices)
 from aevb.errors import AevbError
 
 

@@ -4,7 +4,7 @@ import subprocess
 import sys
 
 from aevb.rundir import integrity
-from aevb.rundir.checkpoint import read_metrics
+from aevb.rundir.logs import read_metrics
 
 
 def test_two_process_gloo_run(tmp_path):

@@ -8,7 +8,8 @@ import scipy.stats
 import torch
 
 from aevb.maths.distributions import (AffineBernoulli, binarize, diagonal_gaussian,
-                                kl_to_standard_normal, log_mean_exp, q_sample, standard_normal)
+                                      kl_to_standard_normal, log_mean_exp, q_sample,
+                                      standard_normal)
 from aevb.networks.mlp import BernoulliDecoder, GaussianDecoder, GaussianEncoder
 
 

@@ -6,10 +6,10 @@ import pytest
 import torch
 
 import aevb
-from aevb.compute import engine
 from aevb.algorithms.sgvb import AevbStep
-from aevb.model import VAE, ModelConfig, initialize
+from aevb.compute import engine
 from aevb.maths.objectives import ESTIMATORS
+from aevb.model import VAE, ModelConfig, initialize
 from aevb.training.build import make_optimizer, saved_config
 
 CPU = torch.device("cpu")

@@ -10,10 +10,10 @@ import math
 import numpy as np
 import pytest
 import torch
+from linear_gaussian import LinearGaussian
 
 from aevb.maths.distributions import kl_to_standard_normal
 from aevb.maths.objectives import elbo_a, elbo_b, minibatch_estimate
-from linear_gaussian import LinearGaussian
 
 S = 20000  # Monte Carlo samples per data point
 

@@ -4,13 +4,13 @@ import math
 import numpy as np
 import pytest
 import torch
+from linear_gaussian import LinearGaussian
 
 import aevb
 from aevb.data import load_dataset
 from aevb.evaluation.evaluate import (average_bound, evaluation_set, importance_log_likelihood,
-                           per_example_bound)
+                                      per_example_bound)
 from aevb.maths.objectives import iwae_bound as one_shot
-from linear_gaussian import LinearGaussian
 
 
 def test_importance_sampling_matches_the_exact_log_likelihood():
@@ -65,7 +65,7 @@ def test_two_evaluations_agree_exactly(digits_run):
     assert a.summary()["log_likelihood"] == b.summary()["log_likelihood"]
     assert np.array_equal(a.per_example, b.per_example) and len(a.per_example) == a.n
     # The bound is the one training wrote last for the test set: same data, same noise.
-    assert a.elbo == aevb.rundir.checkpoint.read_metrics(digits_run)[-1]["test_elbo"]
+    assert a.elbo == aevb.rundir.logs.read_metrics(digits_run)[-1]["test_elbo"]
 
 
 def test_per_example_bound_is_per_example(digits_test):

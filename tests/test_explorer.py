@@ -12,11 +12,11 @@ import pytest
 import torch
 
 import aevb
-from aevb.rundir.checkpoint import load
 from aevb.evaluation.evaluate import importance_log_likelihood
-from aevb.outputs.explorer import page_model, render
-from aevb.model import VAE, ModelConfig, initialize
 from aevb.maths.objectives import elbo_b
+from aevb.model import VAE, ModelConfig, initialize
+from aevb.outputs.explorer import page_model, render
+from aevb.rundir.checkpoint import load
 
 
 @pytest.fixture(scope="module")

@@ -5,12 +5,12 @@ import json
 import numpy as np
 import pytest
 import torch
+from cli_helpers import cli
 
 from aevb.errors import AevbError
-from aevb.outputs.export import export_model
-from aevb.model import VAE, ModelConfig, initialize
 from aevb.maths.objectives import iwae_bound
-from cli_helpers import cli
+from aevb.model import VAE, ModelConfig, initialize
+from aevb.outputs.export import export_model
 
 ort = pytest.importorskip("onnxruntime", reason="the export extra (onnxruntime) is not installed")
 

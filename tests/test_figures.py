@@ -5,10 +5,10 @@ import subprocess
 
 import numpy as np
 import pytest
+from cli_helpers import cli
 from PIL import Image
 
 from aevb.outputs import plots
-from cli_helpers import cli
 
 
 def aevb_cli(*args):

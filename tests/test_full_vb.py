@@ -12,19 +12,19 @@ import pytest
 import scipy.integrate
 import scipy.stats
 import torch
+from cli_helpers import start
 from torch import nn
 
 import aevb
-from aevb.rundir.checkpoint import read_metrics
-from aevb.maths.distributions import diagonal_gaussian, standard_normal
+from aevb.algorithms.full_vb import FullVbStep
+from aevb.algorithms.sgvb import AevbStep
 from aevb.evaluation.evaluate import average_bound, importance_log_likelihood
 from aevb.evaluation.importance import predictive_log_likelihood
 from aevb.full_vb import ParameterPosterior, UnderTheta, full_vb_bound, std_summary
-from aevb.model import VAE, ModelConfig, initialize
+from aevb.maths.distributions import diagonal_gaussian, standard_normal
 from aevb.maths.objectives import elbo_b
-from aevb.algorithms.full_vb import FullVbStep
-from aevb.algorithms.sgvb import AevbStep
-from cli_helpers import start
+from aevb.model import VAE, ModelConfig, initialize
+from aevb.rundir.logs import read_metrics
 
 
 def test_kl_to_the_prior_matches_numerical_integration():

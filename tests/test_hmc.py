@@ -1,10 +1,10 @@
 """HMC against a known Gaussian, and the appendix D estimator against the exact log p(x)."""
 import numpy as np
 import torch
-
-from aevb.maths import hmc
-from aevb.evaluation.evaluate import hmc_harmonic_log_likelihood
 from linear_gaussian import LinearGaussian
+
+from aevb.evaluation.evaluate import hmc_harmonic_log_likelihood
+from aevb.maths import hmc
 
 MEAN = torch.tensor([1.0, -2.0], dtype=torch.float64)
 COV = torch.tensor([[1.0, 0.95], [0.95, 1.0]], dtype=torch.float64)  # strongly correlated

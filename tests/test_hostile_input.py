@@ -12,11 +12,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_helpers import cli, one_error_line
 
 import aevb
 from aevb import files
 from aevb.errors import AevbError
-from cli_helpers import cli, one_error_line
 
 TINY = ["--dataset", "digits", "--latent-dim", "3", "--hidden", "32", "--samples", "200",
         "--eval-points", "1", "--quiet"]
@@ -302,28 +302,28 @@ def test_a_truncated_cached_library_is_rebuilt(lib, cache, size):
 def test_unsafe_cache_paths_are_refused(lib, cache, tmp_path):
     """Class "cache safety": 4 cases (a cache folder that is a symlink; a symlink on the way
     owned by another user; a parent others may write; a parent its group may write)."""
-    from aevb.native import library
+    from aevb.native import cache as cache_folder
 
     elsewhere = tmp_path / "world"
     elsewhere.mkdir()
     cache.parent.mkdir(parents=True)
     cache.symlink_to(elsewhere)
-    assert "symbolic link" in library._cache_ready(cache)
+    assert "symbolic link" in cache_folder.ready(cache)
     cache.unlink()
     link = tmp_path / "linked"
     link.symlink_to(tmp_path / "cache")
     if os.getuid() == 0:
         os.lchown(link, 12345, 12345)
-        assert "another user" in library._cache_ready(link / "aevb" / "kernels")
+        assert "another user" in cache_folder.ready(link / "aevb" / "kernels")
     for mode in (0o777, 0o775):
         open_parent = tmp_path / f"open{mode:o}"
         open_parent.mkdir()
         open_parent.chmod(mode)
-        assert "may be written" in library._cache_ready(open_parent / "aevb" / "kernels")
+        assert "may be written" in cache_folder.ready(open_parent / "aevb" / "kernels")
     sticky = tmp_path / "sticky"
     sticky.mkdir()
     sticky.chmod(0o1777)
-    assert library._cache_ready(sticky / "aevb" / "kernels") is None
+    assert cache_folder.ready(sticky / "aevb" / "kernels") is None
 
 
 def test_a_hanging_compiler_is_ended_with_its_children(cache, tmp_path, monkeypatch):

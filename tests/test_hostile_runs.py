@@ -12,13 +12,13 @@ import sys
 import time
 
 import pytest
+from cli_helpers import cli, no_traceback, one_error_line, snapshot
 
 import aevb
-from aevb.rundir import checkpoint, integrity
-from aevb.training import reproduce
 from aevb.config import saved_config
 from aevb.errors import AevbError
-from cli_helpers import cli, no_traceback, one_error_line, snapshot
+from aevb.rundir import checkpoint, integrity, logs
+from aevb.training import reproduce
 
 TINY = ["--dataset", "digits", "--latent-dim", "3", "--hidden", "32", "--quiet"]
 
@@ -78,11 +78,11 @@ def test_a_second_reproduce_never_deletes_a_run_another_process_trains(digits_ru
     with pytest.raises(AevbError, match="being trained by another process"):
         reproduce.ensure_trained(reproduce.Spec("a", second, "p", "AEVB"), out, progress=False)
     assert a.wait(timeout=600) == 0, a.stderr.read()
-    samples = [m["samples"] for m in checkpoint.read_metrics(out)]
+    samples = [m["samples"] for m in logs.read_metrics(out)]
     assert samples[0] == 0 and samples[-1] == 2000  # A finished, its files intact
     # With nobody holding it, the stopped run is simply trained from the start.
     assert reproduce.ensure_trained(spec, run, progress=False) == "trained"
-    assert checkpoint.read_metrics(run)[-1]["samples"] == info["total_samples"]
+    assert logs.read_metrics(run)[-1]["samples"] == info["total_samples"]
 
 
 @pytest.mark.parametrize("command", [["manifold", "-n", "3"], ["reconstruct", "-n", "2"],
@@ -186,7 +186,7 @@ def test_a_run_stopped_before_its_first_evaluation_resumes(tmp_path, sig, after)
         assert len(lines) == 1 and ("--resume" in lines[0] or "starts" in lines[0]), err
     r = cli("train", "--resume", out, "--quiet")
     assert r.returncode == 0, r.stderr
-    samples = [m["samples"] for m in checkpoint.read_metrics(out)]
+    samples = [m["samples"] for m in logs.read_metrics(out)]
     assert samples[0] == 0 and samples[-1] == 1000 and samples == sorted(set(samples))
 
 
@@ -195,7 +195,7 @@ def test_a_stopped_unstarted_run_is_restarted_by_the_same_command(digits_run, tm
     run, info = _unstarted(digits_run, tmp_path)
     r = cli("train", *TINY, "--samples", "300", "--eval-points", "1", "--out", run)
     assert r.returncode == 0, r.stderr
-    assert checkpoint.read_metrics(run)[-1]["samples"] == 300
+    assert logs.read_metrics(run)[-1]["samples"] == 300
 
 
 @pytest.mark.parametrize("options", [["--samples", "1e30"], ["--samples", "1e19"],
@@ -227,10 +227,10 @@ def test_a_run_stopped_in_its_first_evaluation_ends_as_an_uninterrupted_one(tmp_
         assert "checkpoint saved after 0 samples" in line or "nothing was trained" in line
         assert cli("train", "--resume", out, "--quiet").returncode == 0
     strip = [{k: m[k] for k in ("samples", "train_elbo", "test_elbo", "test_log_likelihood")}
-             for m in checkpoint.read_metrics(out)]
+             for m in logs.read_metrics(out)]
     assert strip == [{k: m[k] for k in ("samples", "train_elbo", "test_elbo",
                                         "test_log_likelihood")}
-                     for m in checkpoint.read_metrics(ref)]
+                     for m in logs.read_metrics(ref)]
     assert (out / "model.safetensors").read_bytes() == (ref / "model.safetensors").read_bytes()
 
 
@@ -327,12 +327,12 @@ def test_bytes_appended_to_a_log_are_never_shown_as_data(digits_run, tmp_path):
     """Class "logs past the recorded size": 4 cases (a fake record, `{}`, garbage, a cut
     line) in metrics.jsonl and evaluations.jsonl."""
     run = _copy(digits_run, tmp_path)
-    real = checkpoint.read_metrics(run)
+    real = logs.read_metrics(run)
     fake = {**real[-1], "samples": 987654321, "test_elbo": 12345.0}
     with open(run / "metrics.jsonl", "a") as f:
         f.write(json.dumps(fake) + "\n{}\nnot json\n")
     with pytest.warns(aevb.errors.AevbWarning, match="past the last recorded record"):
-        assert checkpoint.read_metrics(run) == real
+        assert logs.read_metrics(run) == real
     with open(run / "evaluations.jsonl", "a") as f:
         f.write('{"split": "test", "n": 1, "elbo": 1e9, "log_likelihood": 1e9, '
                 '"importance_samples": 1}\n{"cut')
@@ -342,7 +342,7 @@ def test_bytes_appended_to_a_log_are_never_shown_as_data(digits_run, tmp_path):
     assert "987,654,321" not in page and "12345.00" not in page and "1000000000.00" not in page
     # An evaluation appended after the cut line is read whole (the cut line is ended first).
     assert cli("evaluate", run, "--importance-samples", "2", "--limit", "5").returncode == 0
-    assert checkpoint.read_evaluations(run)[-1]["n"] == 5
+    assert logs.read_evaluations(run)[-1]["n"] == 5
 
 
 def test_an_appended_record_does_not_break_resume(tmp_path):
@@ -358,7 +358,7 @@ def test_an_appended_record_does_not_break_resume(tmp_path):
         f.write("{}\n")
     r = cli("train", "--resume", out, "--quiet")
     assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
-    assert checkpoint.read_metrics(out)[-1]["samples"] == 3000
+    assert logs.read_metrics(out)[-1]["samples"] == 3000
 
 
 # -------------------------------------------------------------------------- poor messages

@@ -7,14 +7,14 @@ import numpy as np
 import pytest
 import scipy.stats
 import torch
+from cli_helpers import start
+from linear_gaussian import LinearGaussian
 
 import aevb
 from aevb.algorithms.mcem import Chains, complete_log_likelihood, e_step
-from aevb.rundir.checkpoint import read_metrics
-from aevb.rundir.evaluations import evaluate_run
 from aevb.model import VAE, ModelConfig, initialize
-from linear_gaussian import LinearGaussian
-from cli_helpers import start
+from aevb.rundir.evaluations import evaluate_run
+from aevb.rundir.logs import read_metrics
 
 
 def test_complete_log_likelihood_is_log_p_z_plus_log_p_x_given_z():

@@ -6,12 +6,11 @@ import math
 import numpy as np
 import pytest
 import torch
+from linear_gaussian import LinearGaussian
 
 import aevb
+from aevb.maths.objectives import elbo_a, elbo_b, elbo_beta, iwae_bound, warmup_beta
 from aevb.model import VAE, ModelConfig, initialize
-from aevb.maths.objectives import (elbo_a, elbo_b, elbo_beta, iwae_bound, warmup_beta)
-
-from linear_gaussian import LinearGaussian
 
 
 def _mnist_like(n=12, seed=0):
@@ -85,7 +84,7 @@ def test_deeper_mlps_with_another_activation_train(tmp_path):
     model = aevb.load(run)
     assert [m.out_features for m in model.encoder.net if hasattr(m, "out_features")] == [32, 16, 4]
     assert isinstance(model.encoder.net[1], torch.nn.ReLU)
-    first, last = aevb.rundir.checkpoint.read_metrics(run)[0], aevb.rundir.checkpoint.read_metrics(run)[-1]
+    first, last = aevb.rundir.logs.read_metrics(run)[0], aevb.rundir.logs.read_metrics(run)[-1]
     assert last["test_elbo"] > first["test_elbo"] + 5
 
 
@@ -96,7 +95,7 @@ def test_a_convolutional_model_trains_end_to_end(tmp_path):
     run = aevb.train(cfg, progress=False)
     model = aevb.load(run)
     assert model.config.network == "conv" and isinstance(model.encoder, aevb.networks.conv.ConvEncoder)
-    metrics = aevb.rundir.checkpoint.read_metrics(run)
+    metrics = aevb.rundir.logs.read_metrics(run)
     assert metrics[-1]["test_elbo"] > metrics[0]["test_elbo"]
     assert (run / "report.html").is_file()
 

@@ -8,10 +8,11 @@ import pytest
 import torch
 
 import aevb
+from aevb.maths.objectives import elbo_b
+from aevb.model import VAE, ModelConfig, initialize
+from aevb.native import calls, interface
 from aevb.native import library as kernels
 from aevb.native import step as native
-from aevb.model import VAE, ModelConfig, initialize
-from aevb.maths.objectives import elbo_b
 from aevb.training.build import make_optimizer
 
 
@@ -22,7 +23,7 @@ def test_bernoulli_draws_the_bits_of_torch_rand(lib, drawn_before, n):
     torch.rand(drawn_before, generator=ours)
     theirs.set_state(ours.get_state())
     probs = torch.rand(n, generator=torch.Generator().manual_seed(99))
-    got = kernels.bernoulli(lib, probs, ours)
+    got = calls.bernoulli(lib, probs, ours)
     assert torch.equal(got, (torch.rand(n, generator=theirs) < probs).float())
     assert torch.equal(ours.get_state(), theirs.get_state())  # the same state afterwards
     if n >= 1000:  # P(u < p) = E[p] = 1/2
@@ -63,7 +64,7 @@ def test_extreme_logits_stay_exact(lib):
     x = torch.tensor([[0.0, 1.0, 0.0, 1.0, 0.0, 1.0, 0.0, 1.0, 1.0]])
     rows, colsum, kl = torch.empty(1), torch.empty(9), torch.tensor([0.25])
     grad = logits.clone()
-    bound = kernels.bernoulli_logits(lib, grad, x, kl, rows, colsum)
+    bound = calls.bernoulli_logits(lib, grad, x, kl, rows, colsum)
     l64, x64 = logits.double(), x.double()
     expected = (x64 * l64 - torch.nn.functional.softplus(l64)).sum()
     torch.testing.assert_close(rows.double(), expected.reshape(1), rtol=1e-7, atol=0)
@@ -181,8 +182,8 @@ def test_the_library_declares_the_step_interface_of_the_structs(lib):
 
     sizes = (ctypes.c_int64 * 2)()
     lib.aevb_interface_sizes(sizes)
-    assert tuple(sizes) == (ctypes.sizeof(kernels.Layer), ctypes.sizeof(kernels.StepArgs))
-    assert [f[0] for f in kernels.Layer._fields_][:2] == ["weight", "bias"]
+    assert tuple(sizes) == (ctypes.sizeof(interface.declared()[0]["aevb_layer"]), ctypes.sizeof(interface.declared()[0]["aevb_step_args"]))
+    assert [f[0] for f in interface.declared()[0]["aevb_layer"]._fields_][:2] == ["weight", "bias"]
 
 
 def test_no_compiler_means_no_kernels(tmp_path, monkeypatch):
@@ -193,7 +194,7 @@ def test_no_compiler_means_no_kernels(tmp_path, monkeypatch):
     monkeypatch.delenv("CC")
     assert kernels.load() is None
     with pytest.raises(ValueError, match="float32"):
-        kernels.bernoulli_logits(None, torch.zeros(2, 2, dtype=torch.float64),
+        calls.bernoulli_logits(None, torch.zeros(2, 2, dtype=torch.float64),
                                  torch.zeros(2, 2), torch.zeros(2), torch.zeros(2),
                                  torch.zeros(2))
 
@@ -204,7 +205,7 @@ def test_training_without_kernels_warns_and_trains(tmp_path, monkeypatch):
                        out=str(tmp_path / "run"), download=False)
     with pytest.warns(UserWarning, match="aevb.native unavailable"):
         run = aevb.train(cfg, progress=False)
-    assert math.isfinite(aevb.rundir.checkpoint.read_metrics(run)[-1]["test_elbo"])
+    assert math.isfinite(aevb.rundir.logs.read_metrics(run)[-1]["test_elbo"])
 
 
 @pytest.mark.parametrize("compiled", [True, False])
@@ -229,10 +230,10 @@ def test_softplus_sums_against_float64(lib):
                         torch.linspace(-30, 30, 784).reshape(1, 784)])
     bias = torch.randn(784, generator=torch.Generator().manual_seed(3))
     expected = torch.nn.functional.softplus(logits.double() + bias.double()).sum(-1)
-    torch.testing.assert_close(kernels.softplus_sums(lib, logits, bias).double(), expected,
+    torch.testing.assert_close(calls.softplus_sums(lib, logits, bias).double(), expected,
                                rtol=2e-7, atol=1e-5)
     with pytest.raises(ValueError, match="bias"):
-        kernels.softplus_sums(lib, logits, bias[:10])
+        calls.softplus_sums(lib, logits, bias[:10])
 
 
 @pytest.mark.parametrize("hidden, samples", [((500,), 40), ((30, 20), 7)])
@@ -312,26 +313,26 @@ def test_plan_step_refuses_tensors_of_the_wrong_size(lib):
         out = []
         for i, layer in enumerate(step.encoder + step.decoder):
             rows = 10 - (shrink == i)
-            out.append(kernels.LayerTensors(
+            out.append(calls.LayerTensors(
                 layer.weight, layer.bias, None, None, None, None,
                 torch.empty(rows, layer.out_features),
                 None if i == 0 else torch.empty(10, layer.in_features)))
         return out
 
-    scratch = {k: torch.empty(s) for k, s in zip(kernels.SCRATCH, ((10, 4), (10, 4), (10,),
+    scratch = {k: torch.empty(s) for k, s in zip(calls.SCRATCH, ((10, 4), (10, 4), (10,),
                                                                     (10,), (10, 8)))}
-    plan = kernels.plan_step(layers(), 2, scratch, x.shape, eps.shape)
+    plan = calls.plan_step(layers(), 2, scratch, x.shape, eps.shape)
     assert plan.n_encoder == 2
     for k in range(4):
         with pytest.raises(ValueError, match="size"):
-            kernels.plan_step(layers(shrink=k), 2, scratch, x.shape, eps.shape)
+            calls.plan_step(layers(shrink=k), 2, scratch, x.shape, eps.shape)
     with pytest.raises(ValueError, match="buffer"):
-        kernels.plan_step(layers(), 2, {**scratch, "de": torch.empty(10, 7)}, x.shape,
+        calls.plan_step(layers(), 2, {**scratch, "de": torch.empty(10, 7)}, x.shape,
                           eps.shape)
     with pytest.raises(ValueError, match="chain"):
-        kernels.plan_step(layers(), 2, scratch, (10, 780), eps.shape)
+        calls.plan_step(layers(), 2, scratch, (10, 780), eps.shape)
     with pytest.raises(ValueError, match="shape of its plan"):
-        kernels.vae_step(lib, plan, x[:9], eps[:, :9], None)
+        calls.vae_step(lib, plan, x[:9], eps[:, :9], None)
 
 
 def test_the_compiled_step_reports_where_its_time_went(lib):
@@ -339,9 +340,9 @@ def test_the_compiled_step_reports_where_its_time_went(lib):
     step = native.Step(model, None)
     x, eps = (torch.rand(100, 784) < 0.3).float(), torch.randn(1, 100, 4)
     step(x, eps)
-    spent = torch.zeros(len(kernels.STEP_KINDS), dtype=torch.float64)
+    spent = torch.zeros(len(calls.STEP_KINDS), dtype=torch.float64)
     start = time.perf_counter()
     for _ in range(5):
-        kernels.vae_step(lib, step._plan[1], x, eps, None, spent=spent)
+        calls.vae_step(lib, step._plan[1], x, eps, None, spent=spent)
     wall = time.perf_counter() - start
     assert (spent > 0).all() and spent.sum() <= wall

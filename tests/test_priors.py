@@ -10,9 +10,10 @@ from scipy.special import logsumexp
 
 import aevb
 from aevb import priors
-from aevb.rundir.checkpoint import read_config, read_metrics
 from aevb.maths.distributions import diagonal_gaussian, kl_to_prior, kl_to_standard_normal
+from aevb.rundir.checkpoint import read_config
 from aevb.rundir.evaluations import evaluate_run
+from aevb.rundir.logs import read_metrics
 
 
 def _mixture(seed=0, latent=3, k=4):

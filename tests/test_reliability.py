@@ -9,15 +9,15 @@ import time
 
 import numpy as np
 import pytest
+from cli_helpers import start
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import aevb
-from aevb.rundir.checkpoint import read_metrics
 from aevb.config import TrainConfig
 from aevb.data import read_amat, read_array, read_idx
 from aevb.errors import AevbError
-from cli_helpers import start
+from aevb.rundir.logs import read_metrics
 
 SETTINGS = ["--dataset", "digits", "--latent-dim", "3", "--hidden", "200", "--epochs", "40",
             "--eval-points", "12", "--checkpoint-every", "2000", "--quiet"]
@@ -244,7 +244,7 @@ def test_a_run_being_trained_cannot_be_trained_by_a_second_process(tmp_path):
     assert proc.wait(timeout=60) == 128 + signal.SIGTERM
     samples = [m["samples"] for m in read_metrics(out)]
     assert samples == sorted(set(samples))  # the refused process wrote nothing
-    with aevb.rundir.checkpoint.exclusive(out):  # the lock went with the process that held it
+    with aevb.rundir.folder.exclusive(out):  # the lock went with the process that held it
         aevb.load(out)
 
 

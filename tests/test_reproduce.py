@@ -6,11 +6,11 @@ import sys
 import time
 
 import pytest
+from cli_helpers import cli
 from PIL import Image
 
-from aevb.rundir.checkpoint import read_metrics
+from aevb.rundir.logs import read_metrics
 from aevb.training.reproduce import FIG2_LATENT, plan
-from cli_helpers import cli
 
 
 def _aevb(*args):

@@ -11,18 +11,18 @@ import threading
 import numpy as np
 import pytest
 import torch
+from cli_helpers import cli as _cli  # noqa: E402
+from cli_helpers import one_error_line as _one_error_line
 from safetensors.torch import load_file, save_file
 
 import aevb
-from aevb.rundir import checkpoint, integrity
 from aevb import files
-from aevb.native import library as kernels
-from aevb.native import step as native
 from aevb.errors import AevbError
 from aevb.model import VAE, ModelConfig, initialize
-
-
-from cli_helpers import cli as _cli, one_error_line as _one_error_line  # noqa: E402
+from aevb.native import calls
+from aevb.native import library as kernels
+from aevb.native import step as native
+from aevb.rundir import checkpoint, folder, integrity, logs
 
 
 def _snapshot(run):
@@ -129,10 +129,10 @@ def test_a_log_may_grow_but_not_change(digits_run, tmp_path):
     metrics = run / "metrics.jsonl"
     original = metrics.read_bytes()
     metrics.write_bytes(original + b'{"samples": 1')  # a line cut by a kill: tolerated
-    assert checkpoint.read_metrics(run)
+    assert logs.read_metrics(run)
     metrics.write_bytes(original.replace(b'"samples": ', b'"samples":  ', 1))
     with pytest.raises(AevbError, match="SHA-256"):
-        checkpoint.read_metrics(run)
+        logs.read_metrics(run)
 
 
 def test_a_kill_between_the_writes_of_a_checkpoint_leaves_a_verified_run(digits_run,
@@ -242,7 +242,7 @@ def test_resume_still_works_on_the_untouched_state(unfinished_run, tmp_path):
     run = _crafted(unfinished_run, tmp_path, lambda t, m: None)
     r = _cli("train", "--resume", str(run), "--quiet")
     assert r.returncode == 0, r.stderr
-    assert checkpoint.read_metrics(run)[-1]["samples"] == 10_000
+    assert logs.read_metrics(run)[-1]["samples"] == 10_000
 
 
 # ----------------------------------------------------------- the compiled path's memory
@@ -256,9 +256,9 @@ def _model(hidden=(20,), latent=4, seed=0):
 def test_native_entry_points_check_sizes(lib):
     p = torch.zeros(100)
     with pytest.raises(ValueError, match="size"):
-        kernels.adagrad(lib, p, torch.zeros(100), torch.zeros(10), torch.zeros(1), 0.1, 0, 1e-10)
+        calls.adagrad(lib, p, torch.zeros(100), torch.zeros(10), torch.zeros(1), 0.1, 0, 1e-10)
     with pytest.raises(ValueError, match="size"):
-        kernels.adagrad(lib, p, torch.zeros(100), torch.zeros(100), torch.zeros(0), 0.1, 0, 1e-10)
+        calls.adagrad(lib, p, torch.zeros(100), torch.zeros(100), torch.zeros(0), 0.1, 0, 1e-10)
     gen = torch.Generator()
     for left, nxt in ((0, 0), (625, 0), (3, 623), (624, 5), (2, 624), (-5, 0)):
         # torch's set_state refuses some of these itself, but not the last three in range
@@ -266,7 +266,7 @@ def test_native_entry_points_check_sizes(lib):
             gen.set_state(_mt_state(left, nxt))
             before = gen.get_state()
             with pytest.raises(ValueError, match="counters"):
-                kernels.bernoulli(lib, torch.full((50,), 0.5), gen)
+                calls.bernoulli(lib, torch.full((50,), 0.5), gen)
             assert torch.equal(gen.get_state(), before)
         # the C code refuses it too, whoever calls it
         state, out = _mt_state(left, nxt), torch.empty(50)
@@ -314,10 +314,10 @@ def test_a_zero_width_layer_takes_the_pytorch_path(lib):
     cfg = aevb.resolve("mnist-paper", latent_dim=4, hidden=(8,), engine="native")
     choice = aevb.training.build.choose_engine(cfg, model, torch.device("cpu"), 10**6)
     assert choice.name != "native" and "MLP" in choice.reason
-    layer = kernels.LayerTensors(torch.zeros(0, 784), torch.zeros(0), None, None, None, None,
+    layer = calls.LayerTensors(torch.zeros(0, 784), torch.zeros(0), None, None, None, None,
                                  torch.zeros(10, 0), None)
     with pytest.raises(ValueError, match="zero"):
-        kernels.plan_step([layer, layer], 1, {}, torch.Size([10, 784]), torch.Size([1, 10, 0]))
+        calls.plan_step([layer, layer], 1, {}, torch.Size([10, 784]), torch.Size([1, 10, 0]))
 
 
 def test_a_refused_step_leaves_every_grad_as_it_was(lib):
@@ -430,20 +430,20 @@ def test_temporaries_of_a_killed_process_are_cleaned_up(digits_run, tmp_path):
     run = _copy(digits_run, tmp_path)
     stale = run / ".state.safetensors.tmp-abc123"
     stale.write_bytes(b"half a checkpoint")
-    with checkpoint.exclusive(run):
+    with folder.exclusive(run):
         assert not stale.exists()
 
 
 def test_the_run_directory_is_checked_under_the_lock(tmp_path, monkeypatch):
     """Another process that makes a run between the check and the lock is not overwritten."""
     out = tmp_path / "run"
-    real = checkpoint.exclusive
+    real = folder.exclusive
 
     def another_process_finishes_first(run_dir, active=True, wait=False):
         (out / "config.json").write_text('{"theirs": true}')
         return real(run_dir, active, wait)
 
-    monkeypatch.setattr(checkpoint, "exclusive", another_process_finishes_first)
+    monkeypatch.setattr(folder, "exclusive", another_process_finishes_first)
     cfg = aevb.resolve(dataset="digits", latent_dim=2, hidden=(8,), samples=200,
                        eval_points=1, out=str(out), download=False)
     with pytest.raises(AevbError, match="already holds a run"):
@@ -466,7 +466,7 @@ def test_training_starts_without_fcntl(tmp_path, monkeypatch):
     cfg = aevb.resolve(dataset="digits", latent_dim=2, hidden=(8,), samples=300,
                        eval_points=1, out=str(tmp_path / "run"), download=False)
     run = aevb.train(cfg, progress=False)
-    assert checkpoint.read_metrics(run)[-1]["samples"] == 300
+    assert logs.read_metrics(run)[-1]["samples"] == 300
 
 
 def test_warnings_are_one_line(tmp_path):

@@ -5,9 +5,10 @@ import pytest
 import torch
 
 import aevb
-from aevb.rundir.checkpoint import read_config, read_metrics
 from aevb.errors import AevbError
 from aevb.evaluation.evaluate import average_bound, evaluation_set
+from aevb.rundir.checkpoint import read_config
+from aevb.rundir.logs import read_metrics
 from aevb.training.trainer import eval_schedule
 
 

@@ -4,8 +4,8 @@ import torch
 import aevb
 from aevb.data import load_dataset
 from aevb.evaluation.evaluate import evaluation_set, importance_log_likelihood
-from aevb.model import VAE, ModelConfig, initialize
 from aevb.maths.objectives import sleep_objective, wake_objective
+from aevb.model import VAE, ModelConfig, initialize
 
 
 def _model():

@@ -11,9 +11,9 @@ from dataclasses import dataclass, field, fields
 
 from .algorithms import NAMES as ALGORITHMS
 from .algorithms.settings import McemConfig
-from .priors import NAMES as PRIORS
 from .errors import AevbError
 from .fields import check_types
+from .priors import NAMES as PRIORS
 
 ENGINES = ("auto", "native", "compiled", "eager")  # see aevb.compute.engine
 

@@ -15,8 +15,8 @@ from torch.distributions import Independent
 
 from . import priors
 from .errors import AevbError
-from .networks import NETWORKS
 from .full_vb import ParameterPosterior
+from .networks import NETWORKS
 from .networks.mlp import ACTIVATIONS, DECODERS
 
 

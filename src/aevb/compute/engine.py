@@ -24,8 +24,8 @@ from dataclasses import dataclass
 
 import torch
 
-from . import distributed
 from ..errors import AevbWarning
+from . import distributed
 
 # auto compiles runs of at least this many steps: shorter ones would wait longer for the
 # compiler than it saves them (docs/performance.md, "Decisions"; docs/engines.md).

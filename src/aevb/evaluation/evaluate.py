@@ -15,9 +15,9 @@ import numpy as np
 import torch
 
 from ..maths import hmc
-from .latents import latent_use
-from .importance import importance_log_likelihood
 from ..maths.objectives import complete_log_likelihood, elbo_b
+from .importance import importance_log_likelihood
+from .latents import latent_use
 
 # Seed offsets per split: (binarization, noise of the bound). Training and `aevb evaluate`
 # use the same ones, so the bound `evaluate` reports equals the last one in metrics.jsonl.

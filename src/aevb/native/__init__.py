@@ -9,7 +9,7 @@ Its one declared interface:
   estimator B (bound, gradient, Adagrad update) and returns the bound per data point [N] in
   nats, or None (nothing changed) where the bound is not finite;
 - `step.Adagrad`: torch.optim.Adagrad with the same update in C (the optimizer the step uses);
-- `step.log_weights` and `library.bernoulli`: importance sampling's log-weights and the
+- `step.log_weights` and `calls.bernoulli`: importance sampling's log-weights and the
   binarization's draws, the same values as the PyTorch definitions (the draws bit for bit).
 
 The C structs of the step are declared in kernels.h and mirrored in `library` (Layer,
@@ -38,7 +38,7 @@ def binarizer():
     """`binarize` bound to the loaded library (looked up once, not per minibatch), or None
     where the library is not built here."""
     from ..maths.distributions import binarize as plain
-    from . import library
+    from . import calls, library
 
     lib = library.load()
     if lib is None:
@@ -46,8 +46,8 @@ def binarizer():
 
     def draw(probs, generator=None, rows=None):
         if generator is not None and generator.device.type == "cpu" \
-                and library.usable(probs) and (rows is None or library.usable_rows(rows)):
-            return library.bernoulli(lib, probs, generator, rows)
+                and calls.usable(probs) and (rows is None or calls.usable_rows(rows)):
+            return calls.bernoulli(lib, probs, generator, rows)
         return plain(probs, generator, rows)
 
     return draw
@@ -78,16 +78,16 @@ def log_weights_for(model, x: torch.Tensor):
     """`objectives.log_weights` of `model` as a callable (x_b, eps) -> [K, N_b] made by the
     native pass (the decoder's softplus sums in C), where it serves the model and x; else
     None."""
-    from . import library, step
+    from . import calls, library, step
 
-    if not (step.supports_log_weights(model) and library.usable(x)):
+    if not (step.supports_log_weights(model) and calls.usable(x)):
         return None
     lib = library.load()
     if lib is None:
         return None
 
     def weights(xb, eps):  # [K, N_b]
-        if library.usable(*model.decoder.parameters()):
+        if calls.usable(*model.decoder.parameters()):
             return step.log_weights(model, xb, eps, lib)
         from ..maths.objectives import log_weights
 
@@ -100,7 +100,7 @@ def unavailable_reason(model, optimizer_name: str, device: torch.device,
                        dtype: torch.dtype = torch.float32) -> str | None:
     """None where the native step serves this model, optimizer, device and dtype; else why
     not (one clause)."""
-    from . import library, step
+    from . import calls, library, step
 
     if not step.supports(model):
         return ("it serves only tanh MLPs with a Bernoulli or Gaussian decoder and the N(0, I) "
@@ -112,6 +112,6 @@ def unavailable_reason(model, optimizer_name: str, device: torch.device,
     lib = library.load()
     if lib is None:
         return f"unavailable ({library.unavailable_reason()})"
-    if not library.lib_has_step(lib):
+    if not calls.lib_has_step(lib):
         return "torch exports no BLAS sgemm_ for it"
     return None

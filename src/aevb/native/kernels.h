@@ -7,8 +7,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* The native step's one declared interface. library.py mirrors these two structs field by
-   field (ctypes Layer and StepArgs) and refuses a library whose aevb_interface_sizes differ.
+/* The library's interface, declared once: interface.py reads the structs, the enum and the
+   prototypes below (from here to the end of the prototypes) and makes the ctypes structs and
+   signatures from them; a library whose aevb_interface_sizes differ from those structs is
+   not loaded. Pointers, int64_t, int32_t, int, float and double are the types it knows.
 
    One Linear layer y = h W^T + b of the paper's tanh MLPs: */
 typedef struct {
@@ -40,6 +42,33 @@ typedef struct {
     float lr, weight_decay, adagrad_eps;
     double *spent;                   /* NULL, or seconds per kind of work (step.c's enum) */
 } aevb_step_args;
+
+/* Fortran BLAS sgemm (column-major, 32-bit integers), as MKL's LP64 interface exports it. */
+typedef void (*sgemm_t)(const char *ta, const char *tb, const int *m, const int *n,
+                        const int *k, const float *alpha, const float *a, const int *lda,
+                        const float *b, const int *ldb, const float *beta, float *c,
+                        const int *ldc);
+
+/* What the library exports (kernels.c, step.c). */
+void aevb_bernoulli_logits(float *l, const float *bias, const float *x, float *rowbound,
+                           float *colsum, const float *kl, float *bound, int64_t rows,
+                           int64_t n, int64_t d, float scale);
+void aevb_gaussian_output(float *l, const float *bias, const float *x, float *rowbound,
+                          float *colsum, const float *kl, float *bound, int64_t rows,
+                          int64_t n, int64_t d, float scale);
+void aevb_gaussian_latent(const float *enc, const float *eps, float *sigma, float *z,
+                          float *kl, int64_t samples, int64_t n, int64_t j);
+void aevb_gaussian_latent_backward(const float *dz, const float *eps, const float *enc,
+                                   const float *sigma, float *de, float *colsum,
+                                   int64_t samples, int64_t n, int64_t j);
+void aevb_interface_sizes(int64_t *sizes);
+void aevb_adagrad(float *p, const float *g, float *s, float *step, int64_t n, float lr,
+                  float weight_decay, float eps);
+void aevb_softplus_sums(const float *l, const float *bias, float *out, int64_t rows, int64_t d);
+int aevb_mt19937_bernoulli(uint8_t *state, const float *probs, const int64_t *rows,
+                           int64_t sources, float *out, int64_t count, int64_t width);
+int aevb_vae_step(sgemm_t gemm, const aevb_step_args *a);
+/* (end of the interface) */
 
 /* exp(a) for a <= 0, vectorizable (glibc's libmvec was slower than torch's own here): a = k ln2
    + r with |r| <= ln2 / 2, e^r by its Taylor polynomial to r^7 (truncation below 1e-8
@@ -90,19 +119,5 @@ static inline void adagrad_update(float *p, const float *g, float *s, int64_t n,
     }
 }
 
-void aevb_bernoulli_logits(float *l, const float *bias, const float *x, float *rowbound,
-                           float *colsum, const float *kl, float *bound, int64_t rows,
-                           int64_t n, int64_t d, float scale);
-void aevb_gaussian_output(float *l, const float *bias, const float *x, float *rowbound,
-                          float *colsum, const float *kl, float *bound, int64_t rows,
-                          int64_t n, int64_t d, float scale);
-void aevb_gaussian_latent(const float *enc, const float *eps, float *sigma, float *z,
-                          float *kl, int64_t samples, int64_t n, int64_t j);
-void aevb_gaussian_latent_backward(const float *dz, const float *eps, const float *enc,
-                                   const float *sigma, float *de, float *colsum,
-                                   int64_t samples, int64_t n, int64_t j);
-void aevb_interface_sizes(int64_t *sizes);
-void aevb_adagrad(float *p, const float *g, float *s, float *step, int64_t n, float lr,
-                  float weight_decay, float eps);
 
 #endif

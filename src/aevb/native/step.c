@@ -14,12 +14,6 @@
 
 #include "kernels.h"
 
-/* Fortran BLAS sgemm (column-major, 32-bit integers), as MKL's LP64 interface exports it. */
-typedef void (*sgemm_t)(const char *ta, const char *tb, const int *m, const int *n,
-                        const int *k, const float *alpha, const float *a, const int *lda,
-                        const float *b, const int *ldb, const float *beta, float *c,
-                        const int *ldc);
-
 /* c [m, n] = op(a) op(b), all row-major with row strides lda, ldb, ldc; op(a) is [m, k] (a
    stored [k, m] if ta), op(b) is [k, n] (b stored [n, k] if tb). A row-major matrix is its
    transpose in column-major, so this is the column-major product c^T = op(b)^T op(a)^T. The

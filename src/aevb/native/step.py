@@ -33,9 +33,9 @@ import threading
 import torch
 from torch import nn
 
-from . import library
 from ..maths.distributions import q_sample
 from ..networks.mlp import BernoulliDecoder, GaussianDecoder, GaussianEncoder
+from . import calls, library
 
 
 def _linears(net: nn.Module) -> list[nn.Linear] | None:
@@ -75,7 +75,7 @@ class Step:
     tensors (float32, contiguous, CPU, with the library's step available); a model, .grad or
     optimizer state it cannot take raises ValueError before anything is computed.
 
-    It keeps a checked plan of the step's pointers (`library.plan_step`), made again when a
+    It keeps a checked plan of the step's pointers (`calls.plan_step`), made again when a
     parameter, .grad or optimizer state tensor moves (a new address): so it is a class.
     """
 
@@ -89,13 +89,13 @@ class Step:
         self.optimizer = optimizer
         self.likelihood = "gaussian" if type(model.decoder) is GaussianDecoder else "bernoulli"
         self._lib = library.load()
-        self._plan = None  # (key, library.StepPlan) of the last call
+        self._plan = None  # (key, calls.StepPlan) of the last call
         self._lock = threading.Lock()
 
     def usable(self, x: torch.Tensor, eps: torch.Tensor) -> bool:
         """Whether a call may take x and eps (the library's step, float32 contiguous CPU
         tensors); the model's and optimizer's tensors are checked when a plan is made."""
-        return library.lib_has_step(self._lib) and library.usable(x, eps)
+        return calls.lib_has_step(self._lib) and calls.usable(x, eps)
 
     def __call__(self, x: torch.Tensor, eps: torch.Tensor) -> torch.Tensor | None:
         # One call at a time: .grad and the plan are shared, and the C call releases the GIL
@@ -126,10 +126,10 @@ class Step:
             self._plan = key, self._make_plan(x, eps, state)
         if self._plan[1] is None:
             raise ValueError("the native step does not take these tensors")
-        bound, done = library.vae_step(self._lib, self._plan[1], x, eps, hyper)
+        bound, done = calls.vae_step(self._lib, self._plan[1], x, eps, hyper)
         return bound if done or hyper is None else None
 
-    def _make_plan(self, x: torch.Tensor, eps: torch.Tensor, state: list) -> library.StepPlan:
+    def _make_plan(self, x: torch.Tensor, eps: torch.Tensor, state: list) -> calls.StepPlan:
         samples, n, j = eps.shape
 
         def buffer(*shape):
@@ -139,13 +139,13 @@ class Step:
         for net, rows in (("e", n), ("d", samples * n)):
             for i, layer in enumerate(self.encoder if net == "e" else self.decoder):
                 (sum_w, step_w), (sum_b, step_b) = next(pairs), next(pairs)
-                layers.append(library.LayerTensors(
+                layers.append(calls.LayerTensors(
                     layer.weight, layer.bias, sum_w, sum_b, step_w, step_b,
                     out=buffer(rows, layer.out_features),
                     grad_in=None if net == "e" and i == 0 else buffer(rows, layer.in_features)))
-        scratch = dict(zip(library.SCRATCH, (buffer(*shape) for shape in (
+        scratch = dict(zip(calls.SCRATCH, (buffer(*shape) for shape in (
             (n, j), (samples * n, j), (n,), (samples * n,), (n, 2 * j)))))
-        return library.plan_step(layers, len(self.encoder), scratch, x.shape, eps.shape,
+        return calls.plan_step(layers, len(self.encoder), scratch, x.shape, eps.shape,
                                  self.likelihood)
 
 
@@ -163,14 +163,14 @@ def log_weights(model, x: torch.Tensor, eps: torch.Tensor, lib) -> torch.Tensor:
     z = q_sample(q, eps)  # [L, N, J]
     p = model.decode(z)  # AffineBernoulli: hidden layer h [L, N, H], weight [D, H], bias [D]
     h = p.h.reshape(-1, p.h.shape[-1])
-    softplus = library.softplus_sums(lib, torch.mm(h, p.weight.t()), p.bias)
+    softplus = calls.softplus_sums(lib, torch.mm(h, p.weight.t()), p.bias)
     log_p_x_given_z = p.data_terms(x) - softplus.view(p.h.shape[:-1])
     return log_p_x_given_z + model.prior().log_prob(z) - q.log_prob(z)
 
 
 class Adagrad(torch.optim.Adagrad):
     """torch.optim.Adagrad (the same options, state and checkpoints) whose update of a float32
-    CPU parameter is one `library.adagrad` pass, where torch's fused kernel makes several
+    CPU parameter is one `calls.adagrad` pass, where torch's fused kernel makes several
     and some Python work per tensor; the native `Step` makes the same update inside its
     backward pass, from `kernel_arguments()`. What the kernel does not do (lr_decay, maximize,
     other dtypes or devices, sparse gradients, a closure) goes to torch's own step.
@@ -195,8 +195,8 @@ class Adagrad(torch.optim.Adagrad):
         state = []
         for p in group["params"] if params is None else params:
             s = self.state.get(p)
-            if s is None or checked and (not library.usable(p, s["sum"], s["step"]) or (
-                    p.grad is not None and not library.usable(p.grad))):
+            if s is None or checked and (not calls.usable(p, s["sum"], s["step"]) or (
+                    p.grad is not None and not calls.usable(p.grad))):
                 return None
             state.append((s["sum"], s["step"]))
         return (group["lr"], group["weight_decay"], group["eps"]), state
@@ -209,5 +209,5 @@ class Adagrad(torch.optim.Adagrad):
         (lr, weight_decay, eps), state = arguments
         for p, (sums, step) in zip(self.param_groups[0]["params"], state):
             if p.grad is not None:
-                library.adagrad(self._lib, p, p.grad, sums, step, lr, weight_decay, eps)
+                calls.adagrad(self._lib, p, p.grad, sums, step, lr, weight_decay, eps)
         return None

@@ -20,6 +20,7 @@ from typing import Sequence
 
 import torch
 from torch import nn
+
 from ..maths.distributions import BernoulliLogits, DiagonalGaussian, diagonal_gaussian
 from .mlp import ACTIVATIONS, mlp, sigmoid_gaussian
 

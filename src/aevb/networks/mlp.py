@@ -11,8 +11,8 @@ from typing import Sequence
 
 import torch
 from torch import nn
-from ..maths.distributions import AffineBernoulli, DiagonalGaussian, diagonal_gaussian
 
+from ..maths.distributions import AffineBernoulli, DiagonalGaussian, diagonal_gaussian
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU,
                                            "softplus": nn.Softplus, "elu": nn.ELU}

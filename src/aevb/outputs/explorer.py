@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from ..errors import AevbError
+from ..rundir import names
 
 PLACEHOLDER = "/*__AEVB_MODEL__*/null"
 GALLERY = 24  # test images carried by the page, to pick and interpolate between
@@ -104,8 +105,8 @@ def write_explorer(run_dir, out=None, data=None) -> Path:
     `data`: the run's dataset when the caller has it loaded."""
     from ..rundir import integrity
     from ..rundir.checkpoint import load, read_config
-    from .report import run_label
     from ..rundir.evaluations import dataset_of_run, test_set_of_run
+    from .report import run_label
 
     run_dir = Path(run_dir)
     if out is not None and os.path.lexists(out):  # before the work
@@ -119,8 +120,8 @@ def write_explorer(run_dir, out=None, data=None) -> Path:
     test = test_set_of_run(run_dir, data)
     html = render(page_model(model, test, data.test_labels, run_label(info)))
     if out is None:
-        integrity.write(run_dir, {"explorer.html": html.encode()})
-        return run_dir / "explorer.html"
+        integrity.write(run_dir, {names.EXPLORER: html.encode()})
+        return run_dir / names.EXPLORER
     from ..files import write_new
 
     return write_new(out, html.encode())

@@ -1,8 +1,8 @@
 """What a finished run leaves for people: the hook the training loop calls at its end."""
 from __future__ import annotations
 
-from ..rundir.checkpoint import load
 from ..data import Dataset
+from ..rundir.checkpoint import load
 from .explorer import unsupported_reason, write_explorer
 from .report import write_figures, write_report
 

@@ -17,8 +17,8 @@ import torch
 from scipy.stats import norm
 
 from .. import files
-from ..rundir import integrity
 from ..errors import AevbError
+from ..rundir import integrity, names
 
 
 def image_shape(data_shape: Sequence[int]) -> tuple[int, ...]:
@@ -69,8 +69,7 @@ def save_grid(images: np.ndarray, rows: int, cols: int, path, scale: int | None 
 
 # The figures a run directory holds (`aevb.outputs.report` draws them); no other file there is ever
 # replaced by a picture.
-RUN_FIGURES = ("curves.png", "manifold.png", "samples.png", "reconstructions.png",
-               "latent.png", "theta-draws.png")
+RUN_FIGURES = names.FIGURES
 
 
 def _write(path, data: bytes):

@@ -7,19 +7,20 @@ import json
 from pathlib import Path
 
 from .. import algorithms
-from ..rundir import integrity
-from . import plots
-from ..rundir.checkpoint import load, read_config, read_evaluations, read_metrics
 from ..data import Dataset
+from ..rundir import integrity, names
+from ..rundir.checkpoint import load, read_config
 from ..rundir.evaluations import dataset_of_run, test_set_of_run
+from ..rundir.logs import read_evaluations, read_metrics
+from . import plots
 
 FIGURES = {  # file name -> caption
-    "curves.png": "Lower bound per data point against training samples evaluated (paper, Fig. 2)",
-    "manifold.png": "Decoder means over a grid of z through the inverse Gaussian CDF (Fig. 4)",
-    "samples.png": "Decoder means for z drawn from the prior (Fig. 5)",
-    "reconstructions.png": "Test data (top) and decoder means at the mean of q(z|x) (bottom)",
-    "latent.png": "Means of q(z|x) over the test set",
-    "theta-draws.png": "The same z decoded under the posterior mean of theta (top row) and "
+    names.CURVES: "Lower bound per data point against training samples evaluated (paper, Fig. 2)",
+    names.MANIFOLD: "Decoder means over a grid of z through the inverse Gaussian CDF (Fig. 4)",
+    names.SAMPLES: "Decoder means for z drawn from the prior (Fig. 5)",
+    names.RECONSTRUCTIONS: "Test data (top) and decoder means at the mean of q(z|x) (bottom)",
+    names.LATENT: "Means of q(z|x) over the test set",
+    names.THETA_DRAWS: "The same z decoded under the posterior mean of theta (top row) and "
                        "under draws theta ~ q(theta) (rows below): the model's uncertainty",
 }
 
@@ -37,16 +38,16 @@ def write_figures(run_dir, data: Dataset | None = None) -> list[Path]:
     model = load(run_dir)
     data = data if data is not None else dataset_of_run(run_dir)
     test = test_set_of_run(run_dir, data)
-    paths = [plots.manifold(model, run_dir / "manifold.png"),
-             plots.samples(model, run_dir / "samples.png")]
+    paths = [plots.manifold(model, run_dir / names.MANIFOLD),
+             plots.samples(model, run_dir / names.SAMPLES)]
     if model.theta_posterior is not None:
-        paths.append(plots.theta_draws(model, run_dir / "theta-draws.png"))
+        paths.append(plots.theta_draws(model, run_dir / names.THETA_DRAWS))
     metrics = read_metrics(run_dir)
     if any(m.get("test_elbo") is not None for m in metrics):
-        paths.append(plots.curves([(run_label(info), metrics)], run_dir / "curves.png"))
+        paths.append(plots.curves([(run_label(info), metrics)], run_dir / names.CURVES))
     if algorithms.get(info["config"]["algorithm"]).trains_encoder:
-        paths += [plots.reconstructions(model, test, run_dir / "reconstructions.png"),
-                  plots.latent_scatter(model, test, run_dir / "latent.png",
+        paths += [plots.reconstructions(model, test, run_dir / names.RECONSTRUCTIONS),
+                  plots.latent_scatter(model, test, run_dir / names.LATENT,
                                        labels=data.test_labels)]
     return paths
 
@@ -99,7 +100,7 @@ def write_report(run_dir) -> Path:
     ll = "".join(_evaluation_html(e) for e in evaluations)
     explorer = ('<p><a href="explorer.html">Open the latent explorer</a> (explorer.html, '
                 'beside this report): decode any z, encode your own drawing, interpolate.</p>'
-                if (run_dir / "explorer.html").exists() else "")
+                if (run_dir / names.EXPLORER).exists() else "")
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>aevb run {esc(run_dir.name)}</title>
 <style>
@@ -127,6 +128,6 @@ torch {esc(info['versions']['torch'])}, device {esc(info.get('device', '?'))}.</
 <table>{settings}</table>
 </body></html>
 """
-    out = run_dir / "report.html"
+    out = run_dir / names.REPORT
     integrity.write(run_dir, {out.name: page.encode()})
     return out

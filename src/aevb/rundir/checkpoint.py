@@ -1,4 +1,4 @@
-"""Run directories: config.json, model.safetensors, state.safetensors and metrics.jsonl.
+"""A run's checkpoint: config.json, model.safetensors and state.safetensors, written and read.
 
 Nothing in a run directory is a pickle: weights, optimizer state and RNG states are
 safetensors, everything else JSON. Files are replaced atomically (`files.atomic_write`), so an
@@ -10,8 +10,6 @@ touches them: the compiled kernels trust their sizes.
 from __future__ import annotations
 
 import json
-import os
-from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -19,86 +17,10 @@ from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
-from . import integrity, state_checks
 from ..errors import AevbError
-from ..files import TEMP_MARK, Busy, atomic_write, lock, remove_stale_temporaries
 from ..model import VAE, ModelConfig
-
-CONFIG = "config.json"
-WEIGHTS = "model.safetensors"
-STATE = "state.safetensors"
-METRICS = "metrics.jsonl"
-EVALUATIONS = "evaluations.jsonl"
-RUN_FILES = (CONFIG, WEIGHTS, STATE, METRICS)
-
-
-# What aevb itself keeps in a run directory besides the files it records.
-_OWN = {integrity.MANIFEST, ".lock", ".manifest.lock"}
-
-
-def check_new_run_dir(run_dir) -> bool:
-    """Raise unless run_dir can take a new run: it is absent, empty, or holds a run that
-    stopped before its first checkpoint (nothing was trained; returns True: its files are to
-    be replaced, under the run's lock). A run with a checkpoint and a folder holding anything
-    that is not aevb's are refused: nothing trained, and nothing of the user's, is ever
-    overwritten."""
-    run_dir = Path(run_dir)
-    if os.path.lexists(run_dir) and not run_dir.is_dir():
-        raise AevbError(f"{run_dir} exists and is not a directory; choose another --out")
-    if not run_dir.exists():
-        return False
-    names = {p.name for p in run_dir.iterdir() if TEMP_MARK not in p.name} - {".lock",
-                                                                            ".manifest.lock"}
-    present = [name for name in RUN_FILES if name in names]
-    if STATE in names or WEIGHTS in names:
-        raise AevbError(f"{run_dir} already holds a run ({', '.join(present)}); "
-                        "choose another --out")
-    if not names:
-        return False
-    foreign = sorted(names - {CONFIG, METRICS, integrity.MANIFEST})
-    if CONFIG in names and not _is_aevb_config(run_dir):
-        raise AevbError(f"{run_dir} already holds a run of something else ({CONFIG} is not an "
-                        "aevb run's); choose another --out")
-    if foreign or not (CONFIG in names or integrity.is_manifest(run_dir)):
-        listed = ", ".join((foreign or sorted(names))[:5])
-        raise AevbError(f"{run_dir} is not empty and is not an aevb run (it holds {listed}); "
-                        "choose an empty or new folder for --out")
-    return True
-
-
-def _is_aevb_config(run_dir: Path) -> bool:
-    try:
-        info = json.loads((run_dir / CONFIG).read_text())
-    except (OSError, ValueError, UnicodeDecodeError):
-        return False
-    return isinstance(info, dict) and isinstance(info.get("config"), dict) \
-        and isinstance(info.get("model"), dict)
-
-
-def clear_unstarted(run_dir) -> None:
-    """Remove the files of a run that stopped before its first checkpoint (call under the
-    run's lock, after `check_new_run_dir` returned True there)."""
-    for name in (METRICS, CONFIG, integrity.MANIFEST):
-        (Path(run_dir) / name).unlink(missing_ok=True)
-
-
-@contextmanager
-def exclusive(run_dir, active: bool = True, wait: bool = False):
-    """Hold run_dir/.lock while training: a second process that tries to train or resume the
-    same run gets an AevbError instead of interleaving checkpoints (wait=True: it waits its
-    turn instead). The lock goes with the process that holds it, so a killed run leaves none
-    behind; temporary files such a process left are removed once the lock is held.
-    active=False: no lock (the non-writing ranks under torchrun)."""
-    if not active:
-        yield
-        return
-    try:
-        with lock(Path(run_dir) / ".lock", wait=wait):
-            remove_stale_temporaries(run_dir)
-            yield
-    except Busy:
-        raise AevbError(f"{run_dir} is being trained by another process; wait for it to "
-                        "finish or stop it") from None
+from . import integrity, state_checks
+from .names import CONFIG, STATE, WEIGHTS
 
 
 def write_config(run_dir: Path, info: dict) -> None:
@@ -282,66 +204,3 @@ def read_progress(run_dir) -> dict:
         raise AevbError(f"{run_dir}/{STATE}: no progress record") from None
 
 
-def append_metrics(run_dir: Path, record: dict) -> None:
-    append_jsonl(Path(run_dir) / METRICS, record)
-
-
-def append_jsonl(path: Path, record: dict) -> None:
-    """One JSON line appended to a log in a run directory (and recorded in its manifest)."""
-    path = Path(path)
-    integrity.append(path.parent, path.name, json.dumps(record))
-
-
-def read_log(run_dir, name: str, required: tuple[str, ...] = ()) -> list[dict]:
-    """The records of a run's JSONL log (metrics.jsonl, evaluations.jsonl), verified against
-    the manifest. Only what the manifest records is data: a line cut short by a kill is
-    skipped, and anything appended past the recorded part is ignored with one warning. A
-    record that is not a JSON object holding the `required` keys is skipped the same way."""
-    import warnings
-
-    from ..errors import AevbWarning
-
-    recorded, extra = integrity.read_log(run_dir, name)
-    records, skipped = [], 0
-    for line in recorded.decode("utf-8", "replace").splitlines():
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            record = None
-        if isinstance(record, dict) and all(k in record for k in required):
-            records.append(record)
-        else:  # one is a line cut by a kill (ended by the next append); more is damage
-            skipped += 1
-    if b"\n" in extra:
-        warnings.warn(AevbWarning(f"{Path(run_dir) / name}: {len(extra)} bytes past the last "
-                                  "recorded record are ignored (not written by aevb, or cut "
-                                  "off by a kill)"), stacklevel=2)
-    if skipped > 1:
-        warnings.warn(AevbWarning(f"{Path(run_dir) / name}: {skipped} records that are not "
-                                  "aevb's are ignored"), stacklevel=2)
-    return records
-
-
-def read_metrics(run_dir) -> list[dict]:
-    """The evaluation records of metrics.jsonl (`read_log`)."""
-    return read_log(run_dir, METRICS, ("samples", "epoch", "train_elbo", "test_elbo"))
-
-
-def read_evaluations(run_dir) -> list[dict]:
-    """The records `aevb evaluate` appended to evaluations.jsonl (`read_log`), those whose
-    values have the types it writes."""
-    def number(v, none=False):
-        return (v is None and none) or (isinstance(v, (int, float)) and not isinstance(v, bool))
-
-    return [e for e in read_log(run_dir, EVALUATIONS, ("split", "n", "elbo", "log_likelihood",
-                                                       "importance_samples"))
-            if isinstance(e["split"], str) and number(e["n"]) and number(e["elbo"], True)
-            and number(e["log_likelihood"]) and number(e["importance_samples"])
-            and isinstance(e.get("kl_per_dimension") or [], list)
-            and isinstance(e.get("posterior_std") or [], list)]
-
-
-def truncate_metrics(run_dir, samples: int) -> None:
-    """Drop records made after the checkpoint at `samples` (they will be made again)."""
-    kept = [r for r in read_metrics(run_dir) if r["samples"] <= samples]
-    integrity.write(run_dir, {METRICS: "".join(json.dumps(r) + "\n" for r in kept).encode()})

@@ -17,8 +17,8 @@ from ..evaluation.evaluate import METHODS, Evaluation, evaluate, evaluation_set
 
 def dataset_of_run(run_dir):
     """The dataset a run was trained on, with the same split."""
-    from .checkpoint import read_config
     from ..data import load_for_config
+    from .checkpoint import read_config
 
     return load_for_config(read_config(run_dir)["config"])
 
@@ -44,9 +44,9 @@ def evaluate_run(run_dir, *, split: str = "test", importance_samples: int = 5000
     the seeded ones (to compare with an exported scorer given the same).
     """
     from .. import algorithms
-    from .checkpoint import load, read_config
     from ..compute.distributed import pick_device
     from ..errors import AevbError
+    from .checkpoint import load, read_config
 
     _check_options(method, importance_samples, limit, batch_size)
     info = read_config(run_dir)

@@ -21,9 +21,9 @@ from pathlib import Path
 
 from .. import files
 from ..errors import AevbError, AevbWarning
+from .names import MANIFEST
+from .names import MANIFEST_LOCK as _LOCK
 
-MANIFEST = "manifest.json"
-_LOCK = ".manifest.lock"
 _NOTED: set[str] = set()  # runs without a manifest already noted in this process
 
 

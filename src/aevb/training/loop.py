@@ -19,18 +19,18 @@ import numpy as np
 import torch
 
 from .. import algorithms
-from ..rundir import checkpoint
-from ..compute import distributed
 from ..algorithms.base import NonFinite
+from ..compute import distributed
+from ..compute.engine import Choice
 from ..config import TrainConfig
 from ..data import Dataset
-from ..maths.distributions import binarize
-from ..compute.engine import Choice
 from ..errors import AevbError, AevbWarning, Interrupted
 from ..evaluation.evaluate import SEED_OFFSETS, evaluation_set, hmc_harmonic_log_likelihood
-from .interrupt import Interrupt, Stop
+from ..maths.distributions import binarize
 from ..model import VAE
+from ..rundir import checkpoint, logs
 from .build import learning_rate
+from .interrupt import Interrupt, Stop
 
 
 def eval_schedule(total: int, eval_points: int) -> list[int]:
@@ -185,7 +185,7 @@ class _Session:
         bad = [k for k, v in record.items() if isinstance(v, float) and not math.isfinite(v)]
         if bad:
             raise _failed(run, bad[0].replace("_", " "), record[bad[0]])
-        checkpoint.append_metrics(run.run_dir, record)
+        logs.append_metrics(run.run_dir, record)
         self.save()
         shown = record["test_elbo"] if run.algorithm.trains_encoder \
             else record.get("test_log_likelihood")

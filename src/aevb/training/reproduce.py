@@ -15,11 +15,11 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import algorithms
-from ..rundir import checkpoint
-from ..outputs import plots
+from .. import algorithms, files
 from ..config import TrainConfig, resolve
 from ..errors import AevbError, Interrupted
+from ..outputs import plots
+from ..rundir import checkpoint, folder, logs, names
 
 # Training samples per configuration. The default finishes all four figures in about an hour
 # on a 2-core CPU (55 minutes, see docs/reproduction.md); the paper trained up to 1e8.
@@ -123,19 +123,19 @@ def ensure_trained(spec: Spec, run_dir: Path, progress: bool = True) -> str:
     from .trainer import resume, train
 
     config = dataclasses.replace(spec.config, out=str(run_dir))
-    if (run_dir / checkpoint.CONFIG).exists():
+    if (run_dir / names.CONFIG).exists():
         info = checkpoint.read_config(run_dir)
         differences = _differences(info.get("config", {}), config)
         if differences:
             raise AevbError(f"{run_dir} holds a run with other settings "
                             f"({'; '.join(differences)}); choose another --out")
-        if (run_dir / checkpoint.STATE).exists():
+        if (run_dir / names.STATE).exists():
             done = checkpoint.read_progress(run_dir)["samples"] >= info["total_samples"]
             if done:
                 return "finished earlier"
             resume(run_dir, progress=progress)
             return "resumed"
-        if (run_dir / checkpoint.WEIGHTS).exists():
+        if (run_dir / names.WEIGHTS).exists():
             raise AevbError(f"{run_dir} has weights but no training state; move it away")
     # A run that stopped before its first checkpoint is started again by `train`, which
     # decides so under the run's lock (another process may be starting it right now).
@@ -144,7 +144,7 @@ def ensure_trained(spec: Spec, run_dir: Path, progress: bool = True) -> str:
 
 
 def _records(out: Path, specs: list[Spec]) -> dict[str, list[dict]]:
-    return {s.name: checkpoint.read_metrics(out / "runs" / s.name) for s in specs}
+    return {s.name: logs.read_metrics(out / "runs" / s.name) for s in specs}
 
 
 def draw(figure: str, specs: list[Spec], out: Path) -> list[Path]:
@@ -191,7 +191,7 @@ def results_markdown(out: Path, done: dict[str, list[Spec]]) -> str:
         if figure not in done:
             continue
         specs = done[figure]
-        last = {s.name: (checkpoint.read_metrics(out / "runs" / s.name) or [{}])[-1]
+        last = {s.name: (logs.read_metrics(out / "runs" / s.name) or [{}])[-1]
                 for s in specs}
         samples = sorted({last[s.name].get("samples", 0) for s in specs})
         lines += [f"## {figure}", "", f"Training samples per run: "
@@ -247,14 +247,14 @@ def reproduce(figure: str, *, dataset: str | None = None, budget: int = DEFAULT_
         print(path, file=sys.stderr)
     # Which runs each figure used, so results.md covers every figure made into `out`; locked,
     # as reproductions of two figures may finish at once (docs/reproduce.sh runs two).
-    with checkpoint.exclusive(out, wait=True):
+    with folder.exclusive(out, wait=True):
         index_path = out / "reproduce.json"
         index = json.loads(index_path.read_text()) if index_path.exists() else {}
         index[figure] = {"dataset": dataset, "budget": budget, "data_dir": data_dir,
                          "likelihood_examples": likelihood_examples}
-        checkpoint.atomic_write(index_path, (json.dumps(index, indent=2) + "\n").encode())
+        files.atomic_write(index_path, (json.dumps(index, indent=2) + "\n").encode())
         done = {f: plan(f, v["dataset"], v["budget"], v["data_dir"], True,
                         v["likelihood_examples"]) for f, v in index.items()}
         results = out / "results.md"
-        checkpoint.atomic_write(results, results_markdown(out, done).encode())
+        files.atomic_write(results, results_markdown(out, done).encode())
     return results

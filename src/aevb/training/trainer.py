@@ -16,15 +16,15 @@ from pathlib import Path
 import torch
 
 from .. import __version__, algorithms
-from ..rundir import checkpoint, integrity, state_checks
 from ..compute import distributed, numerics, resources
 from ..config import DEFAULT_EPOCHS, MAX_SAMPLES, TrainConfig, saved_config
 from ..data import Dataset, load_for_config, typical_range
 from ..errors import AevbError
+from ..model import VAE, ModelConfig, initialize
+from ..rundir import checkpoint, folder, integrity, logs, names, state_checks
+from .build import choose_engine, default_run_dir, make_optimizer, resolve_data_settings
 from .interrupt import Interrupt
 from .loop import Progress, Run, eval_schedule, loop, save
-from ..model import VAE, ModelConfig, initialize
-from .build import choose_engine, default_run_dir, make_optimizer, resolve_data_settings
 
 
 def _setup(config: TrainConfig, data: Dataset, device, run_dir: Path) -> Run:
@@ -73,7 +73,7 @@ def _train(config: TrainConfig, progress: bool, interrupt: Interrupt,
            outputs: bool = True) -> Path:
     device = distributed.setup(distributed.pick_device(config.device))
     if config.out:  # fail before the (possibly slow) data loading
-        checkpoint.check_new_run_dir(Path(config.out))
+        folder.check_new_run_dir(Path(config.out))
     data = load_for_config(config)
     config = resolve_data_settings(config, data)
     run_dir = Path(config.out) if config.out else default_run_dir(config)
@@ -81,15 +81,15 @@ def _train(config: TrainConfig, progress: bool, interrupt: Interrupt,
     run = _setup(config, data, device, run_dir)
     main = distributed.is_main()
     if main:
-        checkpoint.check_new_run_dir(run_dir)
+        folder.check_new_run_dir(run_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
-    with checkpoint.exclusive(run_dir, main):
+    with folder.exclusive(run_dir, main):
         if main:
             # Again under the lock: another process may have made a run here since the check
             # above, and it must not be overwritten; a run that stopped before its first
             # checkpoint (nothing trained) is started again.
-            if checkpoint.check_new_run_dir(run_dir):
-                checkpoint.clear_unstarted(run_dir)
+            if folder.check_new_run_dir(run_dir):
+                folder.clear_unstarted(run_dir)
             interrupt.run_dir = run_dir
             integrity.start(run_dir)
             _write_run_info(run, data, device)
@@ -120,18 +120,18 @@ def resume(run_dir, *, progress: bool = True, outputs: bool = True) -> Path:
     numerics.set_up()
     run_dir = Path(run_dir)
     config = saved_config(checkpoint.read_config(run_dir))
-    if not (run_dir / checkpoint.STATE).exists() and not (run_dir / checkpoint.WEIGHTS).exists():
+    if not (run_dir / names.STATE).exists() and not (run_dir / names.WEIGHTS).exists():
         # Stopped before its first checkpoint: nothing was trained, so it starts again.
         if progress and distributed.is_main():
             print(f"aevb: {run_dir} stopped before its first checkpoint; training it from "
                   "the start", file=sys.stderr)
         return train(dataclasses.replace(config, out=str(run_dir)), progress=progress,
                      outputs=outputs)
-    integrity.verify(run_dir, checkpoint.RUN_FILES)  # every file it will continue
+    integrity.verify(run_dir, names.RUN_FILES)  # every file it will continue
     with Interrupt() as interrupt:
         device = distributed.setup(distributed.pick_device(config.device))
         run = _setup(config, load_for_config(config), device, run_dir)
-        with checkpoint.exclusive(run_dir, distributed.is_main()):
+        with folder.exclusive(run_dir, distributed.is_main()):
             return _resume(run, progress, interrupt, outputs)
 
 
@@ -139,7 +139,7 @@ def _resume(run: Run, progress: bool, interrupt: Interrupt, outputs: bool = True
     run_dir, device = run.run_dir, next(run.model.parameters()).device
     saved = checkpoint.load_training_state(run_dir, run.model, run.optimizer, run.generators,
                                            rank=distributed.rank())
-    where, n_train = f"{run_dir}/{checkpoint.STATE}", len(run.data.train)
+    where, n_train = f"{run_dir}/{names.STATE}", len(run.data.train)
     state_checks.progress(where, saved["progress"], n_train, run.total)
     try:
         run.progress = Progress(**saved["progress"])
@@ -158,13 +158,13 @@ def _resume(run: Run, progress: bool, interrupt: Interrupt, outputs: bool = True
     evaluate_first = False
     if distributed.is_main():
         # Evaluations written after the checkpoint are made again on the way.
-        checkpoint.truncate_metrics(run_dir, samples)
+        logs.truncate_metrics(run_dir, samples)
         _record_engine(run)
         # A checkpoint taken at an evaluation point before that evaluation was logged (a stop
         # during it, or the checkpoint of step 0): the evaluation is made first.
         # Evaluations fall on the first step at or past each scheduled point, so one is due
         # when a scheduled point lies between the last record and the checkpoint.
-        last = max((r["samples"] for r in checkpoint.read_metrics(run_dir)), default=-1)
+        last = max((r["samples"] for r in logs.read_metrics(run_dir)), default=-1)
         evaluate_first = (samples == 0 and last < 0) or any(
             last < point <= samples for point in eval_schedule(run.total, run.config.eval_points))
     return loop(run, progress, interrupt, evaluate_first, outputs)
