@@ -553,15 +553,16 @@ measurements that made them (the development machine: 2 cores, 36 MB L3 cache).
 
 | where | decision | measured |
 |---|---|---|
-| `importance.CHUNK_ELEMENTS` | importance sampling in chunks of 2^22 elements (16 MB in float32) per [K_chunk, N_chunk, width] activation | K = 5000 for 100 test images: 5.21 s against 6.44 s with 32 MB chunks (19% faster, same process); peak 0.66 GB for 2000 images (/proc VmHWM); 128 MB chunks 1.7x slower (page faults, cache misses) |
-| `importance.NOISE_ELEMENTS` | all K noise draws of a batch at once up to 2^26 values (256 MB), chunk by chunk beyond | bounds memory for a K of millions; the two ways draw different, equally valid noise |
-| `engine.COMPILE_MIN_STEPS` | `--engine auto` compiles runs of at least 20,000 steps | compiling the mnist-paper step takes ~20 s with a cold Inductor cache and saves ~1 ms a step (docs/engines.md) |
-| `numerics.set_up` | subnormals flushed to zero | the Adagrad step took about 3x as long with MNIST's border weights subnormal (`bench/subnormals.py`) |
-| `numerics._steady_malloc` | glibc's mmap threshold fixed at 32 MiB | the same K = 5000 evaluation of 300 MNIST images peaked at 0.66 GB in some processes and 1.9 GB in others; 0.66 GB in every process with it, no measured cost in speed |
-| `distributions.binarize` | uniform draws compared with the probabilities | the same bits as torch.bernoulli in about half the time (0.9 against 2.1 ms for a 100 x 784 minibatch, one core) |
+| `evaluation.importance.CHUNK_ELEMENTS` | importance sampling in chunks of 2^22 elements (16 MB in float32) per [K_chunk, N_chunk, width] activation | K = 5000 for 100 test images: 5.21 s against 6.44 s with 32 MB chunks (19% faster, same process); peak 0.66 GB for 2000 images (/proc VmHWM); 128 MB chunks 1.7x slower (page faults, cache misses) |
+| `evaluation.importance.NOISE_ELEMENTS` | all K noise draws of a batch at once up to 2^26 values (256 MB), chunk by chunk beyond | bounds memory for a K of millions; the two ways draw different, equally valid noise |
+| `compute.engine.COMPILE_MIN_STEPS` | `--engine auto` compiles runs of at least 20,000 steps | compiling the mnist-paper step takes ~20 s with a cold Inductor cache and saves ~1 ms a step (docs/engines.md) |
+| `compute.numerics.set_up` | subnormals flushed to zero | the Adagrad step took about 3x as long with MNIST's border weights subnormal (`bench/subnormals.py`) |
+| `compute.numerics._steady_malloc` | glibc's mmap threshold fixed at 32 MiB | the same K = 5000 evaluation of 300 MNIST images peaked at 0.66 GB in some processes and 1.9 GB in others; 0.66 GB in every process with it, no measured cost in speed |
+| `maths.distributions.binarize` | uniform draws compared with the probabilities | the same bits as torch.bernoulli in about half the time (0.9 against 2.1 ms for a 100 x 784 minibatch, one core) |
 | `native.binarize` | the minibatch draws in C | the same bits about 10x as fast as torch's locked call per element (the binarization was ~10% of a training step) |
 | `native.library._flags` | 512-bit vectors on x86 | the likelihood's exp and log1p ran ~1.5x as fast as with GCC's default 256 on an AVX-512 machine |
-| `native.library.StepPlan` | the step's unchanging arguments planned once | rebuilding them every step cost ~0.4 ms at M = 100, 10% of a step |
+| `native.calls.StepPlan` | the step's unchanging arguments planned once | rebuilding them every step cost ~0.4 ms at M = 100, 10% of a step |
+| `outputs/explorer_page.html` | the explorer's networks in ~100 lines of JavaScript, checked against the Python objectives on fixed inputs and noise (1e-4 relative, `tests/test_explorer.py`), rather than the exported ONNX programs run by onnxruntime-web | the smallest runtime of onnxruntime-web 1.30.0 (`ort-wasm-simd-threaded.wasm`, from `npm pack`) is 14.2 MB before base64 (about 19 MB inlined), against the page's 5 MB goal; the mnist-paper page is 4.4 MB with its weights and 10,000 test means |
 """
     (HERE.parent / "docs" / "performance.md").write_text(page)
 

@@ -13,7 +13,7 @@ import torch
 
 import aevb
 from aevb.evaluation.evaluate import importance_log_likelihood
-from aevb.maths.objectives import elbo_b
+from aevb.maths.objectives import elbo_b, iwae_bound
 from aevb.model import VAE, ModelConfig, initialize
 from aevb.outputs.explorer import page_model, render
 from aevb.rundir.checkpoint import load
@@ -98,6 +98,39 @@ def test_the_pages_networks_agree_with_the_model(browser, runs, name):
     np.testing.assert_allclose([e["logVar"] for e in enc], 2 * q.stddev.log().numpy(),
                                atol=1e-4)
     np.testing.assert_allclose(dec, p.numpy(), atol=1e-4)
+    assert not _severe(browser)
+
+
+@pytest.mark.parametrize("name", ["nz2", "nz5"])
+def test_the_pages_likelihood_and_score_agree_with_the_objectives(browser, runs, name):
+    """Fixed inputs and fixed noise: the page's log p_theta(x|z) (Bernoulli for nz2,
+    Gaussian for nz5), its bound and its importance-sampled log p(x) equal the Python
+    definitions (a float64 copy of the model: `decode().log_prob`, `objectives.elbo_b`,
+    `objectives.iwae_bound`) to 1e-4 relative."""
+    run = runs[name]
+    _open(browser, run / "explorer.html")
+    model = load(run).double()
+    g = torch.Generator().manual_seed(1)
+    j, d = model.config.latent_dim, model.config.data_dim
+    x = torch.rand(4, d, generator=g, dtype=torch.float64)
+    if name == "nz2":
+        x = (x < 0.3).double()  # binary data for the Bernoulli decoder
+    z = torch.randn(4, j, generator=g, dtype=torch.float64)
+    eps = torch.randn(4, 50, j, generator=g, dtype=torch.float64)  # [points, K, J]
+    page_ll = browser.execute_script(
+        "return arguments[0].map((x, i) => aevbExplorer.likelihood(Float32Array.from(x), "
+        "arguments[1][i]))", x.tolist(), z.tolist())
+    page = browser.execute_script(
+        "return arguments[0].map((x, i) => aevbExplorer.scoreGiven(Float32Array.from(x), "
+        "arguments[1][i]))", x.tolist(), eps.tolist())
+    with torch.no_grad():
+        ll = model.decode(z).log_prob(x)
+        bound = torch.stack([elbo_b(model, x[i:i + 1], eps[i][:, None]) for i in range(4)])
+        iwae = torch.stack([iwae_bound(model, x[i:i + 1], eps[i][:, None]) for i in range(4)])
+    np.testing.assert_allclose(page_ll, ll.numpy(), rtol=1e-4)
+    np.testing.assert_allclose([s["bound"] for s in page], bound.squeeze(-1).numpy(), rtol=1e-4)
+    np.testing.assert_allclose([s["logLikelihood"] for s in page], iwae.squeeze(-1).numpy(),
+                               rtol=1e-4)
     assert not _severe(browser)
 
 

@@ -43,14 +43,14 @@ class AevbStep:
 
 class NativeAevbStep:
     """`AevbStep` for estimator B with Adagrad, made in one call of the native step
-    (`engine.native_step`: bound, gradient and update together). A minibatch the native
+    (`engine.backend("native").make_step`: bound, gradient and update together). A minibatch the native
     step does not take (another dtype or layout) goes through `fallback`, the eager step."""
 
     def __init__(self, model, optimizer, mc_samples: int):
-        from .. import native
+        from ..compute import engine
 
         self.model, self.mc_samples = model, mc_samples
-        self.native = native.make_step(model, optimizer)
+        self.native = engine.backend("native").make_step(model, optimizer)
         self.fallback = AevbStep(model, optimizer, ESTIMATORS["B"], mc_samples)
 
     def __call__(self, x: torch.Tensor, idx: torch.Tensor, noise: torch.Generator) -> None:

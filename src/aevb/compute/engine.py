@@ -15,12 +15,19 @@ Each model's maths is written once: the networks (`aevb.networks.mlp`) and the o
 `choose` picks one from the config, the model and the run's length, and says why; a step
 asks `compile_loss` and `compile_update` for its callables. Whatever cannot be compiled
 falls back to eager with one warning that says so.
+
+A hand-written backend is a package registered in BACKENDS whose module-level functions are
+the `Backend` protocol; everything outside it reaches it through `backend(name)` and gets
+plain callables back (the native step, its optimizer, importance sampling's log-weights, the
+binarization's draws), or None where it does not serve.
 """
 from __future__ import annotations
 
+import importlib
 import shutil
 import warnings
 from dataclasses import dataclass
+from typing import Callable, Protocol
 
 import torch
 
@@ -30,6 +37,39 @@ from . import distributed
 # auto compiles runs of at least this many steps: shorter ones would wait longer for the
 # compiler than it saves them (docs/performance.md, "Decisions"; docs/engines.md).
 COMPILE_MIN_STEPS = 20_000
+
+
+# name in --engine -> the package that serves it (imported only when asked for)
+BACKENDS = {"native": "aevb.native"}
+
+
+class Backend(Protocol):
+    """What a hand-written backend offers; each returns None where it does not serve."""
+
+    def unavailable_reason(self, model, optimizer_name: str, device: torch.device,
+                           dtype: torch.dtype = torch.float32) -> str | None:
+        """None where its step serves this model, optimizer, device and dtype; else why not."""
+
+    def make_step(self, model, optimizer) -> Callable:
+        """step(x [N, D], eps [L, N, J]) -> the bound per point [N] in nats (its update made),
+        or None (nothing changed) where the bound is not finite; step.usable(x, eps)."""
+
+    def adagrad(self, params, lr: float, weight_decay: float) -> torch.optim.Optimizer:
+        """The optimizer its step updates (torch.optim.Adagrad's state and update)."""
+
+    def log_weights_for(self, model, x: torch.Tensor) -> Callable | None:
+        """(x_b [N_b, D], eps [K, N_b, J]) -> log p(x, z) - log q(z|x) [K, N_b] in nats."""
+
+    def binarizer(self) -> Callable | None:
+        """(probs, generator, rows) -> the same bits as `distributions.binarize`."""
+
+    def available(self) -> str | None:
+        """None where it is built and loaded here; else why not."""
+
+
+def backend(name: str) -> Backend:
+    """The backend registered as `name` in BACKENDS."""
+    return importlib.import_module(BACKENDS[name])
 
 
 @dataclass(frozen=True)

@@ -51,10 +51,10 @@ def importance_log_likelihood(model, x: torch.Tensor, k: int, seed: int,
         k_chunk = max(1, min(k, CHUNK_ELEMENTS // (batch_size * widest(model.config))))
     gen = torch.Generator(device=x.device).manual_seed(seed)
     if log_weights is None:
-        from .. import native
+        from ..compute import engine
 
-        log_weights = native.log_weights_for(model, x) or partial(objectives.log_weights,
-                                                                  model)
+        native = engine.backend("native").log_weights_for(model, x)
+        log_weights = native or partial(objectives.log_weights, model)
 
     out = []
     for start in range(0, len(x), batch_size):

@@ -1,20 +1,23 @@
 """The optional native backend: a hand-written C training step for the paper's models.
 
-Its one declared interface:
+It is the backend `aevb.compute.engine` registers as "native"; its module-level functions
+below are that module's `Backend` protocol, and nothing outside this package imports more:
 
-- `unavailable_reason(model, optimizer_name, device, dtype)`: None where the backend serves
+- `unavailable_reason(model, optimizer_name, device, dtype)`: None where the step serves
   this model and optimizer (tanh MLPs, Gaussian q_phi(z|x), Bernoulli or Gaussian
-  p_theta(x|z), Adagrad, float32 on a CPU, the C library built), else why not, in words;
-- `step.Step(model, optimizer)`: called with (x, eps), it makes the whole SGVB step of
-  estimator B (bound, gradient, Adagrad update) and returns the bound per data point [N] in
-  nats, or None (nothing changed) where the bound is not finite;
-- `step.Adagrad`: torch.optim.Adagrad with the same update in C (the optimizer the step uses);
-- `step.log_weights` and `calls.bernoulli`: importance sampling's log-weights and the
-  binarization's draws, the same values as the PyTorch definitions (the draws bit for bit).
+  p_theta(x|z), the N(0, I) prior, Adagrad, float32 on a CPU, the C library built), else why;
+- `make_step(model, optimizer)`: called with (x, eps), the whole SGVB step of estimator B
+  (bound, gradient, Adagrad update); the bound per data point [N] in nats, or None (nothing
+  changed) where the bound is not finite;
+- `adagrad(params, lr, weight_decay)`: torch.optim.Adagrad with the same update in C;
+- `log_weights_for(model, x)` and `binarizer()`: importance sampling's log-weights and the
+  binarization's draws, the same values as the PyTorch definitions (the draws bit for bit);
+- `available()`: whether the library is built here.
 
-The C structs of the step are declared in kernels.h and mirrored in `library` (Layer,
-StepArgs). Nothing else in aevb depends on this package being usable: with AEVB_KERNELS=0,
-off Linux or without a C compiler every model trains through `aevb.compute.engine`.
+Inside: `library` builds and loads the C library, `interface` reads its declaration in
+kernels.h, `calls` checks and makes each call, `step` holds the step and its optimizer.
+With AEVB_KERNELS=0, off Linux or without a C compiler every model trains through the
+compiled or eager step.
 """
 from __future__ import annotations
 

@@ -98,8 +98,9 @@ def write_report(run_dir) -> Path:
         f"<figure>{_img(run_dir / name)}<figcaption>{esc(caption)}</figcaption></figure>"
         for name, caption in FIGURES.items() if (run_dir / name).exists())
     ll = "".join(_evaluation_html(e) for e in evaluations)
-    explorer = ('<p><a href="explorer.html">Open the latent explorer</a> (explorer.html, '
-                'beside this report): decode any z, encode your own drawing, interpolate.</p>'
+    explorer = (f'<p><a href="{names.EXPLORER}">Open the latent explorer</a> '
+                f'({names.EXPLORER}, beside this report): decode any z, encode your own '
+                'drawing, interpolate.</p>'
                 if (run_dir / names.EXPLORER).exists() else "")
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>aevb run {esc(run_dir.name)}</title>

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from .. import files
 from ..errors import AevbError, AevbWarning
-from .names import MANIFEST
+from .names import CONFIG, MANIFEST
 from .names import MANIFEST_LOCK as _LOCK
 
 _NOTED: set[str] = set()  # runs without a manifest already noted in this process
@@ -205,7 +205,7 @@ def run_of(path) -> Path | None:
     """The run directory that `path` (a file name) belongs to, if its folder is one: it holds
     a manifest or a config.json."""
     folder = Path(path).parent
-    return folder if (folder / MANIFEST).exists() or (folder / "config.json").exists() else None
+    return folder if (folder / MANIFEST).exists() or (folder / CONFIG).exists() else None
 
 
 def recorded_names(run_dir) -> list[str]:

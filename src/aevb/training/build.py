@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from .. import algorithms, native
+from .. import algorithms
 from ..compute import distributed, engine
 from ..config import TrainConfig, saved_config
 from ..data import BINARIZED_BY_DEFAULT, Dataset
@@ -45,7 +45,8 @@ def make_optimizer(config: TrainConfig, model: VAE, n_train: int,
     """The optimizer of `config`; for the native step, its Adagrad (the same state)."""
     decay = algorithms.get(config.algorithm).weight_decay(config, n_train)
     if native_step:
-        return native.adagrad(model.parameters(), lr=config.lr, weight_decay=decay)
+        return engine.backend("native").adagrad(model.parameters(), lr=config.lr,
+                                                weight_decay=decay)
     cls = {"adagrad": torch.optim.Adagrad, "adam": torch.optim.Adam}[config.optimizer]
     # The fused kernels are ~30% faster on CPU. Torch has no fused Adagrad for CUDA, and says
     # so only at the first step, so the device decides here, not a failed construction.
@@ -85,7 +86,8 @@ def choose_engine(config: TrainConfig, model: VAE, device, total: int) -> engine
     if why_not is None and distributed.world_size() > 1:
         why_not = "it runs in one process"
     if why_not is None:
-        why_not = native.unavailable_reason(model, config.optimizer, device)
+        why_not = engine.backend("native").unavailable_reason(model, config.optimizer,
+                                                              device)
     return engine.choose(config.engine, why_not, device,
                          math.ceil(total / config.batch_size))
 

@@ -21,6 +21,7 @@ import torch
 from .. import algorithms
 from ..algorithms.base import NonFinite
 from ..compute import distributed
+from ..compute import engine
 from ..compute.engine import Choice
 from ..config import TrainConfig
 from ..data import Dataset
@@ -91,10 +92,9 @@ def _binarizer(cfg: TrainConfig, device: torch.device):
     """The minibatches' binarization: the native draws where asked for and built (the same
     bits as PyTorch's), with one warning where they were asked for on a CPU but cannot be
     had."""
-    from .. import native
-
     if not (cfg.kernels and cfg.binarize):
         return binarize
+    native = engine.backend("native")
     draw = native.binarizer()
     if draw is None and device.type == "cpu":
         warnings.warn(AevbWarning(f"aevb.native unavailable ({native.available()}); training "
