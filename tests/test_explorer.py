@@ -3,8 +3,6 @@
 import json
 import os
 import shutil
-import subprocess
-import sys
 import time
 
 import numpy as np
@@ -12,6 +10,7 @@ import pytest
 import torch
 
 import aevb
+from cli_helpers import cli
 from aevb.evaluation.evaluate import importance_log_likelihood
 from aevb.maths.objectives import elbo_b, iwae_bound
 from aevb.model import VAE, ModelConfig, initialize
@@ -248,8 +247,7 @@ def test_mnist_paper_page_stays_under_5_mb():
 
 def test_convolutional_models_are_refused_in_one_line(tmp_path):
     run = _train(tmp_path / "conv", latent_dim=2, hidden=(16,), network="conv", epochs=1)
-    done = subprocess.run([sys.executable, "-m", "aevb", "explore", str(run)],
-                          capture_output=True, text=True)
+    done = cli("explore", str(run))
     assert done.returncode == 2 and "convolutions" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
     assert not (run / "explorer.html").exists()

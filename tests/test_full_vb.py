@@ -3,8 +3,6 @@ its own resumed runs."""
 import json
 import math
 import signal
-import subprocess
-import sys
 import time
 
 import numpy as np
@@ -12,7 +10,7 @@ import pytest
 import scipy.integrate
 import scipy.stats
 import torch
-from cli_helpers import start
+from cli_helpers import cli, start
 from torch import nn
 
 import aevb
@@ -231,8 +229,7 @@ def test_full_vb_run_resumes_bitwise_and_is_evaluated_with_its_posterior(tmp_pat
         (reference / "model.safetensors").read_bytes()
     assert (out / "theta-draws.png").exists()
 
-    done = subprocess.run([sys.executable, "-m", "aevb", "evaluate", str(out), "--json",
-                           "--importance-samples", "50"], capture_output=True, text=True)
+    done = cli("evaluate", str(out), "--json", "--importance-samples", "50")
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
     assert [s["name"] for s in result["posterior_std"]] == \
@@ -240,15 +237,13 @@ def test_full_vb_run_resumes_bitwise_and_is_evaluated_with_its_posterior(tmp_pat
     # The appendix F bound lies below the predictive likelihood: it also pays KL over theta.
     assert result["elbo"] < result["log_likelihood"]
     assert result["elbo"] == pytest.approx(read_metrics(out)[-1]["test_elbo"], abs=1e-9)
-    refused = subprocess.run([sys.executable, "-m", "aevb", "evaluate", str(out),
-                              "--method", "hmc-harmonic"], capture_output=True, text=True)
+    refused = cli("evaluate", str(out), "--method", "hmc-harmonic")
     assert refused.returncode == 2 and "full-vb" in refused.stderr
     assert "Traceback" not in refused.stderr
 
 
 def test_full_vb_needs_its_prior():
-    done = subprocess.run([sys.executable, "-m", "aevb", "train", "--dataset", "digits",
-                           "--algorithm", "full-vb", "--weight-prior-std", "none"],
-                          capture_output=True, text=True)
+    done = cli("train", "--dataset", "digits", "--algorithm", "full-vb", "--weight-prior-std",
+               "none")
     assert done.returncode == 2 and "full-vb needs the prior" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1

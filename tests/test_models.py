@@ -94,7 +94,8 @@ def test_a_convolutional_model_trains_end_to_end(tmp_path):
                        download=False, optimizer="adam", lr=1e-3)
     run = aevb.train(cfg, progress=False)
     model = aevb.load(run)
-    assert model.config.network == "conv" and isinstance(model.encoder, aevb.networks.conv.ConvEncoder)
+    assert model.config.network == "conv" \
+        and isinstance(model.encoder, aevb.networks.conv.ConvEncoder)
     metrics = aevb.rundir.logs.read_metrics(run)
     assert metrics[-1]["test_elbo"] > metrics[0]["test_elbo"]
     assert (run / "report.html").is_file()

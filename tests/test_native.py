@@ -182,8 +182,10 @@ def test_the_library_declares_the_step_interface_of_the_structs(lib):
 
     sizes = (ctypes.c_int64 * 2)()
     lib.aevb_interface_sizes(sizes)
-    assert tuple(sizes) == (ctypes.sizeof(interface.declared()[0]["aevb_layer"]), ctypes.sizeof(interface.declared()[0]["aevb_step_args"]))
-    assert [f[0] for f in interface.declared()[0]["aevb_layer"]._fields_][:2] == ["weight", "bias"]
+    structs = interface.declared()[0]
+    layer, step_args = structs["aevb_layer"], structs["aevb_step_args"]
+    assert tuple(sizes) == (ctypes.sizeof(layer), ctypes.sizeof(step_args))
+    assert [f[0] for f in layer._fields_][:2] == ["weight", "bias"]
 
 
 def test_no_compiler_means_no_kernels(tmp_path, monkeypatch):

@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 import pytest
-from cli_helpers import start
+from cli_helpers import cli, start
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -104,11 +104,9 @@ def test_the_python_api_makes_the_commands_float_settings(tmp_path):
 
 
 def test_resume_refuses_a_finished_run_and_other_options(uninterrupted):
-    r = subprocess.run([sys.executable, "-m", "aevb", "train", "--resume", str(uninterrupted)],
-                       capture_output=True, text=True)
+    r = cli("train", "--resume", str(uninterrupted))
     assert r.returncode == 2 and "finished" in r.stderr
-    r = subprocess.run([sys.executable, "-m", "aevb", "train", "--resume", str(uninterrupted),
-                        "--lr", "0.1"], capture_output=True, text=True)
+    r = cli("train", "--resume", str(uninterrupted), "--lr", "0.1")
     assert r.returncode == 2 and "--resume" in r.stderr
 
 
@@ -159,10 +157,9 @@ def test_truncated_and_foreign_weights_are_refused(digits_run, tmp_path):
 
 def test_a_diverging_run_stops_with_a_message_and_keeps_its_checkpoint(tmp_path):
     out = tmp_path / "run"
-    r = subprocess.run([sys.executable, "-m", "aevb", "train", "--dataset", "digits",
-                        "--likelihood", "gaussian", "--binarize", "false", "--optimizer", "adam",
-                        "--lr", "1e4", "--epochs", "50", "--out", str(out), "--quiet"],
-                       capture_output=True, text=True, timeout=300)
+    r = cli("train", "--dataset", "digits", "--likelihood", "gaussian", "--binarize", "false",
+            "--optimizer", "adam", "--lr", "1e4", "--epochs", "50", "--out", str(out), "--quiet",
+            timeout=300)
     assert r.returncode == 2, r.stderr
     assert "step" in r.stderr and "checkpoint" in r.stderr and "Traceback" not in r.stderr
     aevb.load(out)  # the last good checkpoint still loads
@@ -237,8 +234,7 @@ def test_a_run_being_trained_cannot_be_trained_by_a_second_process(tmp_path):
     out = tmp_path / "run"
     proc = _aevb("train", *SETTINGS, "--epochs", "5000", "--out", str(out))  # runs till stopped
     _wait_for_progress(out, proc, records=2)
-    second = subprocess.run([sys.executable, "-m", "aevb", "train", "--resume", str(out)],
-                            capture_output=True, text=True, timeout=120)
+    second = cli("train", "--resume", str(out), timeout=120)
     assert second.returncode == 2 and "being trained by another process" in second.stderr
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=60) == 128 + signal.SIGTERM
@@ -254,9 +250,8 @@ def test_the_command_runs_mkl_in_its_reproducible_mode(tmp_path):
                        capture_output=True, text=True)
     assert r.stdout.strip() == "False", r.stderr
     env = {k: v for k, v in os.environ.items() if not k.startswith("MKL_")}
-    r = subprocess.run([sys.executable, "-m", "aevb", "train", "--dataset", "digits", "--samples",
-                        "200", "--eval-points", "1", "--quiet", "--out", str(tmp_path / "run")],
-                       capture_output=True, text=True, env={**env, "MKL_VERBOSE": "1"})
+    r = cli("train", "--dataset", "digits", "--samples", "200", "--eval-points", "1", "--quiet",
+            "--out", str(tmp_path / "run"), env={**env, "MKL_VERBOSE": "1"})
     assert r.returncode == 0, r.stderr
     calls = [line for line in r.stdout.splitlines() if "GEMM(" in line]
     if not calls:
