@@ -109,3 +109,26 @@ def test_objectives_are_differentiable_for_the_reparameterization_gradient(train
     grads = [p.grad for p in model.encoder.parameters()]
     assert all(g is not None and torch.isfinite(g).all() and g.abs().sum() > 0 for g in grads)
     model.zero_grad()
+
+
+def test_the_models_the_objectives_take_satisfy_the_declared_protocol(trained):
+    """`maths.protocol.LatentVariableModel` (encode, decode, prior, config.latent_dim) is what
+    the objectives ask of a model: the VAE, the linear-Gaussian test model and full VB's
+    model under one theta have it; an object with only an encoder does not."""
+    from linear_gaussian import LinearGaussian
+
+    from aevb.full_vb import UnderTheta
+    from aevb.maths.protocol import LatentVariableModel
+
+    model, _ = trained
+    theta = {name: p.detach() for name, p in model.decoder.named_parameters()}
+    for m in (model, LinearGaussian(0.5), UnderTheta(model, theta)):
+        assert isinstance(m, LatentVariableModel), type(m).__name__
+
+    class EncoderOnly:
+        config = model.config
+
+        def encode(self, x):
+            return model.encode(x)
+
+    assert not isinstance(EncoderOnly(), LatentVariableModel)

@@ -10,9 +10,11 @@ from __future__ import annotations
 import torch
 
 from .distributions import kl_to_prior, log_mean_exp, q_sample
+from .protocol import LatentVariableModel
 
 
-def complete_log_likelihood(model, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+def complete_log_likelihood(model: LatentVariableModel, x: torch.Tensor,
+                            z: torch.Tensor) -> torch.Tensor:
     """log p_theta(x, z) = log p_theta(x|z) + log p(z) for x [N, D], z [..., N, J]; [..., N] nats.
 
     The numerator of every importance weight, the wake phase's and EM's M-step objective, and
@@ -21,7 +23,7 @@ def complete_log_likelihood(model, x: torch.Tensor, z: torch.Tensor) -> torch.Te
     return model.decode(z).log_prob(x) + model.prior().log_prob(z)
 
 
-def log_weights(model, x: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+def log_weights(model: LatentVariableModel, x: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
     """log p_theta(x, z_l) - log q_phi(z_l|x) for z_l = mu + sigma * eps_l; returns [L, N].
 
     Each entry is a one-sample unbiased estimate of the lower bound; their exponentials are
@@ -32,7 +34,7 @@ def log_weights(model, x: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
     return complete_log_likelihood(model, x, z) - q.log_prob(z)
 
 
-def elbo_a(model, x: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+def elbo_a(model: LatentVariableModel, x: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
     """Generic SGVB estimator A (eq. 6), [N] nats:
 
     L^A(theta, phi; x) = (1/L) sum_l [log p_theta(x, z_l) - log q_phi(z_l|x)].
@@ -40,7 +42,7 @@ def elbo_a(model, x: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
     return log_weights(model, x, eps).mean(0)
 
 
-def elbo_b(model, x: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+def elbo_b(model: LatentVariableModel, x: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
     """SGVB estimator B (eq. 7, Gaussian case eq. 10), [N] nats:
 
     L^B(theta, phi; x) = -KL(q_phi(z|x) || p(z)) + (1/L) sum_l log p_theta(x|z_l),
@@ -51,7 +53,8 @@ def elbo_b(model, x: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
     return elbo_beta(model, x, eps, 1.0)
 
 
-def elbo_beta(model, x: torch.Tensor, eps: torch.Tensor, beta=1.0) -> torch.Tensor:
+def elbo_beta(model: LatentVariableModel, x: torch.Tensor, eps: torch.Tensor,
+              beta=1.0) -> torch.Tensor:
     """Estimator B with the KL term weighted by beta (Higgins et al. 2017), [N] nats:
 
     (1/L) sum_l log p_theta(x|z_l) - beta KL(q_phi(z|x) || p(z)).
@@ -77,7 +80,7 @@ def warmup_beta(samples: int, warmup_samples: int, beta: float = 1.0) -> float:
     return beta * samples / warmup_samples
 
 
-def iwae_bound(model, x: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+def iwae_bound(model: LatentVariableModel, x: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
     """The importance-weighted bound of Burda et al. (2015) with k = eps.shape[0], [N] nats:
 
     L_k(x) = E[log (1/k) sum_i p_theta(x, z_i) / q_phi(z_i|x)],  z_i ~ q_phi(z|x).
@@ -101,14 +104,14 @@ def minibatch_estimate(per_example: torch.Tensor, dataset_size: int) -> torch.Te
     return dataset_size / per_example.shape[0] * per_example.sum()
 
 
-def wake_objective(model, x: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+def wake_objective(model: LatentVariableModel, x: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
     """Wake phase of wake-sleep (Hinton et al. 1995), [N] nats: (1/L) sum_l log p_theta(x, z_l)
     with z_l ~ q_phi(z|x) held fixed, so only the generative model theta learns from it."""
     z = q_sample(model.encode(x), eps).detach()  # [L, N, J]
     return complete_log_likelihood(model, x, z).mean(0)
 
 
-def sleep_objective(model, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+def sleep_objective(model: LatentVariableModel, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """Sleep phase, [N] nats: log q_phi(z|x) on fantasies (z, x) ~ p(z) p_theta(x|z) (from
     `VAE.dream`), so the recognition model learns to invert the generative one. Unlike the
     SGVB bound, wake and sleep optimise different objectives, neither a bound on log p(x)."""
