@@ -42,3 +42,23 @@ def test_links_to_source_name_functions_that_exist():
 def test_every_image_exists():
     for src in re.findall(r'<img src="([^"]+)"', GUIDE.read_text()):
         assert (GUIDE.parent / src).is_file(), src
+
+
+def test_every_name_the_docs_give_is_reachable_from_import_aevb():
+    """Every `aevb.a.b.c` the README and docs/ name resolves by attribute access after a
+    bare `import aevb` (sub-packages and their modules load on first use)."""
+    import aevb
+
+    root = GUIDE.parents[1]
+    names = {m for f in [root / "README.md", *sorted((root / "docs").glob("*.md"))]
+             for m in re.findall(r"`(aevb(?:\.[A-Za-z_]\w*)+)", f.read_text())}
+    assert len(names) > 40 and "aevb.maths.objectives.elbo_b" in names
+    missing = []
+    for name in sorted(names):
+        obj = aevb
+        for part in name.split(".")[1:]:
+            obj = getattr(obj, part, None)
+            if obj is None:
+                missing.append(name)
+                break
+    assert missing == []

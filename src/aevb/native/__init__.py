@@ -118,3 +118,9 @@ def unavailable_reason(model, optimizer_name: str, device: torch.device,
     if not calls.lib_has_step(lib):
         return "torch exports no BLAS sgemm_ for it"
     return None
+
+
+def __getattr__(name):  # the modules here as attributes, imported on first use
+    from .. import _submodule
+
+    return _submodule(__name__, name)

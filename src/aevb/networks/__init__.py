@@ -13,3 +13,9 @@ def widest(c) -> int:
     """The most values one sample of one data point holds in a layer of the model of
     ModelConfig `c` (for chunk sizes and memory estimates)."""
     return NETWORKS[getattr(c, "network", "mlp")].widest(c)
+
+
+def __getattr__(name):  # the modules here as attributes, imported on first use
+    from .. import _submodule
+
+    return _submodule(__name__, name)
