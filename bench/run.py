@@ -146,8 +146,8 @@ def paired_flop_share(data, pairs=20, steps=50):
 
 
 STEP_PARTS = {  # kind: the (module, attribute) whose calls count as that kind
-    "compiled step": ("kernels", "vae_step"),
-    "binarization draws": ("kernels", "bernoulli"),
+    "compiled step": ("calls", "vae_step"),
+    "binarization draws": ("calls", "bernoulli"),
     "eps draws": (torch, "randn"),
 }
 
@@ -160,7 +160,6 @@ def step_breakdown(data, steps=300, rounds=3):
     `rounds` rounds of `steps` steps, the fastest (the least disturbed by the machine's other
     tenants), with the matmul rate measured right after that round."""
     from aevb.native import calls
-    from aevb.native import library as kernels
 
     _, step = training_step(data)
     for i in range(steps // 4):  # warm-up, and weights in their trained regime
@@ -181,7 +180,7 @@ def step_breakdown(data, steps=300, rounds=3):
         return wrapper
 
     for kind, (owner, name) in STEP_PARTS.items():
-        owner = kernels if owner == "kernels" else owner
+        owner = calls if owner == "calls" else owner
         originals.append((owner, name, getattr(owner, name)))
         setattr(owner, name, timed(kind, getattr(owner, name)))
     best = None
