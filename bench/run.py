@@ -467,7 +467,7 @@ keeps its best (the machine is shared and noisy; every single measurement is in
 training-step throughput (evaluations excluded, as in pythae's timed epoch). Both estimate
 log p(x) of the same 100 binarized test images with 1000 importance samples each: pythae's
 `get_nll` (which, despite its name, returns the average log-likelihood: {p['nll']:.2f} nats
-here) against `aevb.evaluation.evaluate.importance_log_likelihood` ({a['log_likelihood']:.2f} nats, a
+here) against `aevb.evaluation.importance.importance_log_likelihood` ({a['log_likelihood']:.2f} nats, a
 differently trained model of the same shape). The training FLOP count is that of the matrix
 products of a step (forward, the input gradients but the first layer's, the weight gradients:
 6 multiply-adds per weight per sample less the first layer's input gradient); the matmul rate

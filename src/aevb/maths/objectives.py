@@ -88,7 +88,7 @@ def iwae_bound(model: LatentVariableModel, x: torch.Tensor, eps: torch.Tensor) -
     For given noise, the importance-sampled estimate of log p_theta(x) with q_phi(z|x) as
     proposal; as a training objective its gradient weights each sample by its normalised
     importance weight. L_1 is estimator A, and L_k rises to log p(x) as k grows. For large K
-    use `aevb.evaluation.evaluate.importance_log_likelihood`, which chunks over K.
+    use `aevb.evaluation.importance.importance_log_likelihood`, which chunks over K.
     """
     return log_mean_exp(log_weights(model, x, eps), dim=0)
 

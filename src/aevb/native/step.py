@@ -158,7 +158,7 @@ def log_weights(model, x: torch.Tensor, eps: torch.Tensor, lib) -> torch.Tensor:
     """objectives.log_weights, log p(x, z_l) - log q(z_l|x) [L, N] (nats), for a model where
     `supports` holds, with the decoder's sum of softplus over the pixels (its element-wise
     work, which at K samples per point took as long as a third of the products) in one
-    compiled pass: `lib` from aevb.library.load(), float32 CPU tensors."""
+    compiled pass: `lib` from library.load(), float32 CPU tensors."""
     q = model.encode(x)
     z = q_sample(q, eps)  # [L, N, J]
     p = model.decode(z)  # AffineBernoulli: hidden layer h [L, N, H], weight [D, H], bias [D]

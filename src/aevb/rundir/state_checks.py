@@ -14,7 +14,7 @@ import torch
 from ..errors import AevbError
 from ..rng import mt19937_counters_valid
 
-# The per-parameter state each optimizer keeps (those aevb builds: run_setup.make_optimizer).
+# The per-parameter state each optimizer keeps (those aevb builds: training.build.make_optimizer).
 OPTIMIZER_STATE = {
     torch.optim.Adagrad: ({"sum", "step"}, set()),
     torch.optim.Adam: ({"step", "exp_avg", "exp_avg_sq"}, {"max_exp_avg_sq"}),

@@ -228,7 +228,7 @@ def loop(run: Run, progress: bool, interrupt: Interrupt, evaluate_first: bool,
     """Algorithm 1's loop, the same for every algorithm: minibatches in a seeded order, the
     algorithm's step (`aevb.algorithms`: `make_step`), and the session's hooks: evaluations
     at log-spaced points, checkpoints, the step-size schedule; at the end the run's outputs
-    (`outputs.write_outputs`) unless `outputs` is False."""
+    (`outputs.finish.write_outputs`) unless `outputs` is False."""
     cfg, model, p = run.config, run.model, run.progress
     x_train = run.data.train.to(next(model.parameters()).device)
     schedule = [s for s in eval_schedule(run.total, cfg.eval_points) if s > p.samples]
