@@ -166,6 +166,8 @@ def plan_step(layers: list[LayerTensors], n_encoder: int, scratch: dict,
     `eps_shape` [L, N, J]; the decoder's last layer gives D logits (bernoulli) or D means and
     D log-variances (gaussian). Raises ValueError where a tensor is missing, not usable or not the
     size the C code will read or write."""
+    if likelihood not in LIKELIHOODS:
+        raise ValueError(f"aevb.native.plan_step: likelihood must be one of {LIKELIHOODS}")
     (samples, n, j), n_x, d = eps_shape, x_shape[0], math.prod(x_shape[1:])
     if not 1 <= n_encoder < len(layers):
         raise ValueError("aevb.native.plan_step: an encoder and a decoder")

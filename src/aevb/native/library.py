@@ -36,7 +36,6 @@ from . import cache as cache_folder
 from . import calls, interface
 
 SOURCES = [Path(__file__).with_name(name) for name in ("kernels.c", "step.c")]
-HEADER = Path(__file__).with_name("kernels.h")
 
 
 def _cache_dir() -> Path:
@@ -176,7 +175,7 @@ def library_name(compiler_identity: str) -> str:
     """The cached library's file name: a hash of everything that shapes the binary (sources,
     flags, compiler, torch and its location, the CPU)."""
     torch_lib = Path(torch.__file__).parent / "lib"
-    key = hashlib.sha256("\0".join([*(f.read_text() for f in (*SOURCES, HEADER)),
+    key = hashlib.sha256("\0".join([*(f.read_text() for f in (*SOURCES, interface.HEADER)),
                                     torch.__version__, str(torch_lib), platform.machine(),
                                     _cpu_flags(), compiler_identity, *_flags()]).encode())
     return f"kernels-{key.hexdigest()[:16]}.so"

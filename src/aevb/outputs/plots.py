@@ -67,11 +67,6 @@ def save_grid(images: np.ndarray, rows: int, cols: int, path, scale: int | None 
     return _write(path, buffer.getvalue())
 
 
-# The figures a run directory holds (`aevb.outputs.report` draws them); no other file there is ever
-# replaced by a picture.
-RUN_FIGURES = names.FIGURES
-
-
 def _write(path, data: bytes):
     """The PNG to `path`: a binary file object (the caller decides where it goes), a figure
     of a run directory (replaced atomically and recorded in its manifest), or a file
@@ -81,9 +76,9 @@ def _write(path, data: bytes):
         return path
     path = Path(path)
     if integrity.has_manifest(path.parent):
-        if path.name not in RUN_FIGURES:
+        if path.name not in names.FIGURES:  # no other file of a run is replaced by a picture
             raise AevbError(f"{path} is inside a run directory, whose figures are "
-                            f"{', '.join(RUN_FIGURES)}; choose a path outside it")
+                            f"{', '.join(names.FIGURES)}; choose a path outside it")
         integrity.write(path.parent, {path.name: data})
     else:
         files.atomic_write(path, data)
