@@ -73,7 +73,7 @@ class ConvEncoder(BaseEncoder):  # aevb.networks.conv.ConvEncoder with hidden (2
         return ModelOutput(embedding=self.mu(h), log_covariance=self.log_var(h))
 
 
-class ConvDecoder(BaseDecoder):  # aevb.networks.conv.ConvBernoulliDecoder with hidden (256,), relu
+class ConvDecoder(BaseDecoder):  # aevb.networks.conv.ConvDecoder, Bernoulli, (256,), relu
     def __init__(self, latent):
         BaseDecoder.__init__(self)
         self.dense = nn.Sequential(nn.Linear(latent, 256), nn.ReLU(), nn.Linear(256, 64 * 7 * 7))

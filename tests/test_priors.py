@@ -88,6 +88,9 @@ def test_a_mixture_prior_trains_evaluates_and_reloads(tmp_path):
     result = evaluate_run(run, importance_samples=500)
     # Importance sampling (K = 500) lies above the bound (K = 1) and below 0 nats.
     assert metrics[-1]["test_elbo"] < result.log_likelihood < 0
+    # Active units do not depend on the prior; a KL per dimension to N(0, 1) would not be what
+    # a mixture prior's bound pays, so none is given.
+    assert 0 <= result.active_units <= 4 and result.kl_per_dimension is None
     assert (run / "report.html").exists() and not (run / "explorer.html").exists()
     manifest = json.loads((run / "manifest.json").read_text())
     assert "model.safetensors" in json.dumps(manifest)
@@ -96,3 +99,14 @@ def test_a_mixture_prior_trains_evaluates_and_reloads(tmp_path):
 def test_an_unknown_prior_is_refused_in_one_line():
     with pytest.raises(aevb.AevbError, match="prior must be one of standard-normal, mixture"):
         aevb.resolve(prior="vamp")
+
+
+def test_the_report_gives_active_units_without_a_kl_per_dimension():
+    from aevb.outputs.report import _evaluation_html
+
+    record = {"elbo": -90.0, "split": "test", "importance_samples": 500, "n": 10,
+              "log_likelihood": -88.0, "active_units": 3, "kl_per_dimension": None}
+    page = _evaluation_html(record)
+    assert "Active latent units: <b>3</b>.</p>" in page and "KL per dimension" not in page
+    page = _evaluation_html({**record, "kl_per_dimension": [0.5, 0.0, 1.25]})
+    assert "<b>3</b> of 3; KL per dimension: 0.50, 0.00, 1.25 nats" in page

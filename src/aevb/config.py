@@ -108,6 +108,12 @@ def _networks() -> dict:
     return NETWORKS
 
 
+def _likelihoods() -> tuple[str, ...]:
+    from .networks.heads import LIKELIHOODS
+
+    return tuple(LIKELIHOODS)
+
+
 def _network(name: str):
     """The network family `name` (aevb.networks.NETWORKS), or None."""
     return _networks().get(name)
@@ -160,8 +166,8 @@ def _rules_of_sizes(c: "TrainConfig") -> list[tuple[bool, str]]:
         ((len(c.hidden) >= 1 or not getattr(_network(c.network), "needs_hidden", True))
          and all(h >= 1 for h in c.hidden),
          f"hidden sizes must be positive integers, got {list(c.hidden)}"),
-        (c.likelihood in (None, "bernoulli", "gaussian"),
-         f"likelihood must be bernoulli or gaussian, got {c.likelihood!r}"),
+        (c.likelihood is None or c.likelihood in _likelihoods(),
+         f"likelihood must be {_either(_likelihoods())}, got {c.likelihood!r}"),
         (c.algorithm in ALGORITHMS,
          f"algorithm must be {_either(ALGORITHMS)}, got {c.algorithm!r}"),
         (math.isfinite(c.posterior_init_std) and c.posterior_init_std > 0,

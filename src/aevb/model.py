@@ -17,7 +17,8 @@ from . import priors
 from .errors import AevbError
 from .full_vb import ParameterPosterior
 from .networks import NETWORKS
-from .networks.mlp import ACTIVATIONS, DECODERS
+from .networks.heads import LIKELIHOODS
+from .networks.mlp import ACTIVATIONS
 
 
 @dataclass(frozen=True)
@@ -85,10 +86,9 @@ class ModelConfig:
         if self.prior not in priors.NAMES:
             raise AevbError(f"prior must be one of {', '.join(priors.NAMES)}, "
                             f"got {self.prior!r}")
-        if self.likelihood not in DECODERS:
-            raise AevbError(
-                f"unknown likelihood {self.likelihood!r}; choose one of {', '.join(DECODERS)}"
-            )
+        if self.likelihood not in LIKELIHOODS:
+            raise AevbError(f"unknown likelihood {self.likelihood!r}; choose one of "
+                            f"{', '.join(LIKELIHOODS)}")
 
     @property
     def data_dim(self) -> int:

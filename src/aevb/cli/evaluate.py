@@ -83,8 +83,10 @@ def _print_evaluation(result) -> None:
         print(f"posterior sigma of decoder.{layer['name']} ({layer['size']} values): "
               f"mean {layer['mean']:.3g}, median {layer['median']:.3g}, "
               f"min {layer['min']:.3g}, max {layer['max']:.3g}")
-    if result.active_units is not None:
+    if result.active_units is not None and result.kl_per_dimension is not None:
         kl = ", ".join(f"{v:.2f}" for v in result.kl_per_dimension)
         print(f"active latent units: {result.active_units} of "
               f"{len(result.kl_per_dimension)}; KL per dimension (nats): {kl}")
+    elif result.active_units is not None:  # a prior without a KL per dimension
+        print(f"active latent units: {result.active_units}")
     sys.stdout.flush()

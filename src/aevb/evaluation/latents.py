@@ -7,7 +7,9 @@ tell how many dimensions a model uses:
 - active units (Burda et al. 2015, section 5.2): dimension j is active if
   A_j = Cov_x(E_q(z|x)[z_j]) > 0.01, i.e. its posterior mean moves with the data;
 - the KL per dimension, E_x[KL(q_phi(z_j|x) || N(0, 1))] in nats: what the bound pays for
-  each dimension (the sum over j is the bound's KL term).
+  each dimension (the sum over j is the bound's KL term). It exists only where the prior is
+  N(0, I): a learned prior such as the mixture does not factorise over dimensions, and the KL
+  of each q(z_j|x) to N(0, 1) would not be what the bound pays, so it is None there.
 """
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..maths.distributions import kl_per_dimension
+from ..maths.distributions import StandardNormal, kl_per_dimension
 
 ACTIVE_THRESHOLD = 0.01  # Burda et al.'s threshold on the variance of the posterior mean
 
@@ -24,18 +26,21 @@ ACTIVE_THRESHOLD = 0.01  # Burda et al.'s threshold on the variance of the poste
 class LatentUse:
     active_units: int  # dimensions with activity above ACTIVE_THRESHOLD
     activity: list[float]  # A_j = Var_x(E_q[z_j | x]) per dimension [J]
-    kl_per_dimension: list[float]  # E_x KL(q(z_j|x) || N(0, 1)) per dimension [J], nats
+    # E_x KL(q(z_j|x) || N(0, 1)) per dimension [J], nats; None unless p(z) = N(0, I)
+    kl_per_dimension: list[float] | None
 
 
 @torch.no_grad()
 def latent_use(model, x: torch.Tensor, batch_size: int = 1000) -> LatentUse:
     """Activity and KL of every latent dimension over the rows of x [N, D] (N >= 2)."""
+    per_dimension = isinstance(model.prior(), StandardNormal)
     means, kls = [], []
     for start in range(0, len(x), batch_size):
         q = model.encode(x[start:start + batch_size])  # batch [n], event [J]
         means.append(q.base_dist.loc.double())
-        kls.append(kl_per_dimension(q, torch.float64))  # [n, J]
+        if per_dimension:
+            kls.append(kl_per_dimension(q, torch.float64))  # [n, J]
     mu = torch.cat(means)  # [N, J]
     activity = mu.var(0, unbiased=True)  # [J]
     return LatentUse(int((activity > ACTIVE_THRESHOLD).sum()), activity.tolist(),
-                     torch.cat(kls).mean(0).tolist())
+                     torch.cat(kls).mean(0).tolist() if per_dimension else None)

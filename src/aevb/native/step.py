@@ -34,7 +34,8 @@ import torch
 from torch import nn
 
 from ..maths.distributions import q_sample
-from ..networks.mlp import BernoulliDecoder, GaussianDecoder, GaussianEncoder
+from ..networks.heads import Bernoulli, Gaussian, SigmoidGaussian
+from ..networks.mlp import MLPNetwork
 from . import calls, library
 
 
@@ -55,13 +56,20 @@ def supports(model) -> bool:
 
     # Exact types: a subclass may compute something else in its forward.
     return (type(getattr(model, "p_z", None)) is StandardNormalPrior
-            and type(getattr(model, "encoder", None)) is GaussianEncoder
-            and type(getattr(model, "decoder", None)) in (BernoulliDecoder, GaussianDecoder)
+            and _mlp_with(getattr(model, "encoder", None), Gaussian)
+            and _mlp_with(getattr(model, "decoder", None), Bernoulli, SigmoidGaussian)
             and _linears(model.encoder.net) is not None
             and _linears(model.decoder.net) is not None
             # (MKL refuses a product with a zero-width side)
             and all(min(layer.weight.shape) > 0 for layer in _linears(model.encoder.net)
                     + _linears(model.decoder.net)))
+
+
+def _mlp_with(network, *heads) -> bool:
+    """Whether `network` is a `networks.mlp` body (a subclass of MLPNetwork that only fixes
+    its head counts) read by a head of exactly one of the types `heads`."""
+    return (isinstance(network, MLPNetwork) and type(network).forward is MLPNetwork.forward
+            and type(network.distribution) in heads)
 
 
 class Step:
@@ -87,7 +95,7 @@ class Step:
         self.params = [p for layer in self.encoder + self.decoder
                        for p in (layer.weight, layer.bias)]
         self.optimizer = optimizer
-        self.likelihood = "gaussian" if type(model.decoder) is GaussianDecoder else "bernoulli"
+        self.likelihood = model.decoder.distribution.name  # a key of calls.LIKELIHOODS
         self._lib = library.load()
         self._plan = None  # (key, calls.StepPlan) of the last call
         self._lock = threading.Lock()
@@ -151,7 +159,7 @@ class Step:
 
 def supports_log_weights(model) -> bool:
     """Whether `log_weights` serves this model: `supports` with a Bernoulli decoder."""
-    return supports(model) and type(model.decoder) is BernoulliDecoder
+    return supports(model) and type(model.decoder.distribution) is Bernoulli
 
 
 def log_weights(model, x: torch.Tensor, eps: torch.Tensor, lib) -> torch.Tensor:

@@ -1,13 +1,15 @@
-"""Convolutional encoder and decoders for images of any height and width, grey or colour.
+"""Convolutional bodies for images of any height and width, grey or colour.
 
-The same distributions as `aevb.networks.mlp` (q_phi(z|x) a diagonal Gaussian; p_theta(x|z)
-Bernoulli or a Gaussian with sigmoid mean), with convolutions in place of the first and last
-dense layers: weights shared across the image instead of one per pixel pair.
+The same heads as `aevb.networks.mlp` (`aevb.networks.heads`: q_phi(z|x) a diagonal Gaussian;
+p_theta(x|z) Bernoulli or a Gaussian with sigmoid mean), with convolutions in place of the
+first and last dense layers: weights shared across the image instead of one per pixel pair.
 
     encoder  x [N, C, H, W] -conv 4x4/2-> [N, 32, H/2, W/2] -conv 4x4/2-> [N, 64, H/4, W/4]
-             -flatten-> MLP through `hidden` -> (mu, log sigma^2) [N, 2J]
+             -flatten-> MLP through `hidden` -> (mu, log sigma^2) [N, 2J] -> head
     decoder  z [..., J] -MLP through reversed(hidden)-> [.., 64, ceil(H/4), ceil(W/4)]
-             -deconv 4x4/2-> 32 channels -deconv 4x4/2-> C (or 2C) maps, cropped to H x W
+             -deconv 4x4/2-> 32 channels -deconv 4x4/2-> k C maps, cropped to H x W -> head
+
+with k = head.per_value (1 for Bernoulli, 2 for the Gaussian).
 
 Data of shape (H, W) has one channel; (C, H, W) has C. The distributions' event is the
 flattened image (D = C H W values), as for the MLPs, so objectives and evaluation do not
@@ -21,8 +23,10 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from ..maths.distributions import BernoulliLogits, DiagonalGaussian, diagonal_gaussian
-from .mlp import ACTIVATIONS, mlp, sigmoid_gaussian
+from torch.distributions import Distribution
+
+from .heads import LIKELIHOODS, POSTERIOR, Head
+from .mlp import ACTIVATIONS, mlp
 
 CHANNELS = (32, 64)  # of the two stride-2 convolutions
 
@@ -48,12 +52,14 @@ class ConvEncoder(nn.Module):
         self.conv = nn.Sequential(nn.Conv2d(c, CHANNELS[0], 4, 2, 1), act(),
                                   nn.Conv2d(CHANNELS[0], CHANNELS[1], 4, 2, 1), act())
         flat = CHANNELS[1] * _after_two(h) * _after_two(w)
-        self.head = mlp([flat, *hidden, 2 * latent_dim], activation)
+        # The dense layers (named `head` before the heads of aevb.networks.heads existed; the
+        # name stays so that checkpoints keep their keys).
+        self.head = mlp([flat, *hidden, POSTERIOR.per_value * latent_dim], activation)
+        self.distribution = POSTERIOR
 
-    def forward(self, x: torch.Tensor) -> DiagonalGaussian:
+    def forward(self, x: torch.Tensor) -> Distribution:
         h = self.conv(x.reshape(-1, *self.dims)).flatten(1)  # [N, 64 H/4 W/4]
-        mu, log_var = self.head(h).chunk(2, dim=-1)  # [N, J] each
-        return diagonal_gaussian(mu, log_var)
+        return self.distribution(self.head(h))  # from [N, 2J]
 
 
 def _after_two(size: int) -> int:
@@ -82,35 +88,19 @@ class _Deconv(nn.Module):
         return maps[..., :h, :w].reshape(*batch, maps.shape[1], h * w)  # [..., k C, H W]
 
 
-class ConvBernoulliDecoder(nn.Module):
-    """p_theta(x|z) = prod_d Bernoulli(x_d; sigmoid(l_d)), logits from transposed
-    convolutions; event [D = C H W]."""
+class ConvDecoder(nn.Module):
+    """p_theta(x|z) = head(maps(z)): the head's k numbers per value from transposed
+    convolutions, k maps per channel; event [D = C H W]."""
 
     def __init__(self, latent_dim: int, hidden: Sequence[int], data_shape: Sequence[int],
-                 activation: str = "relu"):
+                 head: Head, activation: str = "relu"):
         super().__init__()
-        self.trunk = _Deconv(latent_dim, hidden, data_shape, 1, activation)
+        self.trunk = _Deconv(latent_dim, hidden, data_shape, head.per_value, activation)
+        self.distribution = head
 
-    def forward(self, z: torch.Tensor) -> BernoulliLogits:
-        return BernoulliLogits(self.trunk(z).flatten(-2))  # logits [..., D]
-
-
-class ConvGaussianDecoder(nn.Module):
-    """p_theta(x|z) = N(sigmoid(m(z)), diag(exp(v(z)))), mean and log-variance maps from
-    transposed convolutions; event [D = C H W]."""
-
-    def __init__(self, latent_dim: int, hidden: Sequence[int], data_shape: Sequence[int],
-                 activation: str = "relu"):
-        super().__init__()
-        self.trunk = _Deconv(latent_dim, hidden, data_shape, 2, activation)
-
-    def forward(self, z: torch.Tensor) -> DiagonalGaussian:
-        maps = self.trunk(z)  # [..., 2C, H W]
-        c = maps.shape[-2] // 2
-        return sigmoid_gaussian(maps[..., :c, :].flatten(-2), maps[..., c:, :].flatten(-2))
-
-
-CONV_DECODERS = {"bernoulli": ConvBernoulliDecoder, "gaussian": ConvGaussianDecoder}
+    def forward(self, z: torch.Tensor) -> Distribution:
+        # [..., k C, H W] -> [..., k D]: all first parameters, then all second ones
+        return self.distribution(self.trunk(z).flatten(-2))
 
 
 class Conv:
@@ -129,8 +119,8 @@ class Conv:
 
     def build(self, c) -> tuple[nn.Module, nn.Module]:
         return (ConvEncoder(c.data_shape, c.hidden, c.latent_dim, c.activation),
-                CONV_DECODERS[c.likelihood](c.latent_dim, tuple(reversed(c.hidden)),
-                                            c.data_shape, c.activation))
+                ConvDecoder(c.latent_dim, tuple(reversed(c.hidden)), c.data_shape,
+                            LIKELIHOODS[c.likelihood], c.activation))
 
     def widest(self, c) -> int:
         return 8 * c.data_dim + max(c.hidden, default=0)  # 32 maps of H/2 x W/2 per H x W

@@ -1,9 +1,10 @@
-"""The networks of appendix C: MLPs (tanh, as in the paper, or another activation) that output
-the parameters of a distribution. Convolutional ones, for images, are in `aevb.networks.conv`.
+"""The networks of appendix C: MLPs (tanh, as in the paper, or another activation) as bodies
+whose last layer outputs the parameters of a distribution, read by a head
+(`aevb.networks.heads`). Convolutional bodies, for images, are in `aevb.networks.conv`.
 
-Each module's forward returns a torch.distributions object with the data or latent axis as the
-event, so callers ask it for log_prob, mean or samples and never unpack raw tuples. Changing
-the likelihood p_theta(x|z) means passing another decoder class, nothing else.
+Each network's forward returns a torch.distributions object with the data or latent axis as
+the event, so callers ask it for log_prob, mean or samples and never unpack raw tuples.
+Changing the likelihood p_theta(x|z) means passing another head, nothing else.
 """
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from ..maths.distributions import AffineBernoulli, DiagonalGaussian, diagonal_gaussian
+from torch.distributions import Distribution
+
+from .heads import LIKELIHOODS, POSTERIOR, Head
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU,
                                            "softplus": nn.Softplus, "elu": nn.ELU}
@@ -29,62 +32,45 @@ def mlp(sizes: Sequence[int], activation: str = "tanh") -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-class GaussianEncoder(nn.Module):
+class MLPNetwork(nn.Module):
+    """A body and a head (`aevb.networks.heads`): the MLP `net` from `fan_in` values through
+    `hidden` to head.per_value numbers for each of `out` values, read by `head` as a
+    distribution with event [out]. `net` holds every parameter; the head (`distribution`)
+    has none."""
+
+    def __init__(self, fan_in: int, hidden: Sequence[int], out: int, head: Head,
+                 activation: str = "tanh"):
+        super().__init__()
+        self.net = mlp([fan_in, *hidden, head.per_value * out], activation)
+        self.distribution = head
+
+    def forward(self, v: torch.Tensor) -> Distribution:
+        return self.distribution.after_linear(self.net[:-1](v), self.net[-1])
+
+
+class GaussianEncoder(MLPNetwork):
     """q_phi(z|x) = N(mu(x), diag(sigma^2(x))), mean and log-variance from one MLP (C.2)."""
 
     def __init__(self, data_dim: int, hidden: Sequence[int], latent_dim: int,
                  activation: str = "tanh"):
-        super().__init__()
-        self.net = mlp([data_dim, *hidden, 2 * latent_dim], activation)
-
-    def forward(self, x: torch.Tensor) -> DiagonalGaussian:
-        mu, log_var = self.net(x).chunk(2, dim=-1)  # [N, J] each
-        return diagonal_gaussian(mu, log_var)
+        super().__init__(data_dim, hidden, latent_dim, POSTERIOR, activation)
 
 
-class BernoulliDecoder(nn.Module):
-    """p_theta(x|z) = prod_d Bernoulli(y_d), y = sigmoid(W2 tanh(W1 z + b1) + b2) (C.1).
-
-    For binary data; log_prob(x) = sum_d x_d log y_d + (1 - x_d) log(1 - y_d) in nats.
-    """
+class BernoulliDecoder(MLPNetwork):
+    """p_theta(x|z) = prod_d Bernoulli(y_d), y = sigmoid(W2 tanh(W1 z + b1) + b2) (C.1)."""
 
     def __init__(self, latent_dim: int, hidden: Sequence[int], data_dim: int,
                  activation: str = "tanh"):
-        super().__init__()
-        self.net = mlp([latent_dim, *hidden, data_dim], activation)
-
-    def forward(self, z: torch.Tensor) -> AffineBernoulli:
-        # The last layer's inputs and weights rather than y: log_prob then uses the stable
-        # softplus form, and a fast one for many z per x.
-        last = self.net[-1]
-        return AffineBernoulli(self.net[:-1](z), last.weight, last.bias)
+        super().__init__(latent_dim, hidden, data_dim, LIKELIHOODS["bernoulli"], activation)
 
 
-class GaussianDecoder(nn.Module):
-    """p_theta(x|z) = N(mu(z), diag(sigma^2(z))) for real-valued data in [0, 1] (C.2).
-
-    The mean is squashed into (0, 1) by a sigmoid; the log-variance is a second linear head on
-    the same hidden layer, as in the paper's Frey Face model.
-    """
+class GaussianDecoder(MLPNetwork):
+    """p_theta(x|z) = N(mu(z), diag(sigma^2(z))) for real-valued data in [0, 1] (C.2): the
+    mean squashed by a sigmoid, the log-variance a second block of the last layer."""
 
     def __init__(self, latent_dim: int, hidden: Sequence[int], data_dim: int,
                  activation: str = "tanh"):
-        super().__init__()
-        self.net = mlp([latent_dim, *hidden, 2 * data_dim], activation)
-
-    def forward(self, z: torch.Tensor) -> DiagonalGaussian:
-        return sigmoid_gaussian(*self.net(z).chunk(2, dim=-1))
-
-
-def sigmoid_gaussian(mean_logit: torch.Tensor, log_var: torch.Tensor) -> DiagonalGaussian:
-    """prod_d N(x_d; sigmoid(m_d), exp(v_d)) for m, v [..., D]: batch [...], event [D]."""
-    return DiagonalGaussian(torch.sigmoid(mean_logit), torch.exp(0.5 * log_var))
-
-
-DECODERS: dict[str, type[nn.Module]] = {
-    "bernoulli": BernoulliDecoder,
-    "gaussian": GaussianDecoder,
-}
+        super().__init__(latent_dim, hidden, data_dim, LIKELIHOODS["gaussian"], activation)
 
 
 class MLP:
@@ -100,9 +86,9 @@ class MLP:
 
     def build(self, c) -> tuple[nn.Module, nn.Module]:
         """(encoder, decoder) for ModelConfig c."""
-        return (GaussianEncoder(c.data_dim, c.hidden, c.latent_dim, c.activation),
-                DECODERS[c.likelihood](c.latent_dim, tuple(reversed(c.hidden)), c.data_dim,
-                                       c.activation))
+        return (MLPNetwork(c.data_dim, c.hidden, c.latent_dim, POSTERIOR, c.activation),
+                MLPNetwork(c.latent_dim, tuple(reversed(c.hidden)), c.data_dim,
+                           LIKELIHOODS[c.likelihood], c.activation))
 
     def widest(self, c) -> int:
         """The most values one sample of one data point holds in a layer (for chunk sizes

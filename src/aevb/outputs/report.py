@@ -66,10 +66,12 @@ def _evaluation_html(e: dict) -> str:
     out = (f"<p>{what} ({e['split']}, {e.get('method', 'importance')}, K = "
            f"{e['importance_samples']}): <b>{e['log_likelihood']:.2f}</b> nats{bound}, "
            f"over {e['n']} data points.</p>")
-    if e.get("active_units") is not None:
+    if e.get("active_units") is not None and e.get("kl_per_dimension") is not None:
         kl = ", ".join(f"{v:.2f}" for v in e["kl_per_dimension"])
         out += (f"<p>Active latent units: <b>{e['active_units']}</b> of "
                 f"{len(e['kl_per_dimension'])}; KL per dimension: {esc(kl)} nats.</p>")
+    elif e.get("active_units") is not None:  # a prior without a KL per dimension
+        out += f"<p>Active latent units: <b>{e['active_units']}</b>.</p>"
     for layer in e.get("posterior_std") or ():
         out += (f"<p>Posterior sigma of decoder.{esc(layer['name'])} ({layer['size']} "
                 f"values): mean {layer['mean']:.3g}, median {layer['median']:.3g}, "

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from ..evaluation.evaluate import METHODS, Evaluation, evaluate, evaluation_set
+from ..networks.heads import LIKELIHOODS
 
 
 def dataset_of_run(run_dir):
@@ -124,7 +125,7 @@ def _user_data(data: str, model, info: dict) -> tuple[torch.Tensor, bool]:
     if warning:
         warnings.warn(AevbWarning(f"{data}: {warning}"), stacklevel=3)
     is_binary = bool(((x == 0) | (x == 1)).all())
-    return x, model.config.likelihood == "bernoulli" and not is_binary
+    return x, LIKELIHOODS[model.config.likelihood].binary and not is_binary
 
 
 def _read_noise(noise: str) -> torch.Tensor:
@@ -154,7 +155,7 @@ def _check_result(run_dir, model, result: Evaluation) -> None:
         raise AevbError(f"{run_dir}: the evaluation gave non-finite values ({bad} of "
                         f"{result.n} log-likelihoods, bound {result.elbo}): the model's weights "
                         "are damaged or diverged")
-    if model.config.likelihood == "bernoulli":
+    if LIKELIHOODS[model.config.likelihood].binary:
         # p(x) <= 1 for binary data: an estimate above 0 nats is impossible, never a result.
         worst = float(result.per_example.max())
         if worst > 1e-3 or (result.elbo is not None and result.elbo > 1e-3):

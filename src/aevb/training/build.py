@@ -16,6 +16,7 @@ from ..config import TrainConfig, saved_config
 from ..data import BINARIZED_BY_DEFAULT, Dataset
 from ..errors import AevbError
 from ..model import VAE
+from ..networks.heads import LIKELIHOODS
 
 
 def resolve_data_settings(config: TrainConfig, data: Dataset) -> TrainConfig:
@@ -24,12 +25,13 @@ def resolve_data_settings(config: TrainConfig, data: Dataset) -> TrainConfig:
     likelihood = config.likelihood
     if likelihood is None:
         likelihood = "bernoulli" if binary or data.name in BINARIZED_BY_DEFAULT else "gaussian"
+    head = LIKELIHOODS[likelihood]
     binarize = config.binarize
     if binarize is None:
-        binarize = likelihood == "bernoulli" and not binary
-    if likelihood == "bernoulli" and not binary and not binarize:
-        raise AevbError("the Bernoulli likelihood needs binary data: enable binarize "
-                        "or choose the gaussian likelihood")
+        binarize = head.binary and not binary
+    if head.binary and not binary and not binarize:
+        raise AevbError(f"the {type(head).__name__} likelihood needs binary data: enable "
+                        "binarize or choose the gaussian likelihood")
     return dataclasses.replace(config, likelihood=likelihood, binarize=binarize)
 
 
