@@ -98,7 +98,7 @@ def test_a_mixture_prior_trains_evaluates_and_reloads(tmp_path):
 
 def test_an_unknown_prior_is_refused_in_one_line():
     with pytest.raises(aevb.AevbError, match="prior must be one of standard-normal, mixture"):
-        aevb.resolve(prior="vamp")
+        aevb.resolve(prior="gamma")
 
 
 def test_the_report_gives_active_units_without_a_kl_per_dimension():

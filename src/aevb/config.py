@@ -34,7 +34,8 @@ class TrainConfig:
     hidden: tuple[int, ...] = (500,)  # hidden layer sizes of encoder (decoder mirrors them)
     network: str = "mlp"  # mlp | conv (two strided convolutions each side, aevb.networks.conv)
     activation: str = "tanh"  # tanh (the paper's) | relu | softplus | elu
-    prior: str = "standard-normal"  # p(z): standard-normal (the paper's) | mixture (aevb.priors)
+    prior: str = "standard-normal"  # p(z): standard-normal (the paper's) | mixture | vamp
+    prior_components: int = 0  # K of the mixture (10) or VampPrior (500); 0: that default
     likelihood: str | None = None  # bernoulli | gaussian; None: from the data
     binarize: bool | None = None  # sample each binary batch from grey levels; None: from the data
     algorithm: str = "aevb"  # aevb (SGVB) | wake-sleep | mcem (baselines) | full-vb (appendix F)
@@ -192,6 +193,8 @@ def _rules_of_choices(c: "TrainConfig") -> list[tuple[bool, str]]:
     return [
         (_network(c.network) is not None,
          f"network must be {_either(tuple(_networks()))}, got {c.network!r}"),
+        (0 <= c.prior_components <= 2**20,
+         f"prior-components must be between 0 and 2^20, got {c.prior_components}"),
         (c.prior in PRIORS,
          f"prior must be one of {', '.join(PRIORS)}, got {c.prior!r}"),
         (c.activation in ("tanh", "relu", "softplus", "elu"),

@@ -41,6 +41,7 @@ class ModelConfig:
     # estimate.
     theta_prior_std: float | None = None
     prior: str = "standard-normal"  # p(z): a name of aevb.priors.REGISTRY
+    prior_components: int = 0  # parts of a mixture or VampPrior; 0: the prior's default
 
     def __post_init__(self):
         def whole(v):
@@ -55,6 +56,7 @@ class ModelConfig:
                          ("network", isinstance(self.network, str)),
                          ("activation", isinstance(self.activation, str)),
                          ("prior", isinstance(self.prior, str)),
+                         ("prior_components", whole(self.prior_components)),
                          ("theta_prior_std", self.theta_prior_std is None or (
                              isinstance(self.theta_prior_std, (int, float))
                              and not isinstance(self.theta_prior_std, bool)))):
@@ -83,6 +85,9 @@ class ModelConfig:
         if self.theta_prior_std is not None and not self.theta_prior_std > 0:
             raise AevbError(f"the prior's standard deviation must be positive, "
                             f"got {self.theta_prior_std}")
+        if not 0 <= self.prior_components <= 2**20:
+            raise AevbError(f"prior components must be between 0 and 2^20, got "
+                            f"{self.prior_components}")
         if self.prior not in priors.NAMES:
             raise AevbError(f"prior must be one of {', '.join(priors.NAMES)}, "
                             f"got {self.prior!r}")
@@ -108,8 +113,10 @@ class VAE(nn.Module):
         # q_phi(theta)'s log sigma; its mean is the decoder's parameters (aevb.full_vb).
         self.theta_posterior = ParameterPosterior(self.decoder) \
             if config.theta_prior_std is not None else None
-        self.p_z = priors.make(config.prior, config.latent_dim)  # after the rest: old
-        # checkpoints keep their parameter order
+        # after the rest: old checkpoints keep their parameter order
+        self.p_z = priors.make(config.prior, config.latent_dim, encoder=self.encoder,
+                               data_shape=config.data_shape,
+                               components=config.prior_components)
 
     def encode(self, x: torch.Tensor) -> Independent:
         """q_phi(z|x): x [N, D] (or [N, *data_shape]) -> distribution with batch [N], event [J]."""
@@ -147,3 +154,5 @@ def initialize(model: nn.Module, std: float, generator: torch.Generator | None =
             p.copy_(torch.randn(p.shape, generator=generator) * std)
     if getattr(model, "theta_posterior", None) is not None:
         model.theta_posterior.reset(posterior_std)
+    if hasattr(getattr(model, "p_z", None), "reset"):
+        model.p_z.reset(generator)

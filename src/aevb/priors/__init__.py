@@ -16,18 +16,21 @@ import importlib
 REGISTRY = {
     "standard-normal": "standard_normal:StandardNormalPrior",  # N(0, I), the paper's
     "mixture": "mixture:GaussianMixturePrior",  # a learned mixture of 10 diagonal Gaussians
+    "vamp": "vamp:VampPrior",  # the encoder's posteriors at 500 learned pseudo-inputs
 }
 NAMES = tuple(REGISTRY)
 
 
-def make(name: str, latent_dim: int):
-    """A new prior module `name` of REGISTRY over `latent_dim` dimensions."""
+def make(name: str, latent_dim: int, **context):
+    """A new prior module `name` of REGISTRY over `latent_dim` dimensions; `context` (the
+    model's encoder, data_shape, components) goes to the prior's `build`."""
     if name not in REGISTRY:
         from ..errors import AevbError
 
         raise AevbError(f"prior must be one of {', '.join(NAMES)}, got {name!r}")
     module, cls = REGISTRY[name].split(":")
-    return getattr(importlib.import_module(f".{module}", __name__), cls)(latent_dim)
+    return getattr(importlib.import_module(f".{module}", __name__), cls).build(latent_dim,
+                                                                              **context)
 
 
 def __getattr__(name):  # the modules here as attributes, imported on first use

@@ -17,6 +17,18 @@ class Prior(nn.Module):
         # Zero-size and not saved: gives a parameter-free prior its device and dtype.
         self.register_buffer("anchor", torch.zeros(0), persistent=False)
 
+    @classmethod
+    def build(cls, latent_dim: int, *, encoder: nn.Module | None = None, data_shape=None,
+              components: int = 0) -> "Prior":
+        """The prior of a model with this encoder q_phi(z|x) and data of `data_shape`;
+        `components`: how many parts a mixture prior has (0: the prior's own default).
+        A prior that needs none of these takes only the latent dimension."""
+        return cls(latent_dim)
+
+    def reset(self, generator: torch.Generator | None = None) -> None:
+        """Set the prior's own starting values, after `model.initialize` drew every parameter
+        from N(0, init_std^2); by default those stay."""
+
     def forward(self) -> Distribution:
         raise NotImplementedError
 

@@ -25,6 +25,10 @@ class GaussianMixturePrior(Prior):
         self.loc = nn.Parameter(torch.randn(components, latent_dim))  # m [K, J]
         self.log_scale = nn.Parameter(torch.zeros(components, latent_dim))  # log s [K, J]
 
+    @classmethod
+    def build(cls, latent_dim, *, encoder=None, data_shape=None, components=0):
+        return cls(latent_dim, components or COMPONENTS)
+
     def forward(self) -> MixtureSameFamily:
         parts = Independent(Normal(self.loc, self.log_scale.exp(), validate_args=False), 1)
         return MixtureSameFamily(Categorical(logits=self.logits, validate_args=False), parts,

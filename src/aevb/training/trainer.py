@@ -39,6 +39,7 @@ def _setup(config: TrainConfig, data: Dataset, device, run_dir: Path) -> Run:
     algorithm = algorithms.get(config.algorithm)
     model_config = ModelConfig(data.shape, config.latent_dim, config.hidden, config.likelihood,
                                config.network, config.activation, prior=config.prior,
+                               prior_components=config.prior_components,
                                **algorithm.model_options(config))
     resources.check_model(model_config, "these settings")
     resources.check_step(model_config, -(-config.batch_size // world), config.mc_samples,
