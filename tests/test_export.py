@@ -19,6 +19,8 @@ KINDS = {  # name: ModelConfig arguments
     "mlp-gaussian-deep-relu": ((28, 20), 4, (30, 20), "gaussian", "mlp", "relu"),
     "conv-bernoulli": ((28, 28), 3, (32,), "bernoulli", "conv", "relu"),
     "conv-gaussian-colour": ((3, 16, 12), 6, (24,), "gaussian", "conv", "elu"),
+    # the VampPrior: the scorer runs the encoder on the pseudo-inputs too
+    "mlp-bernoulli-vamp": ((28, 28), 5, (40,), "bernoulli", "mlp", "tanh", None, "vamp", 12),
 }
 K = 16
 
