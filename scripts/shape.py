@@ -25,7 +25,7 @@ LAYERS = [
     ("compute", ["aevb.compute", "aevb.native"]),
     ("evaluation", ["aevb.evaluation"]),
     ("algorithms", ["aevb.algorithms"]),
-    ("config", ["aevb.config"]),
+    ("config", ["aevb.config", "aevb.presets"]),
     ("run directories", ["aevb.rundir"]),
     ("outputs", ["aevb.outputs"]),
     ("training", ["aevb.training"]),

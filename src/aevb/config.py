@@ -13,6 +13,7 @@ from .algorithms import NAMES as ALGORITHMS
 from .algorithms.settings import McemConfig
 from .errors import AevbError
 from .fields import check_types
+from .presets import PRESETS
 from .priors import NAMES as PRIORS
 
 ENGINES = ("auto", "native", "compiled", "eager")  # see aevb.compute.engine
@@ -36,6 +37,8 @@ class TrainConfig:
     activation: str = "tanh"  # tanh (the paper's) | relu | softplus | elu
     prior: str = "standard-normal"  # p(z): standard-normal (the paper's) | mixture | vamp
     prior_components: int = 0  # K of the mixture (10) or VampPrior (500); 0: that default
+    posterior: str = "gaussian"  # q(z|x): gaussian (the paper's) | iaf (inverse autoregressive flow)
+    flow_steps: int = 0  # T, the IAF's steps; 0: its default (2)
     likelihood: str | None = None  # bernoulli | gaussian; None: from the data
     binarize: bool | None = None  # sample each binary batch from grey levels; None: from the data
     algorithm: str = "aevb"  # aevb (SGVB) | wake-sleep | mcem (baselines) | full-vb (appendix F)
@@ -113,6 +116,12 @@ def _likelihoods() -> tuple[str, ...]:
     from .networks.heads import LIKELIHOODS
 
     return tuple(LIKELIHOODS)
+
+
+def _posteriors() -> tuple[str, ...]:
+    from .networks.heads import POSTERIORS
+
+    return tuple(POSTERIORS)
 
 
 def _network(name: str):
@@ -195,6 +204,9 @@ def _rules_of_choices(c: "TrainConfig") -> list[tuple[bool, str]]:
          f"network must be {_either(tuple(_networks()))}, got {c.network!r}"),
         (0 <= c.prior_components <= 2**20,
          f"prior-components must be between 0 and 2^20, got {c.prior_components}"),
+        (c.posterior in _posteriors(),
+         f"posterior must be {_either(_posteriors())}, got {c.posterior!r}"),
+        (0 <= c.flow_steps <= 64, f"flow-steps must be between 0 and 64, got {c.flow_steps}"),
         (c.prior in PRIORS,
          f"prior must be one of {', '.join(PRIORS)}, got {c.prior!r}"),
         (c.activation in ("tanh", "relu", "softplus", "elu"),
@@ -251,39 +263,6 @@ def field_help(cls=None) -> dict[str, str]:
     found = re.findall(r"^    (\w+): [^=\n]+= [^#\n]+#\s*(.+)$",
                        inspect.getsource(cls or TrainConfig), flags=re.M)
     return dict(found)
-
-
-# The paper's settings (section 5): Adagrad, minibatches of M = 100, L = 1, N(0, 0.01^2)
-# initialisation and a N(0, I) prior on the weights. Step sizes were picked from
-# {0.01, 0.02, 0.1}; these are the ones that trained fastest here without diverging.
-PRESETS: dict[str, dict] = {
-    "mnist-paper": dict(dataset="mnist", hidden=(500,), latent_dim=20, likelihood="bernoulli",
-                        optimizer="adagrad", lr=0.02, batch_size=100, mc_samples=1,
-                        weight_prior_std=1.0, init_std=0.01),
-    "frey-paper": dict(dataset="frey-face", hidden=(200,), latent_dim=10, likelihood="gaussian",
-                       optimizer="adagrad", lr=0.01, batch_size=100, mc_samples=1,
-                       weight_prior_std=1.0, init_std=0.01),
-    # Burda, Grosse & Salakhutdinov (2015), section 5: 784-200-200-50 tanh networks on
-    # dynamically binarized MNIST, Adam at 1e-3 on their schedule (3^i epochs at
-    # 10^(-i/7), i = 0..7: 3,280 epochs), minibatches of 20, no weight prior. k = 1 is their
-    # VAE row; --mc-samples 5 or 50 gives their IWAE rows (--estimator A: their k-sample VAE).
-    # init 0.05: about Glorot's scale for the first layer, which they used.
-    "iwae-paper": dict(dataset="mnist", hidden=(200, 200), latent_dim=50, likelihood="bernoulli",
-                       optimizer="adam", lr=1e-3, lr_schedule="iwae", batch_size=20,
-                       estimator="iwae", mc_samples=1, weight_prior_std=None, init_std=0.05),
-    # The best test log p(x) found for 2 hours of this project's 2-core CPU (docs/mnist_best.sh,
-    # docs/reproduction.md): the iwae-paper networks trained with the IWAE bound at k = 5,
-    # minibatches of 50 and Adam annealed to 0 by a cosine over 850 epochs.
-    "mnist-best": dict(dataset="mnist", hidden=(200, 200), latent_dim=50, likelihood="bernoulli",
-                       optimizer="adam", lr=1e-3, lr_schedule="cosine", batch_size=50,
-                       estimator="iwae", mc_samples=5, weight_prior_std=None, init_std=0.05,
-                       epochs=850.0),
-    # Convolutional networks for images (aevb.networks.conv): Fashion-MNIST by default; give
-    # --dataset an image folder (grey or colour) or array for one's own.
-    "conv-images": dict(dataset="fashion-mnist", network="conv", activation="relu",
-                        hidden=(256,), latent_dim=32, optimizer="adam", lr=1e-3,
-                        batch_size=100, mc_samples=1, weight_prior_std=None, init_std=0.01),
-}
 
 
 def resolve(preset: str | None = None, **overrides) -> TrainConfig:

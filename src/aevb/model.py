@@ -17,7 +17,7 @@ from . import priors
 from .errors import AevbError
 from .full_vb import ParameterPosterior
 from .networks import NETWORKS
-from .networks.heads import LIKELIHOODS
+from .networks.heads import LIKELIHOODS, POSTERIORS
 from .networks.mlp import ACTIVATIONS
 
 
@@ -42,6 +42,8 @@ class ModelConfig:
     theta_prior_std: float | None = None
     prior: str = "standard-normal"  # p(z): a name of aevb.priors.REGISTRY
     prior_components: int = 0  # parts of a mixture or VampPrior; 0: the prior's default
+    posterior: str = "gaussian"  # q_phi(z|x): a name of aevb.networks.heads.POSTERIORS
+    flow_steps: int = 0  # T of a flow posterior (iaf); 0: its default
 
     def __post_init__(self):
         def whole(v):
@@ -57,6 +59,8 @@ class ModelConfig:
                          ("activation", isinstance(self.activation, str)),
                          ("prior", isinstance(self.prior, str)),
                          ("prior_components", whole(self.prior_components)),
+                         ("posterior", isinstance(self.posterior, str)),
+                         ("flow_steps", whole(self.flow_steps)),
                          ("theta_prior_std", self.theta_prior_std is None or (
                              isinstance(self.theta_prior_std, (int, float))
                              and not isinstance(self.theta_prior_std, bool)))):
@@ -88,6 +92,11 @@ class ModelConfig:
         if not 0 <= self.prior_components <= 2**20:
             raise AevbError(f"prior components must be between 0 and 2^20, got "
                             f"{self.prior_components}")
+        if self.posterior not in POSTERIORS:
+            raise AevbError(f"posterior must be one of {', '.join(POSTERIORS)}, "
+                            f"got {self.posterior!r}")
+        if not 0 <= self.flow_steps <= 64:
+            raise AevbError(f"flow steps must be between 0 and 64, got {self.flow_steps}")
         if self.prior not in priors.NAMES:
             raise AevbError(f"prior must be one of {', '.join(priors.NAMES)}, "
                             f"got {self.prior!r}")

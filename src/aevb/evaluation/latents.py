@@ -9,7 +9,8 @@ tell how many dimensions a model uses:
 - the KL per dimension, E_x[KL(q_phi(z_j|x) || N(0, 1))] in nats: what the bound pays for
   each dimension (the sum over j is the bound's KL term). It exists only where the prior is
   N(0, I): a learned prior such as the mixture does not factorise over dimensions, and the KL
-  of each q(z_j|x) to N(0, 1) would not be what the bound pays, so it is None there.
+  of each q(z_j|x) to N(0, 1) would not be what the bound pays, so it is None there; the same
+  for a flow posterior, whose q(z_j|x) has no closed form.
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..maths.distributions import StandardNormal, kl_per_dimension
+from ..maths.distributions import StandardNormal, is_diagonal_gaussian, kl_per_dimension
 
 ACTIVE_THRESHOLD = 0.01  # Burda et al.'s threshold on the variance of the posterior mean
 
@@ -37,7 +38,8 @@ def latent_use(model, x: torch.Tensor, batch_size: int = 1000) -> LatentUse:
     means, kls = [], []
     for start in range(0, len(x), batch_size):
         q = model.encode(x[start:start + batch_size])  # batch [n], event [J]
-        means.append(q.base_dist.loc.double())
+        means.append(q.mean.double())  # a flow's: a Monte Carlo estimate
+        per_dimension = per_dimension and is_diagonal_gaussian(q)
         if per_dimension:
             kls.append(kl_per_dimension(q, torch.float64))  # [n, J]
     mu = torch.cat(means)  # [N, J]

@@ -100,7 +100,12 @@ def q_sample(q: Independent, eps: torch.Tensor) -> torch.Tensor:
 
     q has batch [N] and event [J]; eps is [L, N, J]; returns z [L, N, J], differentiable in
     mu and sigma, so the gradient of an expectation over q becomes an expectation over eps.
+    A posterior that transforms the Gaussian further (a flow) makes its own draw from eps
+    (`rsample_from`), and keeps their density for its log_prob.
     """
+    transform = getattr(q, "rsample_from", None)
+    if transform is not None:
+        return transform(eps)
     return q.base_dist.loc + q.base_dist.scale * eps
 
 
@@ -132,9 +137,14 @@ def kl_to_prior(q: Independent, prior, z: torch.Tensor) -> torch.Tensor:
     N(0, I) has), else the Monte Carlo estimate (1/L) sum_l log q(z_l|x) - log p(z_l) on the
     draws z [L, N, J] of q (unbiased; estimator B then equals estimator A)."""
     closed = getattr(prior, "kl_from", None)
-    if closed is not None:
+    if closed is not None and is_diagonal_gaussian(q):
         return closed(q)
     return (q.log_prob(z) - prior.log_prob(z)).mean(0)
+
+
+def is_diagonal_gaussian(q) -> bool:
+    """Whether q is N(mu, diag(sigma^2)) as Independent(Normal) (a flow posterior is not)."""
+    return isinstance(q, Independent) and isinstance(q.base_dist, Normal)
 
 
 def log_mean_exp(a: torch.Tensor, dim: int = 0) -> torch.Tensor:

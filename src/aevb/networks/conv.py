@@ -25,7 +25,7 @@ from torch import nn
 
 from torch.distributions import Distribution
 
-from .heads import LIKELIHOODS, POSTERIOR, Head
+from .heads import LIKELIHOODS, POSTERIOR, Head, posterior
 from .mlp import ACTIVATIONS, mlp
 
 CHANNELS = (32, 64)  # of the two stride-2 convolutions
@@ -45,21 +45,28 @@ class ConvEncoder(nn.Module):
     """q_phi(z|x) = N(mu(x), diag(sigma^2(x))) from two strided convolutions and an MLP."""
 
     def __init__(self, data_shape: Sequence[int], hidden: Sequence[int], latent_dim: int,
-                 activation: str = "relu"):
+                 activation: str = "relu", head: Head = POSTERIOR):
         super().__init__()
-        self.dims = c, h, w = image_dims(data_shape)
+        self.dims = c, _, _ = image_dims(data_shape)
         act = ACTIVATIONS[activation]
         self.conv = nn.Sequential(nn.Conv2d(c, CHANNELS[0], 4, 2, 1), act(),
                                   nn.Conv2d(CHANNELS[0], CHANNELS[1], 4, 2, 1), act())
-        flat = CHANNELS[1] * _after_two(h) * _after_two(w)
         # The dense layers (named `head` before the heads of aevb.networks.heads existed; the
         # name stays so that checkpoints keep their keys).
-        self.head = mlp([flat, *hidden, POSTERIOR.per_value * latent_dim], activation)
-        self.distribution = POSTERIOR
+        self.head = mlp([conv_features(data_shape), *hidden, head.per_value * latent_dim],
+                        activation)
+        self.distribution = head
 
     def forward(self, x: torch.Tensor) -> Distribution:
         h = self.conv(x.reshape(-1, *self.dims)).flatten(1)  # [N, 64 H/4 W/4]
-        return self.distribution(self.head(h))  # from [N, 2J]
+        # the dense layers to the last one's input, then the head: [N, 2J] and its features
+        return self.distribution.after_linear(self.head[:-1](h), self.head[-1])
+
+
+def conv_features(data_shape: Sequence[int]) -> int:
+    """The values the two convolutions give for one image of `data_shape`."""
+    _, h, w = image_dims(data_shape)
+    return CHANNELS[1] * _after_two(h) * _after_two(w)
 
 
 def _after_two(size: int) -> int:
@@ -118,7 +125,9 @@ class Conv:
                 f"got data of shape {tuple(data_shape)}")
 
     def build(self, c) -> tuple[nn.Module, nn.Module]:
-        return (ConvEncoder(c.data_shape, c.hidden, c.latent_dim, c.activation),
+        context = c.hidden[-1] if c.hidden else conv_features(c.data_shape)
+        return (ConvEncoder(c.data_shape, c.hidden, c.latent_dim, c.activation,
+                            posterior(c, context)),
                 ConvDecoder(c.latent_dim, tuple(reversed(c.hidden)), c.data_shape,
                             LIKELIHOODS[c.likelihood], c.activation))
 

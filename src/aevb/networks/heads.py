@@ -8,11 +8,15 @@ free of parameters, that reads those numbers as a distribution with event [D]:
     p_theta(x|z) = LIKELIHOODS[name](decoder_body(z))     Bernoulli or Gaussian, [...] x [D]
 
 A new likelihood is one new head class and one line in LIKELIHOODS: `--likelihood NAME` and
-ModelConfig.likelihood then take it, and both network families build bodies for it. The
+ModelConfig.likelihood then take it, and both network families build bodies for it. A new
+posterior is a head too, with one line in POSTERIORS (`--posterior`; the inverse
+autoregressive flow of `flows.py` is one, with parameters of its own). The
 parameters come first in blocks of D (all means, then all log-variances), which is the order
 of the bodies' last layers and of checkpoints.
 """
 from __future__ import annotations
+
+import importlib
 
 import torch
 from torch import nn
@@ -28,6 +32,13 @@ class Head:
     name = ""
     per_value = 1
     binary = False  # whether the data must be 0 or 1 (and so log p(x) <= 0)
+    exports_parameters = True  # whether its parameters alone (export, explorer) describe it
+
+    @classmethod
+    def build(cls, c, context: int) -> "Head":
+        """The head for ModelConfig c on a body with `context` features before its last
+        layer; a head without parameters is the same for every model."""
+        return cls()
 
     def __call__(self, out: torch.Tensor) -> Distribution:
         raise NotImplementedError
@@ -80,5 +91,17 @@ class SigmoidGaussian(Head):
         return DiagonalGaussian(torch.sigmoid(mean_logit), torch.exp(0.5 * log_var))
 
 
-POSTERIOR = Gaussian()  # q_phi(z|x)
+POSTERIOR = Gaussian()  # the paper's q_phi(z|x)
 LIKELIHOODS: dict[str, Head] = {"bernoulli": Bernoulli(), "gaussian": SigmoidGaussian()}
+# --posterior NAME -> "module:class" of this package (a flow is a head with parameters)
+POSTERIORS = {"gaussian": "heads:Gaussian", "iaf": "flows:IAF"}
+
+
+def posterior_class(name: str) -> type:
+    module, cls = POSTERIORS[name].split(":")
+    return getattr(importlib.import_module(f".{module}", __package__), cls)
+
+
+def posterior(c, context: int) -> Head:
+    """q_phi(z|x)'s head for ModelConfig c (c.posterior) on `context` body features."""
+    return posterior_class(c.posterior).build(c, context)

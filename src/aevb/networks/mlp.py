@@ -15,7 +15,7 @@ from torch import nn
 
 from torch.distributions import Distribution
 
-from .heads import LIKELIHOODS, POSTERIOR, Head
+from .heads import LIKELIHOODS, POSTERIOR, Head, posterior
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU,
                                            "softplus": nn.Softplus, "elu": nn.ELU}
@@ -86,7 +86,8 @@ class MLP:
 
     def build(self, c) -> tuple[nn.Module, nn.Module]:
         """(encoder, decoder) for ModelConfig c."""
-        return (MLPNetwork(c.data_dim, c.hidden, c.latent_dim, POSTERIOR, c.activation),
+        return (MLPNetwork(c.data_dim, c.hidden, c.latent_dim, posterior(c, c.hidden[-1]),
+                           c.activation),
                 MLPNetwork(c.latent_dim, tuple(reversed(c.hidden)), c.data_dim,
                            LIKELIHOODS[c.likelihood], c.activation))
 

@@ -47,6 +47,7 @@ def _layers(sequential) -> list[dict]:
 def unsupported_reason(model) -> str | None:
     """Why the page cannot run this model, or None where it can."""
     from ..networks import NETWORKS
+    from ..networks.heads import posterior_class
     from ..priors.standard_normal import StandardNormalPrior
 
     c = model.config
@@ -55,6 +56,9 @@ def unsupported_reason(model) -> str | None:
                 f"{c.network} networks, which need a browser runtime for "
                 "convolutions that the page does not bundle (use aevb export "
                 "--format onnx for such models)")
+    if not posterior_class(c.posterior).exports_parameters:
+        return (f"the explorer's page computes with a diagonal Gaussian q(z|x); this model's "
+                f"posterior is {c.posterior}, a flow the page does not run")
     if type(model.p_z) is not StandardNormalPrior:
         return (f"the explorer's page computes with the N(0, I) prior; this model has the "
                 f"{c.prior} prior (use aevb export --format onnx for such models)")

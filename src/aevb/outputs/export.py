@@ -28,6 +28,7 @@ from torch import nn
 from .. import files
 from ..errors import AevbError
 from ..maths.objectives import iwae_bound
+from ..networks.heads import posterior_class
 
 FORMATS = ("onnx", "pt2")
 SUFFIX = {"onnx": ".onnx", "pt2": ".pt2"}
@@ -102,6 +103,11 @@ def export_model(model, out: Path, fmt: str, k: int = 1000) -> dict[str, Path]:
         raise AevbError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     if k < 1:
         raise AevbError(f"importance samples must be at least 1, got {k}")
+    posterior = getattr(model.config, "posterior", "gaussian")
+    if not posterior_class(posterior).exports_parameters:
+        raise AevbError(f"the {posterior} posterior is a flow: the encoder program gives "
+                        "(mean, log_var) of a diagonal Gaussian, which does not describe it; "
+                        "export supports models with the gaussian posterior")
     model = model.cpu().eval()
     out = Path(out)
     paths = {name: out / f"{name}{SUFFIX[fmt]}" for name in ("encoder", "decoder", "scorer")}

@@ -35,6 +35,12 @@ class VampPrior(Prior):
 
     @classmethod
     def build(cls, latent_dim, *, encoder=None, data_shape=None, components=0):
+        if not getattr(getattr(encoder, "distribution", None), "exports_parameters", True):
+            from ..errors import AevbError
+
+            raise AevbError("the VampPrior is a mixture of the encoder's diagonal Gaussians; "
+                            "with a flow posterior its density would need the flow's inverse "
+                            "(use --posterior gaussian with --prior vamp)")
         return cls(latent_dim, encoder, data_shape, components or COMPONENTS)
 
     def reset(self, generator: torch.Generator | None = None) -> None:

@@ -40,6 +40,7 @@ def _setup(config: TrainConfig, data: Dataset, device, run_dir: Path) -> Run:
     model_config = ModelConfig(data.shape, config.latent_dim, config.hidden, config.likelihood,
                                config.network, config.activation, prior=config.prior,
                                prior_components=config.prior_components,
+                               posterior=config.posterior, flow_steps=config.flow_steps,
                                **algorithm.model_options(config))
     resources.check_model(model_config, "these settings")
     resources.check_step(model_config, -(-config.batch_size // world), config.mc_samples,
