@@ -39,6 +39,8 @@ class TrainConfig:
     prior_components: int = 0  # K of the mixture (10) or VampPrior (500); 0: that default
     posterior: str = "gaussian"  # q(z|x): gaussian (the paper's) | iaf (inverse autoregressive flow)
     flow_steps: int = 0  # T, the IAF's steps; 0: its default (2)
+    top_latent_dim: int = 0  # J2 of a second stochastic layer z2 (the last J2 of latent-dim)
+    top_hidden: tuple[int, ...] = (100, 100)  # MLPs between z1 and z2 (aevb.hierarchy)
     likelihood: str | None = None  # bernoulli | gaussian; None: from the data
     binarize: bool | None = None  # sample each binary batch from grey levels; None: from the data
     algorithm: str = "aevb"  # aevb (SGVB) | wake-sleep | mcem (baselines) | full-vb (appendix F)
@@ -75,6 +77,7 @@ class TrainConfig:
         if not isinstance(self.mcem, McemConfig):
             raise AevbError(f"the mcem section must be an McemConfig, got {self.mcem!r}")
         object.__setattr__(self, "hidden", tuple(self.hidden))
+        object.__setattr__(self, "top_hidden", tuple(self.top_hidden))
         checks = [*_rules_of_sizes(self), *_rules_of_choices(self)]
         for ok, message in checks:
             if not ok:
@@ -173,6 +176,11 @@ def _rules_of_sizes(c: "TrainConfig") -> list[tuple[bool, str]]:
          and c.latent_dim <= 2**31 and all(h <= 2**31 for h in c.hidden),
          "mc-samples, batch size, latent dimension and hidden sizes must be below 2^31"),
         (c.latent_dim >= 1, f"latent dimension must be at least 1, got {c.latent_dim}"),
+        (0 <= c.top_latent_dim < c.latent_dim,
+         f"top-latent-dim must be at least 0 and below latent-dim {c.latent_dim} (z1 keeps the "
+         f"rest), got {c.top_latent_dim}"),
+        (all(1 <= h <= 2**31 for h in c.top_hidden),
+         f"top hidden sizes must be positive integers, got {list(c.top_hidden)}"),
         ((len(c.hidden) >= 1 or not getattr(_network(c.network), "needs_hidden", True))
          and all(h >= 1 for h in c.hidden),
          f"hidden sizes must be positive integers, got {list(c.hidden)}"),
@@ -249,8 +257,9 @@ def saved_config(info) -> TrainConfig:
     fused = values.pop("fused", None)
     values.setdefault("engine", "auto" if fused else "eager")
     values.setdefault("kernels", False)
-    if isinstance(values.get("hidden"), list):
-        values["hidden"] = tuple(values["hidden"])
+    for name in ("hidden", "top_hidden"):
+        if isinstance(values.get(name), list):
+            values[name] = tuple(values[name])
     return TrainConfig.from_dict(values)
 
 

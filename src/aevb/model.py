@@ -6,6 +6,7 @@ objectives that train it live in `aevb.maths.objectives`.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import asdict, dataclass
 
@@ -16,8 +17,10 @@ from torch.distributions import Independent
 from . import priors
 from .errors import AevbError
 from .full_vb import ParameterPosterior
+from .hierarchy import BottomDecoder, TwoLayerEncoder, TwoLayerPrior
 from .networks import NETWORKS
 from .networks.heads import LIKELIHOODS, POSTERIORS
+from .networks.heads import posterior_class as POSTERIOR_CLASS
 from .networks.mlp import ACTIVATIONS
 
 
@@ -44,6 +47,10 @@ class ModelConfig:
     prior_components: int = 0  # parts of a mixture or VampPrior; 0: the prior's default
     posterior: str = "gaussian"  # q_phi(z|x): a name of aevb.networks.heads.POSTERIORS
     flow_steps: int = 0  # T of a flow posterior (iaf); 0: its default
+    # Two stochastic layers (aevb.hierarchy): the last top_latent_dim of the latent_dim values
+    # of z are z2, above z1; top_hidden: the MLPs of q(z2|z1) and (reversed) p(z1|z2).
+    top_latent_dim: int = 0
+    top_hidden: tuple[int, ...] = (100, 100)
 
     def __post_init__(self):
         def whole(v):
@@ -61,6 +68,8 @@ class ModelConfig:
                          ("prior_components", whole(self.prior_components)),
                          ("posterior", isinstance(self.posterior, str)),
                          ("flow_steps", whole(self.flow_steps)),
+                         ("top_latent_dim", whole(self.top_latent_dim)),
+                         ("top_hidden", sizes(self.top_hidden)),
                          ("theta_prior_std", self.theta_prior_std is None or (
                              isinstance(self.theta_prior_std, (int, float))
                              and not isinstance(self.theta_prior_std, bool)))):
@@ -69,6 +78,7 @@ class ModelConfig:
                                 f"{getattr(self, name)!r}")
         object.__setattr__(self, "data_shape", tuple(self.data_shape))
         object.__setattr__(self, "hidden", tuple(self.hidden))
+        object.__setattr__(self, "top_hidden", tuple(self.top_hidden))
         if any(s < 1 or s > 2**31 for s in self.data_shape) or math.prod(self.data_shape) > 2**31:
             raise AevbError(f"data shape must be positive sizes of at most 2^31 values in all, "
                             f"got {list(self.data_shape)}")
@@ -89,6 +99,16 @@ class ModelConfig:
         if self.theta_prior_std is not None and not self.theta_prior_std > 0:
             raise AevbError(f"the prior's standard deviation must be positive, "
                             f"got {self.theta_prior_std}")
+        self._check_latent_structure()
+        if self.prior not in priors.NAMES:
+            raise AevbError(f"prior must be one of {', '.join(priors.NAMES)}, "
+                            f"got {self.prior!r}")
+        if self.likelihood not in LIKELIHOODS:
+            raise AevbError(f"unknown likelihood {self.likelihood!r}; choose one of "
+                            f"{', '.join(LIKELIHOODS)}")
+
+    def _check_latent_structure(self):
+        """The settings of the prior, the posterior and a second stochastic layer."""
         if not 0 <= self.prior_components <= 2**20:
             raise AevbError(f"prior components must be between 0 and 2^20, got "
                             f"{self.prior_components}")
@@ -97,12 +117,15 @@ class ModelConfig:
                             f"got {self.posterior!r}")
         if not 0 <= self.flow_steps <= 64:
             raise AevbError(f"flow steps must be between 0 and 64, got {self.flow_steps}")
-        if self.prior not in priors.NAMES:
-            raise AevbError(f"prior must be one of {', '.join(priors.NAMES)}, "
-                            f"got {self.prior!r}")
-        if self.likelihood not in LIKELIHOODS:
-            raise AevbError(f"unknown likelihood {self.likelihood!r}; choose one of "
-                            f"{', '.join(LIKELIHOODS)}")
+        if not 0 <= self.top_latent_dim < self.latent_dim:
+            raise AevbError(f"the top layer's dimension must be at least 0 and below the "
+                            f"latent dimension {self.latent_dim} (z1 keeps the rest), got "
+                            f"{self.top_latent_dim}")
+        if any(h < 1 or h > 2**31 for h in self.top_hidden):
+            raise AevbError(f"top hidden sizes must be positive, got {list(self.top_hidden)}")
+        if self.top_latent_dim and not POSTERIOR_CLASS(self.posterior).exports_parameters:
+            raise AevbError(f"two stochastic layers take the gaussian posterior for each, "
+                            f"not {self.posterior}")
 
     @property
     def data_dim(self) -> int:
@@ -117,15 +140,22 @@ class VAE(nn.Module):
 
     def __init__(self, config: ModelConfig):
         super().__init__()
-        self.config = config
-        self.encoder, self.decoder = NETWORKS[config.network].build(config)
+        self.config = c = config
+        j1, j2 = c.latent_dim - c.top_latent_dim, c.top_latent_dim
+        # the family's networks between x and z1 (all of z with one layer)
+        self.encoder, self.decoder = NETWORKS[c.network].build(
+            dataclasses.replace(c, latent_dim=j1, top_latent_dim=0) if j2 else c)
+        if j2:
+            self.encoder = TwoLayerEncoder(self.encoder, j1, j2, c.top_hidden, c.activation)
+            self.decoder = BottomDecoder(self.decoder, j1)
         # q_phi(theta)'s log sigma; its mean is the decoder's parameters (aevb.full_vb).
         self.theta_posterior = ParameterPosterior(self.decoder) \
             if config.theta_prior_std is not None else None
         # after the rest: old checkpoints keep their parameter order
-        self.p_z = priors.make(config.prior, config.latent_dim, encoder=self.encoder,
-                               data_shape=config.data_shape,
-                               components=config.prior_components)
+        self.p_z = priors.make(c.prior, j2 or c.latent_dim, encoder=self.encoder,
+                               data_shape=c.data_shape, components=c.prior_components)
+        if j2:  # p(z2) above p(z1|z2)
+            self.p_z = TwoLayerPrior(self.p_z, j1, tuple(reversed(c.top_hidden)), c.activation)
 
     def encode(self, x: torch.Tensor) -> Independent:
         """q_phi(z|x): x [N, D] (or [N, *data_shape]) -> distribution with batch [N], event [J]."""

@@ -50,7 +50,8 @@ def optional_float(text: str) -> float | None:
 
 
 def flag_type(field) -> typing.Callable:
-    special = {"hidden": sizes, "samples": number, "weight_prior_std": optional_float}
+    special = {"hidden": sizes, "top_hidden": sizes, "samples": number,
+               "weight_prior_std": optional_float}
     if field.name in special:
         return special[field.name]
     hint = str(field.type)

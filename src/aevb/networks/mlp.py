@@ -12,7 +12,6 @@ from typing import Sequence
 
 import torch
 from torch import nn
-
 from torch.distributions import Distribution
 
 from .heads import LIKELIHOODS, POSTERIOR, Head, posterior

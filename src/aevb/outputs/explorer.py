@@ -59,6 +59,9 @@ def unsupported_reason(model) -> str | None:
     if not posterior_class(c.posterior).exports_parameters:
         return (f"the explorer's page computes with a diagonal Gaussian q(z|x); this model's "
                 f"posterior is {c.posterior}, a flow the page does not run")
+    if c.top_latent_dim:
+        return ("the explorer's page computes with one stochastic layer; this model has two "
+                "(use aevb evaluate and aevb sample for it)")
     if type(model.p_z) is not StandardNormalPrior:
         return (f"the explorer's page computes with the N(0, I) prior; this model has the "
                 f"{c.prior} prior (use aevb export --format onnx for such models)")

@@ -15,7 +15,8 @@ import math
 
 import torch
 from torch import nn
-from torch.distributions import Categorical, Independent, MixtureSameFamily, Normal
+from torch.distributions import (Categorical, Independent, MixtureSameFamily,
+                                 Normal)
 
 from .base import Prior
 
@@ -35,12 +36,13 @@ class VampPrior(Prior):
 
     @classmethod
     def build(cls, latent_dim, *, encoder=None, data_shape=None, components=0):
-        if not getattr(getattr(encoder, "distribution", None), "exports_parameters", True):
+        head = getattr(encoder, "distribution", None)
+        if head is None or not head.exports_parameters:
             from ..errors import AevbError
 
-            raise AevbError("the VampPrior is a mixture of the encoder's diagonal Gaussians; "
-                            "with a flow posterior its density would need the flow's inverse "
-                            "(use --posterior gaussian with --prior vamp)")
+            raise AevbError("the VampPrior is a mixture of the encoder's diagonal Gaussians "
+                            "q(z|u_k); a flow posterior or two stochastic layers give no such "
+                            "density (use --posterior gaussian and one layer with --prior vamp)")
         return cls(latent_dim, encoder, data_shape, components or COMPONENTS)
 
     def reset(self, generator: torch.Generator | None = None) -> None:

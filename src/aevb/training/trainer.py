@@ -22,7 +22,8 @@ from ..data import Dataset, load_for_config, typical_range
 from ..errors import AevbError
 from ..model import VAE, ModelConfig, initialize
 from ..rundir import checkpoint, folder, integrity, logs, names, state_checks
-from .build import choose_engine, default_run_dir, make_optimizer, resolve_data_settings
+from .build import (choose_engine, default_run_dir, make_optimizer,
+                    resolve_data_settings)
 from .interrupt import Interrupt
 from .loop import Progress, Run, eval_schedule, loop, save
 
@@ -41,6 +42,8 @@ def _setup(config: TrainConfig, data: Dataset, device, run_dir: Path) -> Run:
                                config.network, config.activation, prior=config.prior,
                                prior_components=config.prior_components,
                                posterior=config.posterior, flow_steps=config.flow_steps,
+                               top_latent_dim=config.top_latent_dim,
+                               top_hidden=config.top_hidden,
                                **algorithm.model_options(config))
     resources.check_model(model_config, "these settings")
     resources.check_step(model_config, -(-config.batch_size // world), config.mc_samples,

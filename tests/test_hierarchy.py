@@ -1,0 +1,115 @@
+"""Two stochastic layers (aevb.hierarchy): reduced to one layer, against the IWAE bound, against
+a float64 quadrature of log p(x), and through the commands."""
+import signal
+import time
+
+import torch
+from cli_helpers import cli, one_error_line, start
+
+import aevb
+from aevb.evaluation.importance import importance_log_likelihood
+from aevb.maths import objectives
+from aevb.model import VAE, ModelConfig, initialize
+from aevb.rundir.evaluations import evaluate_run
+from aevb.rundir.logs import read_metrics
+
+
+def _two_layer(j1=3, j2=2, std=0.3, seed=0):
+    model = VAE(ModelConfig(data_shape=(12,), latent_dim=j1 + j2, hidden=(9,),
+                            top_latent_dim=j2, top_hidden=(7,))).double()
+    initialize(model, std, torch.Generator().manual_seed(seed))
+    return model
+
+
+def _x(n=4):
+    return torch.bernoulli(torch.full((n, 12), 0.3, dtype=torch.float64),
+                           generator=torch.Generator().manual_seed(1))
+
+
+def test_with_the_top_layer_cut_off_it_is_the_one_layer_model():
+    two = _two_layer()
+    one = VAE(ModelConfig(data_shape=(12,), latent_dim=3, hidden=(9,))).double()
+    with torch.no_grad():
+        one.encoder.load_state_dict(two.encoder.bottom.state_dict())
+        one.decoder.load_state_dict(two.decoder.decoder.state_dict())
+        # p(z1|z2) = N(0, I) and q(z2|z1) = N(0, I): z2 carries nothing
+        for net in (two.p_z.lower.net, two.encoder.upper.net):
+            net[-1].weight.zero_()
+            net[-1].bias.zero_()
+    x = _x()
+    # the same z1 noise for both
+    eps = torch.randn(500, 4, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    got = importance_log_likelihood(two, x, 500, seed=0, noise=eps)
+    want = importance_log_likelihood(one, x, 500, seed=0, noise=eps[..., :3].contiguous())
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+
+
+def test_the_iwae_bound_with_one_sample_is_estimator_a():
+    model, x = _two_layer(), _x()
+    eps = torch.randn(1, 4, 5, dtype=torch.float64)
+    torch.testing.assert_close(objectives.iwae_bound(model, x, eps),
+                               objectives.elbo_a(model, x, eps), rtol=1e-12, atol=1e-12)
+
+
+def test_importance_sampling_rises_with_k_to_a_float64_quadrature():
+    model, x = _two_layer(j1=1, j2=1, std=0.2), _x(3)
+    grid = torch.linspace(-8, 8, 801, dtype=torch.float64)
+    z = torch.cartesian_prod(grid, grid)  # [G, 2]: (z1, z2)
+    with torch.no_grad():
+        log_joint = model.decode(z[:, None, :]).log_prob(x) + model.prior().log_prob(z)[:, None]
+        exact = torch.logsumexp(log_joint, 0) + 2 * torch.log(grid[1] - grid[0])  # [3]
+        g = torch.Generator().manual_seed(0)
+
+        def bound(k, repeats):
+            eps = torch.randn(repeats, k, 3, 2, generator=g, dtype=torch.float64)
+            return torch.stack([objectives.iwae_bound(model, x, e) for e in eps]).mean(0)
+
+        elbo, iwae10, many = bound(1, 2000), bound(10, 500), bound(50000, 1)
+    assert (elbo < iwae10).all() and (iwae10 < exact).all()
+    torch.testing.assert_close(many, exact, rtol=0, atol=0.02)
+
+
+SETTINGS = ["--dataset", "digits", "--latent-dim", "6", "--top-latent-dim", "2",
+            "--hidden", "64", "--top-hidden", "32", "--epochs", "20", "--lr", "0.05",
+            "--eval-points", "6", "--checkpoint-every", "1000", "--quiet"]
+
+
+def test_two_layers_train_evaluate_resume_bitwise_and_are_refused_where_they_cannot_go(
+        tmp_path):
+    reference, out = tmp_path / "ref", tmp_path / "run"
+    first = start("train", *SETTINGS, "--out", str(reference))
+    assert first.wait(timeout=300) == 0, first.stderr.read()
+    metrics = read_metrics(reference)
+    assert metrics[-1]["test_elbo"] > metrics[0]["test_elbo"] + 5
+    model = aevb.load(reference)
+    assert model.config.top_latent_dim == 2 and model.p_z.lower.net[-1].out_features == 8
+    result = evaluate_run(reference, importance_samples=500)
+    assert metrics[-1]["test_elbo"] < result.log_likelihood < 0
+    assert result.kl_per_dimension is None and 0 <= result.active_units <= 6
+
+    proc = start("train", *SETTINGS, "--out", str(out))
+    deadline = time.time() + 120
+    while len(read_metrics(out)) < 3 and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 128 + signal.SIGTERM, proc.stderr.read()
+    resumed = start("train", "--resume", str(out), "--quiet")
+    assert resumed.wait(timeout=300) == 0, resumed.stderr.read()
+    keys = ("samples", "train_elbo", "test_elbo")
+    assert [[m[k] for k in keys] for m in read_metrics(out)] == \
+        [[m[k] for k in keys] for m in metrics]
+    assert (out / "model.safetensors").read_bytes() == \
+        (reference / "model.safetensors").read_bytes()
+
+    assert "two stochastic layers" in one_error_line(
+        cli("export", reference, "--format", "onnx", "--out", tmp_path / "onnx"))
+    assert "has two" in one_error_line(cli("explore", reference))
+    assert cli("sample", reference, "-n", "4", "--out", tmp_path / "s.png").returncode == 0
+
+
+def test_layer_settings_that_do_not_fit_are_refused_in_one_line():
+    r = cli("train", "--dataset", "digits", "--latent-dim", "4", "--top-latent-dim", "4")
+    assert "top-latent-dim must be at least 0 and below latent-dim 4" in one_error_line(r)
+    r = cli("train", "--dataset", "digits", "--top-latent-dim", "2", "--posterior", "iaf",
+            "--samples", "100")
+    assert "two stochastic layers take the gaussian posterior" in one_error_line(r)
