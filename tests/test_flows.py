@@ -1,21 +1,17 @@
 """Inverse autoregressive flow posteriors (aevb.networks.flows) against autograd and the
 diagonal Gaussian they start from; trained, evaluated, resumed and refused where they cannot go."""
-import signal
-import time
 
 import numpy as np
 import pytest
 import scipy.stats
 import torch
-from cli_helpers import cli, one_error_line, start
+from cli_helpers import (cli, killed_run_resumes_bitwise, one_error_line,
+                         refused_by_export_and_explorer, trained_and_evaluated)
 
-import aevb
 from aevb.maths import objectives
 from aevb.maths.distributions import q_sample
 from aevb.model import VAE, ModelConfig, initialize
 from aevb.networks.flows import MADE
-from aevb.rundir.evaluations import evaluate_run
-from aevb.rundir.logs import read_metrics
 
 
 def _model(steps=3, latent=4, network="mlp", shape=(12,), seed=0, std=0.3):
@@ -103,34 +99,14 @@ SETTINGS = ["--dataset", "digits", "--latent-dim", "4", "--hidden", "64", "--epo
 def test_an_iaf_model_trains_evaluates_resumes_bitwise_and_is_refused_where_it_cannot_go(
         tmp_path):
     reference, out = tmp_path / "ref", tmp_path / "run"
-    first = start("train", *SETTINGS, "--out", str(reference))
-    assert first.wait(timeout=300) == 0, first.stderr.read()
-    metrics = read_metrics(reference)
-    assert metrics[-1]["test_elbo"] > metrics[0]["test_elbo"] + 5
-    model = aevb.load(reference)
+    model, result = trained_and_evaluated(SETTINGS, reference)
     assert len(model.encoder.distribution.steps) == 2
-    result = evaluate_run(reference, importance_samples=500)
-    assert metrics[-1]["test_elbo"] < result.log_likelihood < 0
     assert result.kl_per_dimension is None and 0 <= result.active_units <= 4
 
-    proc = start("train", *SETTINGS, "--out", str(out))
-    deadline = time.time() + 120
-    while len(read_metrics(out)) < 3 and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=60) == 128 + signal.SIGTERM, proc.stderr.read()
-    resumed = start("train", "--resume", str(out), "--quiet")
-    assert resumed.wait(timeout=300) == 0, resumed.stderr.read()
-    keys = ("samples", "train_elbo", "test_elbo")
-    assert [[m[k] for k in keys] for m in read_metrics(out)] == \
-        [[m[k] for k in keys] for m in metrics]
-    assert (out / "model.safetensors").read_bytes() == \
-        (reference / "model.safetensors").read_bytes()
+    killed_run_resumes_bitwise(SETTINGS, reference, out)
 
-    assert "the iaf posterior is a flow" in one_error_line(
-        cli("export", reference, "--format", "onnx", "--out", tmp_path / "onnx"))
-    assert "posterior is iaf" in one_error_line(cli("explore", reference))
-    assert cli("sample", reference, "-n", "4", "--out", tmp_path / "s.png").returncode == 0
+    export, explore = refused_by_export_and_explorer(reference, tmp_path)
+    assert "the iaf posterior is a flow" in export and "posterior is iaf" in explore
 
 
 def test_a_vamp_prior_with_a_flow_posterior_is_refused_in_one_line():

@@ -6,8 +6,8 @@ import scipy.stats
 import torch
 from torch.distributions import Independent, Laplace
 
-from aevb.model import VAE, ModelConfig
 from aevb.maths import objectives
+from aevb.model import VAE, ModelConfig
 from aevb.networks import heads
 from aevb.networks.conv import ConvDecoder
 from aevb.networks.mlp import MLPNetwork

@@ -1,17 +1,13 @@
 """Two stochastic layers (aevb.hierarchy): reduced to one layer, against the IWAE bound, against
 a float64 quadrature of log p(x), and through the commands."""
-import signal
-import time
 
 import torch
-from cli_helpers import cli, one_error_line, start
+from cli_helpers import (cli, killed_run_resumes_bitwise, one_error_line,
+                         refused_by_export_and_explorer, trained_and_evaluated)
 
-import aevb
 from aevb.evaluation.importance import importance_log_likelihood
 from aevb.maths import objectives
 from aevb.model import VAE, ModelConfig, initialize
-from aevb.rundir.evaluations import evaluate_run
-from aevb.rundir.logs import read_metrics
 
 
 def _two_layer(j1=3, j2=2, std=0.3, seed=0):
@@ -77,34 +73,14 @@ SETTINGS = ["--dataset", "digits", "--latent-dim", "6", "--top-latent-dim", "2",
 def test_two_layers_train_evaluate_resume_bitwise_and_are_refused_where_they_cannot_go(
         tmp_path):
     reference, out = tmp_path / "ref", tmp_path / "run"
-    first = start("train", *SETTINGS, "--out", str(reference))
-    assert first.wait(timeout=300) == 0, first.stderr.read()
-    metrics = read_metrics(reference)
-    assert metrics[-1]["test_elbo"] > metrics[0]["test_elbo"] + 5
-    model = aevb.load(reference)
+    model, result = trained_and_evaluated(SETTINGS, reference)
     assert model.config.top_latent_dim == 2 and model.p_z.lower.net[-1].out_features == 8
-    result = evaluate_run(reference, importance_samples=500)
-    assert metrics[-1]["test_elbo"] < result.log_likelihood < 0
     assert result.kl_per_dimension is None and 0 <= result.active_units <= 6
 
-    proc = start("train", *SETTINGS, "--out", str(out))
-    deadline = time.time() + 120
-    while len(read_metrics(out)) < 3 and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=60) == 128 + signal.SIGTERM, proc.stderr.read()
-    resumed = start("train", "--resume", str(out), "--quiet")
-    assert resumed.wait(timeout=300) == 0, resumed.stderr.read()
-    keys = ("samples", "train_elbo", "test_elbo")
-    assert [[m[k] for k in keys] for m in read_metrics(out)] == \
-        [[m[k] for k in keys] for m in metrics]
-    assert (out / "model.safetensors").read_bytes() == \
-        (reference / "model.safetensors").read_bytes()
+    killed_run_resumes_bitwise(SETTINGS, reference, out)
 
-    assert "two stochastic layers" in one_error_line(
-        cli("export", reference, "--format", "onnx", "--out", tmp_path / "onnx"))
-    assert "has two" in one_error_line(cli("explore", reference))
-    assert cli("sample", reference, "-n", "4", "--out", tmp_path / "s.png").returncode == 0
+    export, explore = refused_by_export_and_explorer(reference, tmp_path)
+    assert "two stochastic layers" in export and "has two" in explore
 
 
 def test_layer_settings_that_do_not_fit_are_refused_in_one_line():

@@ -1,20 +1,16 @@
 """The VampPrior (aevb.priors.vamp): p(z) = (1/K) sum_k q_phi(z | u_k) over learned
 pseudo-inputs, checked against closed forms and scipy, trained, evaluated and resumed."""
-import signal
-import time
 
 import numpy as np
 import pytest
 import scipy.special
 import scipy.stats
 import torch
-from cli_helpers import start
+from cli_helpers import killed_run_resumes_bitwise, trained_and_evaluated
 
 import aevb
 from aevb.maths.distributions import standard_normal
 from aevb.model import VAE, ModelConfig, initialize
-from aevb.rundir.evaluations import evaluate_run
-from aevb.rundir.logs import read_metrics
 
 
 def _model(components, latent=4, seed=0):
@@ -67,29 +63,11 @@ SETTINGS = ["--dataset", "digits", "--latent-dim", "4", "--hidden", "64", "--epo
 
 def test_a_vamp_prior_trains_evaluates_and_resumes_bitwise(tmp_path):
     reference, out = tmp_path / "ref", tmp_path / "run"
-    first = start("train", *SETTINGS, "--out", str(reference))
-    assert first.wait(timeout=300) == 0, first.stderr.read()
-    metrics = read_metrics(reference)
-    assert metrics[-1]["test_elbo"] > metrics[0]["test_elbo"] + 5
-    model = aevb.load(reference)
+    model, result = trained_and_evaluated(SETTINGS, reference)
     assert model.p_z.pseudo_inputs.shape == (20, 64)
-    result = evaluate_run(reference, importance_samples=500)
-    assert metrics[-1]["test_elbo"] < result.log_likelihood < 0
     assert result.kl_per_dimension is None and result.active_units is not None
 
-    proc = start("train", *SETTINGS, "--out", str(out))
-    deadline = time.time() + 120
-    while len(read_metrics(out)) < 3 and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=60) == 128 + signal.SIGTERM, proc.stderr.read()
-    resumed = start("train", "--resume", str(out), "--quiet")
-    assert resumed.wait(timeout=300) == 0, resumed.stderr.read()
-    keys = ("samples", "train_elbo", "test_elbo")
-    assert [[m[k] for k in keys] for m in read_metrics(out)] == \
-        [[m[k] for k in keys] for m in metrics]
-    assert (out / "model.safetensors").read_bytes() == \
-        (reference / "model.safetensors").read_bytes()
+    killed_run_resumes_bitwise(SETTINGS, reference, out)
 
 
 def test_prior_components_are_checked():

@@ -18,10 +18,9 @@ import numpy as np
 import torch
 
 from ..errors import AevbError
-from .formats import (binary_uint8, read_amat, read_array, read_frey, read_idx,
-                      read_image_folder)
-from .sources import (BINARIZED_FILES, FASHION_FILES, FREY_FILE, MNIST_FILES,
-                      RemoteFile, locate, search_dirs, sha256_of)
+from .formats import binary_uint8, read_amat, read_array, read_frey, read_idx, read_image_folder
+from .sources import (BINARIZED_FILES, FASHION_FILES, FREY_FILE, MNIST_FILES, RemoteFile, locate,
+                      search_dirs, sha256_of)
 
 __all__ = ["Dataset", "RemoteFile", "locate", "search_dirs", "sha256_of", "read_idx",
            "read_amat", "read_frey", "read_array", "read_image_folder", "split_indices",

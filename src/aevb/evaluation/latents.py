@@ -18,8 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..maths.distributions import (StandardNormal, is_diagonal_gaussian,
-                                   kl_per_dimension)
+from ..maths.distributions import StandardNormal, is_diagonal_gaussian, kl_per_dimension
 
 ACTIVE_THRESHOLD = 0.01  # Burda et al.'s threshold on the variance of the posterior mean
 

@@ -22,8 +22,8 @@ import torch
 from torch import nn
 from torch.distributions import Distribution
 
-from ..maths.distributions import (AffineBernoulli, BernoulliLogits,
-                                   DiagonalGaussian, diagonal_gaussian)
+from ..maths.distributions import (AffineBernoulli, BernoulliLogits, DiagonalGaussian,
+                                   diagonal_gaussian)
 
 
 class Head:

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.distributions import (Categorical, Independent, MixtureSameFamily,
-                                 Normal)
+from torch.distributions import Categorical, Independent, MixtureSameFamily, Normal
 
 from .base import Prior
 

@@ -15,8 +15,7 @@ import math
 
 import torch
 from torch import nn
-from torch.distributions import (Categorical, Independent, MixtureSameFamily,
-                                 Normal)
+from torch.distributions import Categorical, Independent, MixtureSameFamily, Normal
 
 from .base import Prior
 

@@ -10,8 +10,7 @@ from pathlib import Path
 from ..errors import AevbError
 from ..files import TEMP_MARK, Busy, lock, remove_stale_temporaries
 from . import integrity
-from .names import (CONFIG, LOCK, MANIFEST, MANIFEST_LOCK, METRICS, RUN_FILES,
-                    STATE, WEIGHTS)
+from .names import CONFIG, LOCK, MANIFEST, MANIFEST_LOCK, METRICS, RUN_FILES, STATE, WEIGHTS
 
 
 def check_new_run_dir(run_dir) -> bool:

@@ -20,13 +20,13 @@ import torch
 
 from .. import algorithms
 from ..algorithms.base import NonFinite
-from ..compute import distributed, engine
+from ..compute import distributed
+from ..compute import engine
 from ..compute.engine import Choice
 from ..config import TrainConfig
 from ..data import Dataset
 from ..errors import AevbError, AevbWarning, Interrupted
-from ..evaluation.evaluate import (SEED_OFFSETS, evaluation_set,
-                                   hmc_harmonic_log_likelihood)
+from ..evaluation.evaluate import SEED_OFFSETS, evaluation_set, hmc_harmonic_log_likelihood
 from ..maths.distributions import binarize
 from ..model import VAE
 from ..rundir import checkpoint, logs

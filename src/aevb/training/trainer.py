@@ -22,8 +22,7 @@ from ..data import Dataset, load_for_config, typical_range
 from ..errors import AevbError
 from ..model import VAE, ModelConfig, initialize
 from ..rundir import checkpoint, folder, integrity, logs, names, state_checks
-from .build import (choose_engine, default_run_dir, make_optimizer,
-                    resolve_data_settings)
+from .build import choose_engine, default_run_dir, make_optimizer, resolve_data_settings
 from .interrupt import Interrupt
 from .loop import Progress, Run, eval_schedule, loop, save
 
