@@ -110,7 +110,10 @@ class Evaluation:
         return d
 
 
-METHODS = ("importance", "hmc-harmonic")
+# method -> the dtype of the decoder's last product in importance sampling (None: not IS)
+PRODUCTS = {"importance": torch.float32, "importance-bf16": torch.bfloat16,
+            "hmc-harmonic": None}
+METHODS = tuple(PRODUCTS)
 
 
 def evaluate(model, x: torch.Tensor, *, split: str, importance_samples: int = 5000,
@@ -129,9 +132,9 @@ def evaluate(model, x: torch.Tensor, *, split: str, importance_samples: int = 50
     start = time.perf_counter()
     x = x.to(next(model.parameters()).device)
     elbo = average_bound(model, x, seed + SEED_OFFSETS[split][1]) if use_encoder else None
-    if method == "importance":
+    if PRODUCTS[method] is not None:
         ll = importance_log_likelihood(model, x, importance_samples, seed + 5, batch_size,
-                                       noise=noise)
+                                       noise=noise, products=PRODUCTS[method])
     else:
         ll = torch.cat([hmc_harmonic_log_likelihood(model, x[i:i + batch_size],
                                                     n_samples=importance_samples, seed=seed + 5,
