@@ -85,7 +85,8 @@ class MLP:
 
     def build(self, c) -> tuple[nn.Module, nn.Module]:
         """(encoder, decoder) for ModelConfig c."""
-        return (MLPNetwork(c.data_dim, c.hidden, c.latent_dim, posterior(c, c.hidden[-1]),
+        context = c.hidden[-1] if c.hidden else c.data_dim  # the features before the head
+        return (MLPNetwork(c.data_dim, c.hidden, c.latent_dim, posterior(c, context),
                            c.activation),
                 MLPNetwork(c.latent_dim, tuple(reversed(c.hidden)), c.data_dim,
                            LIKELIHOODS[c.likelihood], c.activation))
