@@ -20,12 +20,8 @@ def add_evaluate(sub) -> None:
     p.add_argument("--per-example", metavar="FILE.npy", help="save one log p(x) per data point")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    # evaluation.evaluate.METHODS, spelled here so that parsing imports no torch
-    p.add_argument("--method", choices=("importance", "importance-bf16", "hmc-harmonic"),
-                   default="importance",
-                   help="importance sampling with q(z|x); the same with the decoder's last "
-                   "product in bf16 (importance-bf16: faster, up to a few hundredths of a nat "
-                   "off, docs/performance.md); or the paper's appendix D estimator "
+    p.add_argument("--method", choices=("importance", "hmc-harmonic"), default="importance",
+                   help="importance sampling with q(z|x), or the paper's appendix D estimator "
                    "(HMC draws from the posterior; then --importance-samples is the number "
                    "of draws per data point, the paper's 50)")
     p.add_argument("--limit", type=flags.number, help="only the first LIMIT data points "

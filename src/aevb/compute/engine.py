@@ -57,10 +57,8 @@ class Backend(Protocol):
     def adagrad(self, params, lr: float, weight_decay: float) -> torch.optim.Optimizer:
         """The optimizer its step updates (torch.optim.Adagrad's state and update)."""
 
-    def log_weights_for(self, model, x: torch.Tensor,
-                        products: torch.dtype = torch.float32) -> Callable | None:
-        """(x_b [N_b, D], eps [K, N_b, J]) -> log p(x, z) - log q(z|x) [K, N_b] in nats, the
-        decoder's last product in `products` (float32, or bfloat16: faster, less exact)."""
+    def log_weights_for(self, model, x: torch.Tensor) -> Callable | None:
+        """(x_b [N_b, D], eps [K, N_b, J]) -> log p(x, z) - log q(z|x) [K, N_b] in nats."""
 
     def binarizer(self) -> Callable | None:
         """(probs, generator, rows) -> the same bits as `distributions.binarize`."""

@@ -26,8 +26,7 @@ NOISE_ELEMENTS = 2**26
 def importance_log_likelihood(model, x: torch.Tensor, k: int, seed: int,
                               batch_size: int = 100, k_chunk: int | None = None,
                               noise: torch.Tensor | None = None,
-                              log_weights=None,
-                              products: torch.dtype = torch.float32) -> torch.Tensor:
+                              log_weights=None) -> torch.Tensor:
     """log p_theta(x) for every row of x [N, D] by importance sampling with K = k; [N] nats:
 
     log p(x) ~ log (1/K) sum_k w_k,  log w_k = log p_theta(x, z_k) - log q_phi(z_k|x).
@@ -41,9 +40,7 @@ def importance_log_likelihood(model, x: torch.Tensor, k: int, seed: int,
     draws, e.g. the ones an exported scorer was given). `log_weights(x_b [N_b, D],
     eps [k_chunk, N_b, J]) -> [k_chunk, N_b]` gives the model's log-weights: by default
     `objectives.log_weights` (or the native backend's pass where it serves the model); full VB
-    supplies its own (`predictive_log_likelihood`, below). `products` bfloat16 makes the
-    decoder's last product in bf16 (the native pass only; faster, and up to a few hundredths
-    of a nat off: docs/performance.md).
+    supplies its own (`predictive_log_likelihood`, below).
     """
     if noise is not None and tuple(noise.shape) != (k, len(x), model.config.latent_dim):
         from ..errors import AevbError
@@ -56,14 +53,7 @@ def importance_log_likelihood(model, x: torch.Tensor, k: int, seed: int,
     if log_weights is None:
         from ..compute import engine
 
-        native = engine.backend("native").log_weights_for(model, x, products)
-        if native is None and products != torch.float32:
-            from ..errors import AevbError
-
-            raise AevbError(f"{products} products are made by the native log-weights pass, "
-                            "which serves MLPs with a Bernoulli decoder and the N(0, I) prior "
-                            "on the CPU with its C library built; this model or machine has "
-                            "none (use the float32 method, importance)")
+        native = engine.backend("native").log_weights_for(model, x)
         log_weights = native or partial(objectives.log_weights, model)
 
     out = []

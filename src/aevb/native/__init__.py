@@ -77,11 +77,10 @@ def adagrad(params, lr: float, weight_decay: float) -> torch.optim.Optimizer:
     return Adagrad(params, lr=lr, weight_decay=weight_decay)
 
 
-def log_weights_for(model, x: torch.Tensor, products: torch.dtype = torch.float32):
+def log_weights_for(model, x: torch.Tensor):
     """`objectives.log_weights` of `model` as a callable (x_b, eps) -> [K, N_b] made by the
     native pass (the decoder's softplus sums in C), where it serves the model and x; else
-    None. `products`: the dtype of the decoder's last matrix product (its inputs; the sums
-    and everything else stay float32)."""
+    None."""
     from . import calls, library, step
 
     if not (step.supports_log_weights(model) and calls.usable(x)):
@@ -92,9 +91,7 @@ def log_weights_for(model, x: torch.Tensor, products: torch.dtype = torch.float3
 
     def weights(xb, eps):  # [K, N_b]
         if calls.usable(*model.decoder.parameters()):
-            return step.log_weights(model, xb, eps, lib, products)
-        if products != torch.float32:
-            raise ValueError("reduced-precision products need the native pass's tensors")
+            return step.log_weights(model, xb, eps, lib)
         from ..maths.objectives import log_weights
 
         return log_weights(model, xb, eps)

@@ -162,20 +162,16 @@ def supports_log_weights(model) -> bool:
     return supports(model) and type(model.decoder.distribution) is Bernoulli
 
 
-def log_weights(model, x: torch.Tensor, eps: torch.Tensor, lib,
-                products: torch.dtype = torch.float32) -> torch.Tensor:
+def log_weights(model, x: torch.Tensor, eps: torch.Tensor, lib) -> torch.Tensor:
     """objectives.log_weights, log p(x, z_l) - log q(z_l|x) [L, N] (nats), for a model where
     `supports` holds, with the decoder's sum of softplus over the pixels (its element-wise
     work, which at K samples per point took as long as a third of the products) in one
-    compiled pass: `lib` from library.load(), float32 CPU tensors. With `products` bfloat16
-    the product h W^T takes bf16 inputs (docs/performance.md: its speed and error); the data
-    terms sum_d x_d l_d stay float32."""
+    compiled pass: `lib` from library.load(), float32 CPU tensors."""
     q = model.encode(x)
     z = q_sample(q, eps)  # [L, N, J]
     p = model.decode(z)  # AffineBernoulli: hidden layer h [L, N, H], weight [D, H], bias [D]
     h = p.h.reshape(-1, p.h.shape[-1])
-    logits = torch.mm(h.to(products), p.weight.t().to(products))  # [K N, D], before the bias
-    softplus = calls.softplus_sums(lib, logits.float(), p.bias)
+    softplus = calls.softplus_sums(lib, torch.mm(h, p.weight.t()), p.bias)
     log_p_x_given_z = p.data_terms(x) - softplus.view(p.h.shape[:-1])
     return log_p_x_given_z + model.prior().log_prob(z) - q.log_prob(z)
 
