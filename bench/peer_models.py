@@ -1,6 +1,6 @@
 """The peer side of bench/engines.py, run inside bench/.venv-pythae (pythae 0.1.2, torch 2.13.0).
 
-Trains one of four models in pythae's own trainer and prints one JSON object with its
+Trains one of six models in pythae's own trainer and prints one JSON object with its
 training samples/s: the best of `rounds` timed stretches, each of as many passes over the
 first `points` training points as make at least `samples` samples (so that a stretch is as
 long as aevb's timed stretch), after one untimed pass. The networks are those of aevb's model of the same name (see
@@ -16,7 +16,8 @@ import numpy as np
 import torch
 from torch import nn
 from pythae.data.datasets import BaseDataset
-from pythae.models import IWAE, IWAEConfig, VAE, VAEConfig
+from pythae.models import (IWAE, VAE, VAE_IAF, VAMP, IWAEConfig, VAE_IAF_Config, VAEConfig,
+                           VAMPConfig)
 from pythae.models.base.base_utils import ModelOutput
 from pythae.models.nn import BaseDecoder, BaseEncoder
 from pythae.trainers import BaseTrainer, BaseTrainerConfig
@@ -102,6 +103,18 @@ def build(name):
                                number_samples=5),
                     encoder=MlpEncoder([784, 200, 200, 50]),
                     decoder=MlpDecoder([50, 200, 200, 784])), "Adam", 1e-3
+    if name == "vamp":  # pythae's pseudo-inputs: hardtanh(Linear(I_K)), aevb's hardtanh(U)
+        return VAMP(VAMPConfig(input_dim=(784,), latent_dim=50, reconstruction_loss="bce",
+                               number_components=500),
+                    encoder=MlpEncoder([784, 200, 200, 50]),
+                    decoder=MlpDecoder([50, 200, 200, 784])), "Adam", 1e-3
+    if name == "iaf":
+        # Two MADE steps of one hidden layer of 200 each, as aevb's (pythae's have ReLU and
+        # no context from the encoder; aevb's tanh and the encoder's features as context).
+        return VAE_IAF(VAE_IAF_Config(input_dim=(784,), latent_dim=50, reconstruction_loss="bce",
+                                      n_made_blocks=2, n_hidden_in_made=1, hidden_size=200),
+                       encoder=MlpEncoder([784, 200, 200, 50]),
+                       decoder=MlpDecoder([50, 200, 200, 784])), "Adam", 1e-3
     if name == "conv":
         return VAE(VAEConfig(input_dim=(1, 28, 28), latent_dim=16, reconstruction_loss="bce"),
                    encoder=ConvEncoder(16), decoder=ConvDecoder(16)), "Adam", 1e-3
