@@ -22,6 +22,18 @@ def test_auto_takes_eager_for_short_runs_and_says_why():
     assert engine.choose("auto", None, CPU, 10).name == "native"
 
 
+def test_a_model_whose_eager_step_is_slow_compiles_shorter_runs():
+    plain = VAE(ModelConfig((64,), 2, (16,)))
+    vamp = VAE(ModelConfig((64,), 2, (16,), prior="vamp", prior_components=5))
+    assert engine.compile_min_steps_of(plain) == engine.COMPILE_MIN_STEPS
+    assert engine.compile_min_steps_of(vamp) == 1_000 < engine.COMPILE_MIN_STEPS
+    choice = engine.choose("auto", "it serves only Adagrad", CPU, 999, 1_000)
+    assert choice.name == "eager" and "starts at 1000 for this model" in choice.reason
+    if engine.compile_unavailable_reason(CPU) is None:
+        assert engine.choose("auto", "it serves only Adagrad", CPU, 1_000, 1_000).name == \
+            "compiled"
+
+
 def test_compiled_is_taken_where_torch_compile_works_and_eager_otherwise(monkeypatch):
     long = engine.COMPILE_MIN_STEPS
     if engine.compile_unavailable_reason(CPU) is None:

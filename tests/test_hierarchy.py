@@ -40,6 +40,19 @@ def test_with_the_top_layer_cut_off_it_is_the_one_layer_model():
     torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
 
 
+def test_pictures_of_samples_decode_z1_drawn_from_p_z1_given_z2():
+    from aevb.outputs import plots
+
+    model = _two_layer().float()
+    with torch.no_grad():  # p(z1|z2) = N((2, -1, 5), e^-6 I) whatever z2 is
+        model.p_z.lower.net[-1].weight.zero_()
+        model.p_z.lower.net[-1].bias.copy_(torch.tensor([2.0, -1.0, 5.0, -6, -6, -6]))
+    z = plots.prior_draws(model, 4000, seed=0)  # [4000, 5]: z1, then z2 ~ N(0, I)
+    torch.testing.assert_close(z[:, :3].mean(0), torch.tensor([2.0, -1.0, 5.0]), atol=0.01,
+                               rtol=0)
+    torch.testing.assert_close(z[:, 3:].std(0), torch.ones(2), atol=0.05, rtol=0)
+
+
 def test_the_iwae_bound_with_one_sample_is_estimator_a():
     model, x = _two_layer(), _x()
     eps = torch.randn(1, 4, 5, dtype=torch.float64)

@@ -61,11 +61,36 @@ SETTINGS = ["--dataset", "digits", "--latent-dim", "4", "--hidden", "64", "--epo
             "--checkpoint-every", "1000", "--quiet"]
 
 
+def test_pictures_of_samples_decode_draws_of_the_models_own_prior():
+    from aevb.outputs import plots
+
+    model = _model(3, latent=2).float()
+    with torch.no_grad():  # every q(z|u_k) = N((4, -3), e^-8 I): so is the prior
+        model.encoder.net[-1].weight.zero_()
+        model.encoder.net[-1].bias.copy_(torch.tensor([4.0, -3.0, -8.0, -8.0]))
+    z = plots.prior_draws(model, 5000, seed=1)
+    np.testing.assert_allclose(z.mean(0).numpy(), [4.0, -3.0], atol=5 * np.exp(-4.0))
+    np.testing.assert_allclose(z.std(0).numpy(), np.exp(-4.0), rtol=0.05)
+    assert torch.equal(z, plots.prior_draws(model, 5000, seed=1))  # reproducible by seed
+
+
 def test_a_vamp_prior_trains_evaluates_and_resumes_bitwise(tmp_path):
+    from PIL import Image
+
     reference, out = tmp_path / "ref", tmp_path / "run"
     model, result = trained_and_evaluated(SETTINGS, reference)
     assert model.p_z.pseudo_inputs.shape == (20, 64)
     assert result.kl_per_dimension is None and result.active_units is not None
+    # the report shows the 20 pseudo-inputs (a 5 x 4 grid of 8 x 8 images) and the two clouds
+    grid = np.asarray(Image.open(reference / "pseudo-inputs.png"))
+    assert grid.shape == ((4 * 9 + 1) * 7, (5 * 9 + 1) * 7)  # 8 x 8 tiles, 1 pad, scale 7
+    u = np.clip(model.p_z.pseudo_inputs.detach().numpy(), 0, 1)  # hardtanh(w; 0, 1)
+    for k in (0, 19):  # tile k at row k // 5, column k % 5
+        top, left = 7 * (1 + 9 * (k // 5)), 7 * (1 + 9 * (k % 5))
+        tile = grid[top:top + 56:7, left:left + 56:7]
+        np.testing.assert_array_equal(tile, (u[k].reshape(8, 8) * 255).round())
+    assert (reference / "aggregate-posterior.png").stat().st_size > 10_000
+    assert "pseudo-inputs.png" in (reference / "report.html").read_text()
 
     killed_run_resumes_bitwise(SETTINGS, reference, out)
 

@@ -101,23 +101,33 @@ def compile_unavailable_reason(device: torch.device) -> str | None:
 
 
 def choose(requested: str, native_reason: str | None, device: torch.device,
-           steps: int) -> Choice:
+           steps: int, compile_min_steps: int = COMPILE_MIN_STEPS) -> Choice:
     """The engine for `requested` (one of config.ENGINES). `native_reason` is None where the native
     backend serves the run's model, optimizer and data, else why not; `steps` is the run's
-    whole length in steps (the same on every resume, so a resumed run takes the same path)."""
+    whole length in steps (the same on every resume, so a resumed run takes the same path);
+    `compile_min_steps` the length from which compiling pays for this model (a model whose
+    eager step is far slower declares less: `compile_min_steps_of`)."""
     if requested in ("auto", "native"):
         if native_reason is None:
             return Choice("native", "the hand-written step for the paper's tanh MLPs "
                                     "(measured faster than the compiled step)")
         why_not_native = f"native backend: {native_reason}"
-        if requested == "auto" and steps < COMPILE_MIN_STEPS:
+        if requested == "auto" and steps < compile_min_steps:
             return Choice("eager", f"{why_not_native}; {steps} steps: too short for "
                                    "torch.compile to pay for its compile time (it starts at "
-                                   f"{COMPILE_MIN_STEPS})")
+                                   f"{compile_min_steps} for this model)")
         return _compiled_or_eager(device, why_not_native)
     if requested == "compiled":
         return _compiled_or_eager(device, None)
     return Choice("eager", "asked for")
+
+
+def compile_min_steps_of(model: torch.nn.Module) -> int:
+    """The run length in steps from which `--engine auto` compiles `model`: the least that any
+    of its modules declares as COMPILE_MIN_STEPS (measured in docs/engines.md), else the
+    default."""
+    return min([COMPILE_MIN_STEPS, *(m.COMPILE_MIN_STEPS for m in model.modules()
+                                     if hasattr(m, "COMPILE_MIN_STEPS"))])
 
 
 def _compiled_or_eager(device: torch.device, before: str | None) -> Choice:

@@ -113,9 +113,19 @@ def manifold(model, path, n: int = 20, dims: tuple[int, int] = (0, 1),
     return save_grid(_means(model, z), n, n, path, scale)
 
 
+def prior_draws(model, n: int, seed: int = 0) -> torch.Tensor:
+    """n draws z ~ p(z) [n, J] of the model's own prior (N(0, I), a mixture, a VampPrior, or
+    p(z2) p(z1|z2) for two stochastic layers), on the CPU, reproducible by seed."""
+    prior = model.p_z
+    device = next(model.parameters()).device
+    gen = torch.Generator(device=device).manual_seed(seed)
+    with torch.no_grad():
+        return prior.sample(n, gen).cpu()
+
+
 def samples(model, path, n: int = 100, seed: int = 0, scale: int | None = None) -> Path:
     """Decoder means for n draws z ~ p(z) (Figure 5), in a near-square grid."""
-    z = torch.randn(n, model.config.latent_dim, generator=torch.Generator().manual_seed(seed))
+    z = prior_draws(model, n, seed)
     cols = math.ceil(math.sqrt(n))
     return save_grid(_means(model, z), math.ceil(n / cols), cols, path, scale)
 
@@ -129,7 +139,7 @@ def theta_draws(model, path, draws: int = 7, n: int = 10, seed: int = 0,
     from ..full_vb import UnderTheta
 
     gen = torch.Generator().manual_seed(seed)
-    z = torch.randn(n, model.config.latent_dim, generator=gen)
+    z = torch.randn(n, model.config.latent_dim, generator=gen)  # N(0, I): full-vb's only prior
     rows = [_means(model, z)]
     posterior = model.theta_posterior
     with torch.no_grad():
@@ -154,6 +164,49 @@ def latent_means(model, x: torch.Tensor, batch: int = 2000) -> np.ndarray:
         device = next(model.parameters()).device
         return torch.cat([model.encode(x[i:i + batch].to(device)).mean.cpu()
                           for i in range(0, len(x), batch)]).numpy()
+
+
+def aggregate_posterior(model, x: torch.Tensor, path, seed: int = 0, batch: int = 2000,
+                        size=(6.0, 6.0), dpi: int = 100) -> Path:
+    """One draw z ~ q_phi(z|x) for every row of x (together, draws of the aggregate posterior
+    q(z) = (1/N) sum_n q_phi(z|x_n)) beside as many draws z ~ p(z), projected on the
+    aggregate's first two principal directions (the plane of z1, z2 for J = 2). Where prior
+    mass lies outside the data's cloud, the decoder is asked to draw from places no data point
+    uses: the KL term pays for the mismatch (section 8 of docs/guide.md)."""
+    from ..maths.distributions import q_sample
+
+    gen = torch.Generator().manual_seed(seed)
+    device = next(model.parameters()).device
+    with torch.no_grad():
+        parts = []
+        for i in range(0, len(x), batch):
+            q = model.encode(x[i:i + batch].to(device))
+            eps = torch.randn(1, len(x[i:i + batch]), model.config.latent_dim, generator=gen)
+            parts.append(q_sample(q, eps.to(device))[0].cpu())  # [n, J]
+    zq = torch.cat(parts).numpy()
+    zp = prior_draws(model, len(zq), seed).numpy()
+    if zq.shape[1] > 2:
+        _, _, vt = np.linalg.svd(zq - zq.mean(0), full_matrices=False)
+        basis, labels = vt[:2].T, ("PC 1 of q(z)", "PC 2 of q(z)")
+    else:
+        basis, labels = np.eye(zq.shape[1], 2), ("z1", "z2")
+    fig, ax = _figure(size, dpi)
+    for z, colour, name in ((zp, "C0", "prior p(z)"), (zq, "C3", "aggregate posterior q(z)")):
+        ax.scatter(*(z @ basis).T, s=2, alpha=0.35, c=colour, label=name)
+    ax.set_xlabel(labels[0])
+    ax.set_ylabel(labels[1])
+    ax.legend(markerscale=5, fontsize=8)
+    ax.set_title("draws of the prior and of the aggregate posterior")
+    return _save(fig, path, dpi)
+
+
+def pseudo_inputs(model, path, n: int = 100, scale: int | None = None) -> Path:
+    """The first n of a VampPrior's pseudo-inputs u_k as images (aevb.priors.vamp)."""
+    with torch.no_grad():
+        u = model.p_z.points()[:n].cpu().numpy()
+    cols = math.ceil(math.sqrt(len(u)))
+    return save_grid(as_images(u, model.config.data_shape), math.ceil(len(u) / cols), cols,
+                     path, scale)
 
 
 def latent_scatter(model, x: torch.Tensor, path, labels=None, size=(6.0, 6.0),

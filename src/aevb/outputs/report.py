@@ -22,6 +22,9 @@ FIGURES = {  # file name -> caption
     names.LATENT: "Means of q(z|x) over the test set",
     names.THETA_DRAWS: "The same z decoded under the posterior mean of theta (top row) and "
                        "under draws theta ~ q(theta) (rows below): the model's uncertainty",
+    names.AGGREGATE: "One draw of q(z|x) per test point (the aggregate posterior) beside as many "
+                     "draws of the prior p(z), on the aggregate's first two principal directions",
+    names.PSEUDO_INPUTS: "The VampPrior's pseudo-inputs u_k: p(z) is the mean of q(z|u_k)",
 }
 
 
@@ -48,7 +51,10 @@ def write_figures(run_dir, data: Dataset | None = None) -> list[Path]:
     if algorithms.get(info["config"]["algorithm"]).trains_encoder:
         paths += [plots.reconstructions(model, test, run_dir / names.RECONSTRUCTIONS),
                   plots.latent_scatter(model, test, run_dir / names.LATENT,
-                                       labels=data.test_labels)]
+                                       labels=data.test_labels),
+                  plots.aggregate_posterior(model, test, run_dir / names.AGGREGATE)]
+    if hasattr(model.p_z, "points"):
+        paths.append(plots.pseudo_inputs(model, run_dir / names.PSEUDO_INPUTS))
     return paths
 
 

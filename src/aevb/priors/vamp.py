@@ -24,6 +24,11 @@ INIT_MEAN, INIT_STD = 0.05, 0.01  # w's start, the paper's code for binary image
 
 
 class VampPrior(Prior):
+    # --engine auto compiles runs from this many steps on: the eager step's mixture density
+    # over [L, N, K, J] is several times slower than the fused compiled one, so compiling pays
+    # within about a thousand steps even with a cold cache (docs/engines.md).
+    COMPILE_MIN_STEPS = 1_000
+
     def __init__(self, latent_dim: int, encoder: nn.Module, data_shape,
                  components: int = COMPONENTS):
         super().__init__(latent_dim)
@@ -49,10 +54,13 @@ class VampPrior(Prior):
             self.pseudo_inputs.copy_(INIT_MEAN + INIT_STD * torch.randn(
                 self.pseudo_inputs.shape, generator=generator))
 
+    def points(self) -> torch.Tensor:
+        """The pseudo-inputs u [K, D], points of data space (pixels in [0, 1])."""
+        return torch.nn.functional.hardtanh(self.pseudo_inputs, 0.0, 1.0)
+
     def components(self) -> Independent:
         """q_phi(z|u_k) for every k: batch [K], event [J]."""
-        u = torch.nn.functional.hardtanh(self.pseudo_inputs, 0.0, 1.0)  # [K, D]
-        q = self._encoder[0](u)
+        q = self._encoder[0](self.points())
         return Independent(Normal(q.base_dist.loc, q.base_dist.scale, validate_args=False), 1)
 
     def forward(self) -> MixtureSameFamily:

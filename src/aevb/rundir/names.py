@@ -18,6 +18,9 @@ SAMPLES = "samples.png"
 RECONSTRUCTIONS = "reconstructions.png"
 LATENT = "latent.png"
 THETA_DRAWS = "theta-draws.png"
+AGGREGATE = "aggregate-posterior.png"
+PSEUDO_INPUTS = "pseudo-inputs.png"
 
 RUN_FILES = (CONFIG, WEIGHTS, STATE, METRICS)  # what training writes and a resume continues
-FIGURES = (CURVES, MANIFOLD, SAMPLES, RECONSTRUCTIONS, LATENT, THETA_DRAWS)
+FIGURES = (CURVES, MANIFOLD, SAMPLES, RECONSTRUCTIONS, LATENT, THETA_DRAWS, AGGREGATE,
+           PSEUDO_INPUTS)

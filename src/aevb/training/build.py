@@ -91,6 +91,6 @@ def choose_engine(config: TrainConfig, model: VAE, device, total: int) -> engine
         why_not = engine.backend("native").unavailable_reason(model, config.optimizer,
                                                               device)
     return engine.choose(config.engine, why_not, device,
-                         math.ceil(total / config.batch_size))
+                         math.ceil(total / config.batch_size), engine.compile_min_steps_of(model))
 
 
