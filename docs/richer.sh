@@ -4,7 +4,7 @@
 # default 10), one with the paper's N(0, I) prior and one with a VampPrior of 100
 # pseudo-inputs; then each run's aggregate-posterior picture and the pseudo-inputs, copied into
 # docs/img, and both models' test log p(x) (K = 1000, the first 2000 test images).
-# Two runs at a time, one thread each; about 10 minutes on a 2-core CPU at the default.
+# Two runs at a time, one thread each; about 4 minutes on a 2-core CPU at the default.
 # Needs the data files (AEVB_DATA or --data-dir).    bash docs/richer.sh [OUT] [EPOCHS]
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -53,6 +53,21 @@ def test_pictures_of_samples_decode_z1_drawn_from_p_z1_given_z2():
     torch.testing.assert_close(z[:, 3:].std(0), torch.ones(2), atol=0.05, rtol=0)
 
 
+def test_active_units_are_counted_per_layer():
+    from aevb.evaluation.latents import latent_use
+
+    model = _two_layer(j1=3, j2=2).float()
+    x = _x(200).float()
+    with torch.no_grad():  # q(z2|z1) = N(b, e^-10 I) ignores z1: no unit of z2 moves with x
+        model.encoder.upper.net[-1].weight.zero_()
+        model.encoder.upper.net[-1].bias[2:] = -10.0
+    use = latent_use(model, x)
+    activity = torch.tensor(use.activity)
+    assert use.layer_sizes == (3, 2) and use.active_per_layer[1] == 0
+    assert use.active_per_layer[0] == int((activity[:3] > 0.01).sum())
+    assert activity[3:].max() < 1e-3 and activity[:3].max() > 0.01
+
+
 def test_the_iwae_bound_with_one_sample_is_estimator_a():
     model, x = _two_layer(), _x()
     eps = torch.randn(1, 4, 5, dtype=torch.float64)
@@ -89,6 +104,11 @@ def test_two_layers_train_evaluate_resume_bitwise_and_are_refused_where_they_can
     model, result = trained_and_evaluated(SETTINGS, reference)
     assert model.config.top_latent_dim == 2 and model.p_z.lower.net[-1].out_features == 8
     assert result.kl_per_dimension is None and 0 <= result.active_units <= 6
+    assert result.layer_sizes == [4, 2] and sum(result.active_units_per_layer) == \
+        result.active_units
+    printed = cli("evaluate", reference, "--importance-samples", "10").stdout
+    z1, z2 = result.active_units_per_layer
+    assert f"(z1: {z1} of 4, z2: {z2} of 2)" in printed
 
     killed_run_resumes_bitwise(SETTINGS, reference, out)
 

@@ -88,5 +88,10 @@ def _print_evaluation(result) -> None:
         print(f"active latent units: {result.active_units} of "
               f"{len(result.kl_per_dimension)}; KL per dimension (nats): {kl}")
     elif result.active_units is not None:  # a prior without a KL per dimension
-        print(f"active latent units: {result.active_units}")
+        layers = ""
+        if result.active_units_per_layer:
+            layers = " (" + ", ".join(
+                f"z{i + 1}: {a} of {n}" for i, (a, n) in
+                enumerate(zip(result.active_units_per_layer, result.layer_sizes))) + ")"
+        print(f"active latent units: {result.active_units}{layers}")
     sys.stdout.flush()

@@ -103,6 +103,9 @@ class Evaluation:
     # predictive log E_q(theta)[p(x|theta)], elbo the appendix F bound per point, and this
     # lists sigma of q(theta) per decoder tensor (`full_vb.LayerStd` as dicts).
     posterior_std: list | None = None
+    # for two stochastic layers: [active units of z1, of z2] beside the layers' sizes
+    active_units_per_layer: list | None = None
+    layer_sizes: list | None = None
 
     def summary(self) -> dict:
         d = asdict(self)
@@ -140,7 +143,16 @@ def evaluate(model, x: torch.Tensor, *, split: str, importance_samples: int = 50
     use = latent_use(model, x) if use_encoder and len(x) > 1 else None
     return Evaluation(split, len(x), elbo, float(ll.double().mean()), importance_samples,
                       time.perf_counter() - start, method, ll.cpu().numpy(),
-                      use.active_units if use else None, use.kl_per_dimension if use else None)
+                      use.active_units if use else None, use.kl_per_dimension if use else None,
+                      **_per_layer(use))
+
+
+def _per_layer(use) -> dict:
+    """Evaluation's per-layer fields from a LatentUse: set only for several layers."""
+    if use is None or len(use.layer_sizes) < 2:
+        return {}
+    return {"active_units_per_layer": list(use.active_per_layer),
+            "layer_sizes": list(use.layer_sizes)}
 
 
 def _evaluate_full_vb(model, x: torch.Tensor, split: str, k: int, seed: int,

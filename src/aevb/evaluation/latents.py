@@ -29,6 +29,10 @@ class LatentUse:
     activity: list[float]  # A_j = Var_x(E_q[z_j | x]) per dimension [J]
     # E_x KL(q(z_j|x) || N(0, 1)) per dimension [J], nats; None unless p(z) = N(0, I)
     kl_per_dimension: list[float] | None
+    # (active units of z1, of z2, ...) and each layer's size, for a hierarchy
+    # (aevb.hierarchy: z1 the first values of z, z2 the last top_latent_dim); one layer: one
+    active_per_layer: tuple[int, ...] = ()
+    layer_sizes: tuple[int, ...] = ()
 
 
 @torch.no_grad()
@@ -44,5 +48,10 @@ def latent_use(model, x: torch.Tensor, batch_size: int = 1000) -> LatentUse:
             kls.append(kl_per_dimension(q, torch.float64))  # [n, J]
     mu = torch.cat(means)  # [N, J]
     activity = mu.var(0, unbiased=True)  # [J]
-    return LatentUse(int((activity > ACTIVE_THRESHOLD).sum()), activity.tolist(),
-                     torch.cat(kls).mean(0).tolist() if per_dimension else None)
+    active = activity > ACTIVE_THRESHOLD  # [J]
+    j2 = getattr(model.config, "top_latent_dim", 0)
+    sizes = (len(active) - j2, j2) if j2 else (len(active),)
+    per_layer = tuple(int(part.sum()) for part in active.split(sizes))
+    return LatentUse(int(active.sum()), activity.tolist(),
+                     torch.cat(kls).mean(0).tolist() if per_dimension else None,
+                     per_layer, sizes)

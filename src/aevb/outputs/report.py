@@ -77,7 +77,12 @@ def _evaluation_html(e: dict) -> str:
         out += (f"<p>Active latent units: <b>{e['active_units']}</b> of "
                 f"{len(e['kl_per_dimension'])}; KL per dimension: {esc(kl)} nats.</p>")
     elif e.get("active_units") is not None:  # a prior without a KL per dimension
-        out += f"<p>Active latent units: <b>{e['active_units']}</b>.</p>"
+        layers = ""
+        if e.get("active_units_per_layer"):
+            layers = " (" + ", ".join(
+                f"z{i + 1}: {a} of {n}" for i, (a, n) in
+                enumerate(zip(e["active_units_per_layer"], e["layer_sizes"]))) + ")"
+        out += f"<p>Active latent units: <b>{e['active_units']}</b>{layers}.</p>"
     for layer in e.get("posterior_std") or ():
         out += (f"<p>Posterior sigma of decoder.{esc(layer['name'])} ({layer['size']} "
                 f"values): mean {layer['mean']:.3g}, median {layer['median']:.3g}, "
