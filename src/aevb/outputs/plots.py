@@ -188,6 +188,8 @@ def aggregate_posterior(model, x: torch.Tensor, path, seed: int = 0, batch: int 
     if zq.shape[1] > 2:
         _, _, vt = np.linalg.svd(zq - zq.mean(0), full_matrices=False)
         basis, labels = vt[:2].T, ("PC 1 of q(z)", "PC 2 of q(z)")
+        if basis.shape[1] < 2:  # fewer draws than two components (a test set of one point)
+            basis = np.concatenate([basis, np.zeros((len(basis), 2 - basis.shape[1]))], 1)
     else:
         basis, labels = np.eye(zq.shape[1], 2), ("z1", "z2")
     fig, ax = _figure(size, dpi)
