@@ -41,6 +41,10 @@ class TrainConfig:
     flow_steps: int = 0  # T, the IAF's steps; 0: its default (2)
     top_latent_dim: int = 0  # J2 of a second stochastic layer z2 (the last J2 of latent-dim)
     top_hidden: tuple[int, ...] = (100, 100)  # MLPs between z1 and z2 (aevb.hierarchy)
+    conditional: bool = False  # condition q(z|x, y) and p(x|y, z) on the data's labels y (aevb.labelled)
+    classifier: tuple[int, ...] | None = None  # hidden sizes of q(y|x): M2 (Kingma et al. 2014); none: no classifier
+    labels: int | None = None  # keep N training labels, balanced over classes, the rest unlabelled; none: all
+    classifier_weight: float = 0.1  # alpha / N of M2's classification term (the paper's 0.1)
     likelihood: str | None = None  # bernoulli | gaussian; None: from the data
     binarize: bool | None = None  # sample each binary batch from grey levels; None: from the data
     algorithm: str = "aevb"  # aevb (SGVB) | wake-sleep | mcem (baselines) | full-vb (appendix F)
@@ -201,6 +205,29 @@ def _rules_of_sizes(c: "TrainConfig") -> list[tuple[bool, str]]:
         (math.isfinite(c.kl_weight) and c.kl_weight > 0,
          f"kl-weight must be positive, got {c.kl_weight}"),
         (c.kl_warmup >= 0, f"kl-warmup must be at least 0, got {c.kl_warmup}"),
+        *_rules_of_labels(c),
+    ]
+
+
+def _rules_of_labels(c: "TrainConfig") -> list[tuple[bool, str]]:
+    """The rules on a label y (conditional, classifier, labels, classifier-weight)."""
+    return [
+        (c.classifier is None or c.conditional,
+         "a classifier q(y|x) is M2's, which conditions on the label: add --conditional true"),
+        (c.classifier is None or all(1 <= h <= 2**31 for h in c.classifier),
+         f"classifier sizes must be positive integers, got {c.classifier}"),
+        (c.labels is None or c.classifier is not None,
+         "labels N leaves the other points unlabelled, which only M2 (a classifier, "
+         "--classifier 500) can use"),
+        (c.labels is None or c.labels >= 1, f"labels must be at least 1, got {c.labels}"),
+        (math.isfinite(c.classifier_weight) and c.classifier_weight >= 0,
+         f"classifier-weight must be 0 or more, got {c.classifier_weight}"),
+        (not c.conditional or c.network == "mlp",
+         f"a label conditions the mlp networks for now, not {c.network}"),
+        (not c.conditional or not c.top_latent_dim,
+         "a label conditions one stochastic layer for now, not two"),
+        (not c.conditional or c.prior != "vamp",
+         "a label does not combine with a VampPrior (its pseudo-inputs have no label)"),
     ]
 
 

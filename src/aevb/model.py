@@ -12,12 +12,13 @@ from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
-from torch.distributions import Independent
+from torch.distributions import Categorical, Independent
 
 from . import priors
 from .errors import AevbError
 from .full_vb import ParameterPosterior
 from .hierarchy import BottomDecoder, TwoLayerEncoder, TwoLayerPrior
+from .labelled import Classifier, Given
 from .networks import NETWORKS
 from .networks.heads import LIKELIHOODS, POSTERIORS
 from .networks.heads import posterior_class as POSTERIOR_CLASS
@@ -51,6 +52,10 @@ class ModelConfig:
     # of z are z2, above z1; top_hidden: the MLPs of q(z2|z1) and (reversed) p(z1|z2).
     top_latent_dim: int = 0
     top_hidden: tuple[int, ...] = (100, 100)
+    # Labels (aevb.labelled): C classes of a label y beside x in q_phi(z|x, y) and beside z in
+    # p_theta(x|y, z) (0: no label); classifier_hidden: the MLP of q_phi(y|x) (M2), or None.
+    classes: int = 0
+    classifier_hidden: tuple[int, ...] | None = None
 
     def __post_init__(self):
         def whole(v):
@@ -70,6 +75,9 @@ class ModelConfig:
                          ("flow_steps", whole(self.flow_steps)),
                          ("top_latent_dim", whole(self.top_latent_dim)),
                          ("top_hidden", sizes(self.top_hidden)),
+                         ("classes", whole(self.classes)),
+                         ("classifier_hidden", self.classifier_hidden is None
+                          or sizes(self.classifier_hidden)),
                          ("theta_prior_std", self.theta_prior_std is None or (
                              isinstance(self.theta_prior_std, (int, float))
                              and not isinstance(self.theta_prior_std, bool)))):
@@ -79,6 +87,8 @@ class ModelConfig:
         object.__setattr__(self, "data_shape", tuple(self.data_shape))
         object.__setattr__(self, "hidden", tuple(self.hidden))
         object.__setattr__(self, "top_hidden", tuple(self.top_hidden))
+        if self.classifier_hidden is not None:
+            object.__setattr__(self, "classifier_hidden", tuple(self.classifier_hidden))
         if any(s < 1 or s > 2**31 for s in self.data_shape) or math.prod(self.data_shape) > 2**31:
             raise AevbError(f"data shape must be positive sizes of at most 2^31 values in all, "
                             f"got {list(self.data_shape)}")
@@ -100,6 +110,7 @@ class ModelConfig:
             raise AevbError(f"the prior's standard deviation must be positive, "
                             f"got {self.theta_prior_std}")
         self._check_latent_structure()
+        self._check_labels()
         if self.prior not in priors.NAMES:
             raise AevbError(f"prior must be one of {', '.join(priors.NAMES)}, "
                             f"got {self.prior!r}")
@@ -126,6 +137,26 @@ class ModelConfig:
         if self.top_latent_dim and not POSTERIOR_CLASS(self.posterior).exports_parameters:
             raise AevbError(f"two stochastic layers take the gaussian posterior for each, "
                             f"not {self.posterior}")
+
+    def _check_labels(self):
+        """The settings of a label y (`aevb.labelled`) and what they combine with."""
+        if self.classes == 1 or not 0 <= self.classes <= 2**20:
+            raise AevbError(f"a label needs 2 to 2^20 classes (0: no label), got {self.classes}")
+        if self.classifier_hidden is not None and not self.classes:
+            raise AevbError("a classifier q(y|x) needs a label: classes must be 2 or more")
+        if self.classifier_hidden is not None and any(h < 1 or h > 2**31
+                                                      for h in self.classifier_hidden):
+            raise AevbError(f"classifier hidden sizes must be positive, got "
+                            f"{list(self.classifier_hidden)}")
+        if not self.classes:
+            return
+        for refused, why in ((self.network != "mlp", f"the {self.network} networks"),
+                             (self.top_latent_dim > 0, "two stochastic layers"),
+                             (self.prior == "vamp", "a VampPrior (its pseudo-inputs have "
+                              "no label)")):
+            if refused:
+                raise AevbError(f"a label conditions the mlp networks of one stochastic layer "
+                                f"for now, not {why}")
 
     @property
     def data_dim(self) -> int:
@@ -156,32 +187,71 @@ class VAE(nn.Module):
                                data_shape=c.data_shape, components=c.prior_components)
         if j2:  # p(z2) above p(z1|z2)
             self.p_z = TwoLayerPrior(self.p_z, j1, tuple(reversed(c.top_hidden)), c.activation)
+        self.classifier = None if c.classifier_hidden is None else \
+            Classifier(c.data_dim, c.classifier_hidden, c.classes, c.activation)
 
     def encode(self, x: torch.Tensor) -> Independent:
         """q_phi(z|x): x [N, D] (or [N, *data_shape]) -> distribution with batch [N], event [J]."""
+        self._unconditional("encode")
         return self.encoder(x.reshape(x.shape[0], -1))
 
     def decode(self, z: torch.Tensor) -> Independent:
         """p_theta(x|z): z [..., J] -> distribution with batch [...], event [D]."""
+        self._unconditional("decode")
         return self.decoder(z)
+
+    def given(self, y: torch.Tensor) -> Given:
+        """The model with the labels y [N] (int64, or one-hot [N, C]) observed: its encode is
+        q_phi(z|x, y) and its decode p_theta(x|y, z) (`aevb.labelled`)."""
+        if not self.config.classes:
+            raise AevbError("this model has no label to condition on")
+        return Given(self, y)
+
+    def classify(self, x: torch.Tensor) -> Categorical:
+        """q_phi(y|x): x [N, D] -> a Categorical over the C classes with batch [N] (M2)."""
+        if self.classifier is None:
+            raise AevbError("this model has no classifier q(y|x)")
+        return self.classifier(x)
+
+    def _unconditional(self, what: str) -> None:
+        if self.config.classes:
+            raise AevbError(f"this model conditions on a label y: {what} through "
+                            "model.given(y)")
 
     def prior(self) -> torch.distributions.Distribution:
         """p(z), event [J], on the model's device (N(0, I) unless the config names another)."""
         return self.p_z()
 
     @torch.no_grad()
-    def dream(self, n: int, generator: torch.Generator | None = None):
-        """n "fantasies" of the generative model: z ~ p(z), x ~ p_theta(x|z); ([n, J], [n, D])."""
+    def dream(self, n: int, generator: torch.Generator | None = None,
+              y: torch.Tensor | None = None):
+        """n "fantasies" of the generative model: z ~ p(z), x ~ p_theta(x|z); ([n, J], [n, D]).
+        A model with a label draws x ~ p_theta(x|y, z) for the labels y [n] (int64), drawn
+        from p(y) = Cat(1/C) where not given."""
         z = self.p_z.sample(n, generator)  # [n, J]
-        return z, self.decode(z).draw(generator)
+        return z, self._generator_at(n, generator, y).decode(z).draw(generator)
 
-    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """n draws x ~ p_theta(x|z), z ~ p(z); returns [n, *data_shape].
+    def sample(self, n: int, generator: torch.Generator | None = None,
+               y: torch.Tensor | None = None) -> torch.Tensor:
+        """n draws x ~ p_theta(x|z), z ~ p(z); returns [n, *data_shape] (with a label:
+        x ~ p_theta(x|y, z) for y [n] given or drawn from p(y)).
 
         For the decoder means (what the paper's figures show) use
         `model.decode(z).mean` with z drawn from `model.prior()`.
         """
-        return self.dream(n, generator)[1].reshape(n, *self.config.data_shape)
+        return self.dream(n, generator, y)[1].reshape(n, *self.config.data_shape)
+
+    def _generator_at(self, n: int, generator, y):
+        """What decodes n draws of z: the model, or the model given the labels y."""
+        if not self.config.classes:
+            if y is not None:
+                raise AevbError("this model has no label to condition on")
+            return self
+        if y is None:
+            device = next(self.parameters()).device
+            y = torch.randint(self.config.classes, (n,), generator=generator,
+                              device=generator.device if generator is not None else device)
+        return self.given(y)
 
 
 def initialize(model: nn.Module, std: float, generator: torch.Generator | None = None,

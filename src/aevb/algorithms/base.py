@@ -11,8 +11,9 @@ checkpoint, the report and the CLI everything that differs between algorithms:
         state it keeps between steps beyond the parameters (MCEM's chains);
     state_tensors(state) -> {name: Tensor}, restore(tensors, run_dir, where, ...) -> state
         that state in a checkpoint, and back (checked before use);
-    bound(model, x, seed, n_data) -> float | None
-        the bound an evaluation records (nats per data point; None: it has none);
+    bound(model, x, seed, n_data, y) -> float | None
+        the bound an evaluation records (nats per data point; None: it has none), y the
+        rows' labels for a model with a label;
     trains_encoder, compiles, why_not_native(config), weight_decay(config, n_train),
     model_options(config), check(config): what it trains, which engines serve it, how the
         weight prior enters, what it adds to the model, which settings it refuses.
@@ -79,6 +80,8 @@ class Algorithm:
         None."""
         if config.kl_weight != 1 or config.kl_warmup:
             return "kl-weight and kl-warmup apply to estimator B of the aevb algorithm"
+        if config.conditional:
+            return "a label (conditional, M2) is trained by the aevb algorithm only"
         return None
 
     def model_options(self, config) -> dict:
@@ -110,14 +113,18 @@ class Algorithm:
         return None
 
     def make_step(self, config, model, optimizer, state, engine_name: str = "eager",
-                  samples_done: Callable[[], int] = lambda: 0, n_data: int = 0) -> Step:
+                  samples_done: Callable[[], int] = lambda: 0, n_data: int = 0,
+                  labels=None) -> Step:
         """The step run by `engine_name` (native | compiled | eager, from `aevb.compute.engine`).
         `samples_done()` gives the training samples so far (for a KL warm-up); `n_data` is
-        the training set's size N."""
+        the training set's size N; `labels` the run's `data.labels.Observed` (None: no
+        label)."""
         raise NotImplementedError
 
-    def bound(self, model, x: torch.Tensor, seed: int, n_data: int) -> float | None:
-        """The mean bound on the rows of x with noise from `seed`, nats per data point."""
+    def bound(self, model, x: torch.Tensor, seed: int, n_data: int,
+              y: torch.Tensor | None = None) -> float | None:
+        """The mean bound on the rows of x with noise from `seed`, nats per data point; for a
+        model with a label, y [N] are the rows' labels (`evaluation.labelled.label_bound`)."""
         from ..evaluation.evaluate import average_bound
 
-        return average_bound(model, x, seed)
+        return average_bound(model, x, seed, y=y)

@@ -45,11 +45,11 @@ class FullVB(Algorithm):
         return "it serves a point estimate of theta, not full-vb's posterior over it"
 
     def make_step(self, config, model, optimizer, state, engine_name="eager",
-                  samples_done=lambda: 0, n_data=0):
+                  samples_done=lambda: 0, n_data=0, labels=None):
         return FullVbStep(model, optimizer, config.mc_samples, n_data,
                           compiled=engine_name == "compiled", batch_size=config.batch_size)
 
-    def bound(self, model, x, seed, n_data):
+    def bound(self, model, x, seed, n_data, y=None):
         from ..full_vb import average_full_vb_bound
 
         return average_full_vb_bound(model, x, n_data, seed)

@@ -97,11 +97,11 @@ class MCEM(Algorithm):
         return Chains(z.to(device), log_step.to(device))
 
     def make_step(self, config, model, optimizer, state, engine_name="eager",
-                  samples_done=lambda: 0, n_data=0):
+                  samples_done=lambda: 0, n_data=0, labels=None):
         m = config.mcem
         return McemStep(model, optimizer, state, m.leapfrog, m.accept, m.updates)
 
-    def bound(self, model, x, seed, n_data):
+    def bound(self, model, x, seed, n_data, y=None):
         return None
 
 

@@ -69,6 +69,41 @@ class NativeAevbStep:
         self.fallback.take(x, eps)
 
 
+class LabelledStep(AevbStep):
+    """`AevbStep` for a model with a label (`aevb.labelled`): each minibatch point's share of
+    M2's J (`semi_supervised.m2_objective`: L(x, y) where its label is observed, U(x) where
+    not), plus, where the model has a classifier, `weight` times the mean log q_phi(y|x) of
+    a minibatch of labelled points drawn (with replacement, from the step's noise generator)
+    from `labels.x`, binarized by the same generator when `binarize`: eq. 9 of Kingma et al.
+    (2014) divided by N. A conditional VAE (no classifier) is the first part alone."""
+
+    def __init__(self, model, optimizer, estimator, mc_samples: int, labels, weight: float,
+                 binarize: bool, compiled: bool = False, batch_size: int = 0):
+        from ..maths.semi_supervised import m2_objective
+
+        def objective(model, x, eps, y, x_l, y_l):  # [M] nats
+            j = m2_objective(model, x, y, eps, estimator)
+            if x_l is None:
+                return j
+            return j + weight * model.classify(x_l).log_prob(y_l).mean()
+
+        super().__init__(model, optimizer, objective, mc_samples, compiled, batch_size)
+        self.labels, self.binarize = labels, binarize
+        self.classified = model.classifier is not None and len(labels.x) > 0
+        self.labelled_batch = min(batch_size or 100, len(labels.x))
+
+    def __call__(self, x: torch.Tensor, idx: torch.Tensor, noise: torch.Generator) -> None:
+        eps = draw_eps(self.model, len(idx), self.mc_samples, noise, x.device)
+        x_l = y_l = None
+        if self.classified:
+            pick = torch.randint(len(self.labels.x), (self.labelled_batch,), generator=noise,
+                                 device=x.device)
+            x_l, y_l = self.labels.x[pick], self.labels.labelled_y[pick]
+            if self.binarize:
+                x_l = torch.bernoulli(x_l, generator=noise)
+        self.take(x, eps, self.labels.y[idx], x_l, y_l)
+
+
 class SGVB(Algorithm):
     """Auto-Encoding VB: encoder and decoder trained together on an SGVB estimator
     (`--estimator` A, B or iwae; B with `--kl-weight`/`--kl-warmup` is the beta-weighted
@@ -77,22 +112,30 @@ class SGVB(Algorithm):
     name, label = "aevb", "AEVB"
 
     def check(self, config):
-        if config.estimator != "B":
+        if config.conditional and (config.kl_weight != 1 or config.kl_warmup):
+            return "kl-weight and kl-warmup apply to models without a label for now"
+        if config.estimator != "B" and not config.conditional:
             return super().check(config)
         return None
 
     def why_not_native(self, config) -> str | None:
         if not config.kernels:
             return "switched off (kernels false)"
+        if config.conditional:
+            return "it serves models without a label"
         if config.estimator != "B" or config.kl_weight != 1 or config.kl_warmup:
             return "it serves only estimator B with the KL weight 1"
         return None
 
     def make_step(self, config, model, optimizer, state, engine_name="eager",
-                  samples_done=lambda: 0, n_data=0):
+                  samples_done=lambda: 0, n_data=0, labels=None):
         if engine_name == "native":
             return NativeAevbStep(model, optimizer, config.mc_samples)
         compiled = dict(compiled=engine_name == "compiled", batch_size=config.batch_size)
+        if labels is not None:
+            return LabelledStep(model, optimizer, ESTIMATORS[config.estimator],
+                                config.mc_samples, labels, config.classifier_weight,
+                                bool(config.binarize), **compiled)
         if config.kl_weight != 1 or config.kl_warmup:
             def beta():
                 return warmup_beta(samples_done(), config.kl_warmup, config.kl_weight)

@@ -35,5 +35,5 @@ class WakeSleep(Algorithm):
     compiles = False
 
     def make_step(self, config, model, optimizer, state, engine_name="eager",
-                  samples_done=lambda: 0, n_data=0):
+                  samples_done=lambda: 0, n_data=0, labels=None):
         return WakeSleepStep(model, optimizer, config.mc_samples)

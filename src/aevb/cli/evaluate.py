@@ -75,10 +75,15 @@ def _print_evaluation(result) -> None:
     bound = "" if result.elbo is None else f"lower bound {result.elbo:.2f} nats, "
     what = "log-likelihood" if result.posterior_std is None else \
         "predictive log-likelihood log E_q(theta)[p(x|theta)]"
+    if result.given_label:
+        what = "conditional log-likelihood log p(x|y)"
     pairs = "" if result.posterior_std is None else " (theta, z) pairs"
     print(f"{result.split}: {result.n} data points, {bound}"
           f"{what} {result.log_likelihood:.2f} nats ({result.method}, "
           f"K = {result.importance_samples}{pairs}, {result.seconds:.1f} s)")
+    if result.error is not None:
+        print(f"classification error of q(y|x): {100 * result.error:.2f}% "
+              f"({round(result.error * result.n)} of {result.n})")
     for layer in result.posterior_std or ():
         print(f"posterior sigma of decoder.{layer['name']} ({layer['size']} values): "
               f"mean {layer['mean']:.3g}, median {layer['median']:.3g}, "

@@ -49,9 +49,18 @@ def optional_float(text: str) -> float | None:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
 
 
+def optional_sizes(text: str) -> tuple[int, ...] | None:
+    return None if text.lower() == "none" else sizes(text)
+
+
+def optional_number(text: str) -> int | None:
+    return None if text.lower() == "none" else number(text)
+
+
 def flag_type(field) -> typing.Callable:
     special = {"hidden": sizes, "top_hidden": sizes, "samples": number,
-               "weight_prior_std": optional_float}
+               "weight_prior_std": optional_float, "classifier": optional_sizes,
+               "labels": optional_number}
     if field.name in special:
         return special[field.name]
     hint = str(field.type)

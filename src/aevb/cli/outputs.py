@@ -30,6 +30,10 @@ def add_figures(sub) -> None:
             p.add_argument("--dims", type=flags.sizes, default=(0, 1), help="two latent axes, e.g. 0,1")
         if name == "sample":
             p.add_argument("--seed", type=flags.number, default=0)
+        if name in ("manifold", "sample"):
+            p.add_argument("--label", type=flags.number, metavar="Y",
+                           help="a model with a label: decode with this class (sample "
+                           "without it: a row of samples per class)")
     p = sub.add_parser("plot", help="bound against training samples for runs (Figure 2)")
     p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
     p.add_argument("--out", metavar="FILE.png", help="default: RUN_DIR/curves.png for one run, "
@@ -102,21 +106,50 @@ def run_figure(args) -> int:
     file = {"manifold": names.MANIFOLD, "sample": names.SAMPLES,
             "reconstruct": names.RECONSTRUCTIONS, "latent": names.LATENT}[args.command]
     default = Path(args.run_dir) / file
+    decoder = _with_label(model, getattr(args, "label", None), args.command)
     if args.command == "manifold":
         if len(args.dims) != 2:
             raise AevbError(f"--dims takes two latent axes, got {list(args.dims)}")
-        draw(default, lambda path: plots.manifold(model, path, n=n, dims=tuple(args.dims)))
+        draw(default, lambda path: plots.manifold(decoder(n * n), path, n=n,
+                                                  dims=tuple(args.dims)))
+    elif args.command == "sample" and model.config.classes and args.label is None:
+        from ..outputs.label_plots import class_samples
+
+        per_class = max(1, -(-n // model.config.classes))
+        draw(default, lambda path: class_samples(model, path, n=per_class, seed=args.seed))
     elif args.command == "sample":
-        draw(default, lambda path: plots.samples(model, path, n=n, seed=args.seed))
+        draw(default, lambda path: plots.samples(decoder(n), path, n=n, seed=args.seed))
     else:
         data = dataset_of_run(args.run_dir)
         test = test_set_of_run(args.run_dir, data)
-        if args.command == "reconstruct":
+        if model.config.classes and args.command == "latent":
+            raise AevbError("latent draws q(z|x) of a model without a label; this one "
+                            "conditions on y (its report shows the analogies instead)")
+        if model.config.classes:
+            view = model.given(data.test_labels[:n])
+            draw(default, lambda path: plots.reconstructions(view, test[:n], path, n=n))
+        elif args.command == "reconstruct":
             draw(default, lambda path: plots.reconstructions(model, test, path, n=n))
         else:
             draw(default, lambda path: plots.latent_scatter(model, test, path,
                                                             labels=data.test_labels))
     return 0
+
+
+def _with_label(model, label, command: str):
+    """n -> what decodes n codes z: the model, or a model with a label given `label`."""
+    import torch
+
+    c = model.config.classes
+    if label is None:
+        if c and command == "manifold":
+            raise AevbError(f"this model takes a label: give --label (0 .. {c - 1})")
+        return lambda n: model
+    if not c:
+        raise AevbError("--label is for a model with a label (trained with --conditional)")
+    if not 0 <= label < c:
+        raise AevbError(f"label {label} is out of range: the model knows classes 0 .. {c - 1}")
+    return lambda n: model.given(torch.tensor(label))
 
 
 def add_export(sub) -> None:

@@ -18,13 +18,15 @@ import numpy as np
 import torch
 
 from ..errors import AevbError
-from .formats import binary_uint8, read_amat, read_array, read_frey, read_idx, read_image_folder
+from .formats import (binary_uint8, read_amat, read_array, read_frey, read_idx, read_image_folder,
+                      read_labelled_folder)
 from .sources import (BINARIZED_FILES, FASHION_FILES, FREY_FILE, MNIST_FILES, RemoteFile, locate,
                       search_dirs, sha256_of)
 
 __all__ = ["Dataset", "RemoteFile", "locate", "search_dirs", "sha256_of", "read_idx",
-           "read_amat", "read_frey", "read_array", "read_image_folder", "split_indices",
-           "load_dataset", "load_user_data", "read_user_data", "load_for_config",
+           "read_amat", "read_frey", "read_array", "read_image_folder", "read_labelled_folder",
+           "split_indices", "load_dataset", "load_user_data", "read_user_data",
+           "read_labelled_user_data", "load_for_config",
            "typical_range", "outside_range", "DATASETS", "BINARIZED_BY_DEFAULT",
            "MNIST_FILES", "FASHION_FILES", "BINARIZED_FILES", "FREY_FILE"]
 
@@ -123,7 +125,7 @@ def load_dataset(name: str, *, data_dir=None, download: bool = True,
         return _split(name, images, bunch.target, test_fraction, seed)
     path = Path(name)
     if path.is_dir():
-        return _split(str(path), read_image_folder(path), None, test_fraction, seed)
+        return _split(str(path), *read_labelled_folder(path), test_fraction, seed)
     if path.suffix in (".npy", ".npz"):
         if not path.is_file():
             raise AevbError(f"{path}: no such file")
@@ -141,14 +143,24 @@ def load_user_data(path: str) -> torch.Tensor:
 
 def read_user_data(path: str) -> tuple[torch.Tensor, tuple[int, ...]]:
     """`load_user_data` and the shape of one data point as stored ((D,), (H, W), (3, H, W))."""
+    return read_labelled_user_data(path)[:2]
+
+
+def read_labelled_user_data(path: str) -> tuple[torch.Tensor, tuple[int, ...],
+                                                torch.Tensor | None]:
+    """`read_user_data` and the file's labels (int64 [N]; None where it has none): an .npz's
+    `y` or `labels`, or the class sub-folders of an image folder (`data.labels`)."""
     p = Path(path)
     if p.is_dir():
-        images = read_image_folder(p)
+        images, labels = read_labelled_folder(p)
     elif p.suffix in (".npy", ".npz") and p.is_file():
-        images = read_array(p)[0]
+        images, labels = read_array(p)
     else:
         raise AevbError(f"{path}: no such .npy/.npz file or image folder")
-    return _to_tensor(images), tuple(images.shape[1:])
+    if labels is not None and len(labels) != len(images):
+        raise AevbError(f"{path}: {len(labels)} labels for {len(images)} data points")
+    return (_to_tensor(images), tuple(images.shape[1:]),
+            None if labels is None else torch.from_numpy(labels))
 
 
 def load_for_config(config) -> Dataset:

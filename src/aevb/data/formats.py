@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import AevbError
+from .labels import check_labels
 
 
 def _read_bytes(path: Path) -> bytes:
@@ -78,7 +79,7 @@ def read_array(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
         raise AevbError(f"{path}: cannot read array ({type(err).__name__}: {err})") from None
     if isinstance(loaded, np.lib.npyio.NpzFile):
         keys = loaded.files
-        key = next((k for k in ("x", "X", "data", "arr_0") if k in keys), keys[0] if keys else None)
+        key = next((k for k in ("x", "X", "images", "data", "arr_0") if k in keys), keys[0] if keys else None)
         if key is None:
             raise AevbError(f"{path}: empty .npz archive")
         label_key = next((k for k in ("y", "labels") if k in keys), None)
@@ -88,7 +89,7 @@ def read_array(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
         except (ValueError, OSError, EOFError) as err:  # object arrays need pickle: refused
             raise AevbError(f"{path}: cannot read array ({err})") from None
         if labels is not None:
-            labels = _check_labels(labels, f"{path}[{label_key!r}]")
+            labels = check_labels(labels, f"{path}[{label_key!r}]")
     else:
         array = loaded
     return _check_user_array(array, str(path)), labels
@@ -149,27 +150,41 @@ def _png_bit_depth(f: Path) -> int | None:
     return head[24] if len(head) == 25 and head[:8] == b"\x89PNG\r\n\x1a\n" else None
 
 
-def _check_labels(labels: np.ndarray, where: str) -> np.ndarray:
-    """Class labels: one whole number per data point."""
-    if labels.ndim != 1 or labels.dtype.kind not in "iub":
-        if labels.ndim == 1 and labels.dtype.kind == "f" and np.isfinite(labels).all() \
-                and (labels == np.round(labels)).all():
-            return labels.astype(np.int64)
-        raise AevbError(f"{where}: labels must be one whole number per data point, got "
-                        f"dtype {labels.dtype} and shape {labels.shape}")
-    return labels.astype(np.int64)
-
-
 def read_image_folder(path: Path) -> np.ndarray:
     """Every PNG/JPEG in a folder, all of one size: uint8 [N, H, W] where every image is
     grey (R = G = B), else uint8 [N, 3, H, W] in colour, channels first (images that hold only
     the values 0 and 1 are binary data, as for arrays). 16-bit grey images are read at their
     depth, as float32 in [0, 1]; images whose mode would change on conversion are refused."""
-    files = sorted(p for p in Path(path).iterdir()
-                   if p.suffix.lower() in {".png", ".jpg", ".jpeg"})
+    files = _images_in(path)
     if not files:
         raise AevbError(f"{path}: no PNG or JPEG images in this folder")
-    images = []
+    return _stack(files)
+
+
+def _images_in(path: Path) -> list[Path]:
+    return sorted(p for p in Path(path).iterdir()
+                  if p.suffix.lower() in {".png", ".jpg", ".jpeg"} and p.is_file())
+
+
+def read_labelled_folder(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
+    """A folder of images (`read_image_folder`; labels None), or a folder with one sub-folder
+    of images per class and no images of its own: the images of all sub-folders, and int64
+    labels numbering the sub-folders in sorted order of their names."""
+    path = Path(path)
+    classes = sorted(p for p in path.iterdir() if p.is_dir() and _images_in(p))
+    if _images_in(path) or not classes:
+        return read_image_folder(path), None
+    if len(classes) < 2:
+        raise AevbError(f"{path}: one class folder ({classes[0].name}); a folder of classes "
+                        "needs two or more (or put the images in the folder itself)")
+    files = [f for c in classes for f in _images_in(c)]
+    labels = np.concatenate([np.full(len(_images_in(c)), i, np.int64)
+                             for i, c in enumerate(classes)])
+    return _stack(files), labels
+
+
+def _stack(files: list[Path]) -> np.ndarray:
+    images: list[np.ndarray] = []
     for f in files:
         images.append(_read_image(f))  # [H, W, 3]
         if images[-1].shape != images[0].shape:

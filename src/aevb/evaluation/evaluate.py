@@ -36,21 +36,27 @@ def fixed_binarization(x: torch.Tensor, seed: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def per_example_bound(model, x: torch.Tensor, seed: int, batch: int = 2000) -> torch.Tensor:
-    """Estimator B with L = 1 and noise fixed by `seed` for every row of x [N, D]; [N] nats."""
+def per_example_bound(model, x: torch.Tensor, seed: int, batch: int = 2000,
+                      y: torch.Tensor | None = None) -> torch.Tensor:
+    """Estimator B with L = 1 and noise fixed by `seed` for every row of x [N, D]; [N] nats.
+    A model with a label takes the rows' labels y [N] (`labelled.label_bound`)."""
+    from .labelled import label_bound
+
     gen = torch.Generator(device=x.device).manual_seed(seed)
     out = []
     for start in range(0, len(x), batch):
         xb = x[start:start + batch]
         eps = torch.randn(1, len(xb), model.config.latent_dim, generator=gen, device=x.device,
                           dtype=xb.dtype)
-        out.append(elbo_b(model, xb, eps))
+        out.append(elbo_b(model, xb, eps) if not getattr(model.config, "classes", 0) else
+                   label_bound(model, xb, None if y is None else y[start:start + batch], eps))
     return torch.cat(out)
 
 
-def average_bound(model, x: torch.Tensor, seed: int, batch: int = 2000) -> float:
+def average_bound(model, x: torch.Tensor, seed: int, batch: int = 2000,
+                  y: torch.Tensor | None = None) -> float:
     """Mean of `per_example_bound` over x, in nats per data point."""
-    return float(per_example_bound(model, x, seed, batch).double().mean())
+    return float(per_example_bound(model, x, seed, batch, y).double().mean())
 
 
 @torch.no_grad()
@@ -106,6 +112,11 @@ class Evaluation:
     # for two stochastic layers: [active units of z1, of z2] beside the layers' sizes
     active_units_per_layer: list | None = None
     layer_sizes: list | None = None
+    # a model with a classifier q(y|x) (M2): the share of rows whose most probable class is
+    # not their label
+    error: float | None = None
+    # a conditional VAE (a label, no classifier): elbo and log_likelihood are of log p(x|y)
+    given_label: bool = False
 
     def summary(self) -> dict:
         d = asdict(self)
@@ -119,14 +130,20 @@ METHODS = ("importance", "hmc-harmonic")
 def evaluate(model, x: torch.Tensor, *, split: str, importance_samples: int = 5000,
              batch_size: int = 100, seed: int = 0, method: str = "importance",
              use_encoder: bool = True, noise: torch.Tensor | None = None,
-             n_data: int | None = None) -> Evaluation:
+             n_data: int | None = None, y: torch.Tensor | None = None) -> Evaluation:
     """Bound and importance-sampled log-likelihood of `model` on the rows of x [N, D].
 
     x should come from `evaluation_set`; `seed` is the run's seed. use_encoder=False (a model
     trained by MCEM, whose q_phi never learned) allows only method hmc-harmonic, and no bound.
     A model with a posterior over theta (full-vb) is scored by `_evaluate_full_vb`; n_data,
-    its training set's size, spreads the KL over theta in its bound.
+    its training set's size, spreads the KL over theta in its bound. A model with a label
+    takes the rows' labels y [N] (`labelled.evaluate_labelled`).
     """
+    if getattr(model.config, "classes", 0):
+        from .labelled import evaluate_labelled
+
+        return evaluate_labelled(model, x, y, split=split, importance_samples=importance_samples,
+                                 batch_size=batch_size, seed=seed)
     if getattr(model, "theta_posterior", None) is not None:
         return _evaluate_full_vb(model, x, split, importance_samples, seed, n_data)
     start = time.perf_counter()

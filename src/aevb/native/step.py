@@ -56,6 +56,7 @@ def supports(model) -> bool:
 
     # Exact types: a subclass may compute something else in its forward.
     return (type(getattr(model, "p_z", None)) is StandardNormalPrior
+            and not getattr(model.config, "classes", 0)  # a label's one-hot beside x and z
             and _mlp_with(getattr(model, "encoder", None), Gaussian)
             and _mlp_with(getattr(model, "decoder", None), Bernoulli, SigmoidGaussian)
             and _linears(model.encoder.net) is not None

@@ -84,11 +84,13 @@ class MLP:
         return None
 
     def build(self, c) -> tuple[nn.Module, nn.Module]:
-        """(encoder, decoder) for ModelConfig c."""
-        context = c.hidden[-1] if c.hidden else c.data_dim  # the features before the head
-        return (MLPNetwork(c.data_dim, c.hidden, c.latent_dim, posterior(c, context),
+        """(encoder, decoder) for ModelConfig c; a model of c.classes > 0 classes takes the
+        label's one-hot vector beside x and beside z (`aevb.labelled`)."""
+        y = getattr(c, "classes", 0)
+        context = c.hidden[-1] if c.hidden else c.data_dim + y  # the features before the head
+        return (MLPNetwork(c.data_dim + y, c.hidden, c.latent_dim, posterior(c, context),
                            c.activation),
-                MLPNetwork(c.latent_dim, tuple(reversed(c.hidden)), c.data_dim,
+                MLPNetwork(c.latent_dim + y, tuple(reversed(c.hidden)), c.data_dim,
                            LIKELIHOODS[c.likelihood], c.activation))
 
     def widest(self, c) -> int:

@@ -59,6 +59,9 @@ def unsupported_reason(model) -> str | None:
     if not posterior_class(c.posterior).exports_parameters:
         return (f"the explorer's page computes with a diagonal Gaussian q(z|x); this model's "
                 f"posterior is {c.posterior}, a flow the page does not run")
+    if getattr(c, "classes", 0):
+        return ("the explorer's page decodes z alone; this model also takes a label y, for "
+                "which the page has no selector yet (use aevb sample --label for it)")
     if c.top_latent_dim:
         return ("the explorer's page computes with one stochastic layer; this model has two "
                 "(use aevb evaluate and aevb sample for it)")

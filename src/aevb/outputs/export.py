@@ -108,6 +108,9 @@ def export_model(model, out: Path, fmt: str, k: int = 1000) -> dict[str, Path]:
         raise AevbError(f"the {posterior} posterior is a flow: the encoder program gives "
                         "(mean, log_var) of a diagonal Gaussian, which does not describe it; "
                         "export supports models with the gaussian posterior")
+    if getattr(model.config, "classes", 0):
+        raise AevbError("a model with a label takes y beside x and z, which the programs' "
+                        "signatures do not carry yet; export supports models without a label")
     if getattr(model.config, "top_latent_dim", 0):
         raise AevbError("a model with two stochastic layers has no single (mean, log_var) "
                         "encoder or z -> x decoder program; export supports one layer")

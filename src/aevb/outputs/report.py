@@ -25,6 +25,8 @@ FIGURES = {  # file name -> caption
     names.AGGREGATE: "One draw of q(z|x) per test point (the aggregate posterior) beside as many "
                      "draws of the prior p(z), on the aggregate's first two principal directions",
     names.PSEUDO_INPUTS: "The VampPrior's pseudo-inputs u_k: p(z) is the mean of q(z|u_k)",
+    names.ANALOGIES: "Analogies (Kingma et al. 2014, Fig. 1): a test image (left), then its "
+                     "z = mean of q(z|x, y) decoded with every class",
 }
 
 
@@ -41,6 +43,8 @@ def write_figures(run_dir, data: Dataset | None = None) -> list[Path]:
     model = load(run_dir)
     data = data if data is not None else dataset_of_run(run_dir)
     test = test_set_of_run(run_dir, data)
+    if model.config.classes:
+        return _label_figures(model, info, data, test, run_dir)
     paths = [plots.manifold(model, run_dir / names.MANIFOLD),
              plots.samples(model, run_dir / names.SAMPLES)]
     if model.theta_posterior is not None:
@@ -55,6 +59,23 @@ def write_figures(run_dir, data: Dataset | None = None) -> list[Path]:
                   plots.aggregate_posterior(model, test, run_dir / names.AGGREGATE)]
     if hasattr(model.p_z, "points"):
         paths.append(plots.pseudo_inputs(model, run_dir / names.PSEUDO_INPUTS))
+    return paths
+
+
+def _label_figures(model, info: dict, data: Dataset, test, run_dir: Path) -> list[Path]:
+    """The figures of a model with a label (`outputs.label_plots`): samples per class, the
+    analogies, reconstructions given the test labels, the learning curves."""
+    from .label_plots import analogies, class_samples
+
+    paths = [class_samples(model, run_dir / names.SAMPLES)]
+    metrics = read_metrics(run_dir)
+    if any(m.get("test_elbo") is not None for m in metrics):
+        paths.append(plots.curves([(run_label(info), metrics)], run_dir / names.CURVES))
+    if data.test_labels is not None:
+        y = data.test_labels[:10]
+        paths += [analogies(model, test, y, run_dir / names.ANALOGIES),
+                  plots.reconstructions(model.given(y), test[:10],
+                                        run_dir / names.RECONSTRUCTIONS)]
     return paths
 
 

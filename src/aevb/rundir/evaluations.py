@@ -65,15 +65,22 @@ def evaluate_run(run_dir, *, split: str = "test", importance_samples: int = 5000
         raise AevbError(f"hmc-harmonic fits a full-covariance Gaussian to the K draws of each "
                         f"data point: it needs K >= N_z + 2 = {latent + 2} (the paper: 50 for "
                         f"N_z = 3), got --importance-samples {importance_samples}")
+    y = None
     if data is not None:
-        x, binarize = _user_data(data, model, info)
+        x, binarize, y = _user_data(data, model, info)
         split = "data"
     else:
         if split not in ("train", "test"):
             raise AevbError(f"split must be train or test, got {split!r}")
         dataset = dataset_of_run(run_dir)
         x, binarize = (dataset.train if split == "train" else dataset.test), config["binarize"]
+        y = dataset.train_labels if split == "train" else dataset.test_labels
     x = evaluation_set(x, split, config["seed"], binarize)[:limit]
+    if model.config.classes:
+        y = _labels_for(model, y, data or split, limit)
+        if method != "importance" or noise is not None:
+            raise AevbError(f"{run_dir} has a label: it is scored by importance sampling "
+                            "(method importance), without --noise")
     if noise is not None and method != "importance":
         raise AevbError("--noise is for importance sampling (method importance)")
     eps = _read_noise(noise) if noise is not None else None
@@ -83,7 +90,7 @@ def evaluate_run(run_dir, *, split: str = "test", importance_samples: int = 5000
     result = evaluate(model, x, split=split, importance_samples=importance_samples,
                       batch_size=batch_size, seed=config["seed"], method=method,
                       use_encoder=use_encoder, noise=eps,
-                      n_data=info.get("data", {}).get("n_train"))
+                      n_data=info.get("data", {}).get("n_train"), y=y)
     _check_result(run_dir, model, result)
     return result
 
@@ -103,15 +110,31 @@ def _check_options(method: str, importance_samples: int, limit, batch_size: int)
         raise AevbError(f"batch size must be at least 1, got {batch_size}")
 
 
-def _user_data(data: str, model, info: dict) -> tuple[torch.Tensor, bool]:
-    """A user's file or folder as rows [N, D] of the model's size, and whether to binarize
-    it (grey levels for a Bernoulli model); a warning where it lies outside the training
-    data's range."""
-    from ..data import outside_range, read_user_data
+def _labels_for(model, y, where: str, limit) -> torch.Tensor | None:
+    """The labels a model with a label is scored with: needed by a conditional VAE, checked
+    against its classes; M2 takes data without labels (it sums them out)."""
+    from ..data.labels import check_range
+    from ..errors import AevbError
+
+    if y is None:
+        if model.classifier is None:
+            raise AevbError(f"{where}: no labels, which this conditional model needs (an .npz "
+                            "with y, or a folder with one sub-folder per class)")
+        return None
+    y = y[:limit]
+    check_range(y, model.config.classes, where)
+    return y
+
+
+def _user_data(data: str, model, info: dict) -> tuple[torch.Tensor, bool, torch.Tensor | None]:
+    """A user's file or folder as rows [N, D] of the model's size, whether to binarize it
+    (grey levels for a Bernoulli model) and its labels (None where it has none); a warning
+    where it lies outside the training data's range."""
+    from ..data import outside_range, read_labelled_user_data
     from ..errors import AevbError, AevbWarning
     from ..networks import NETWORKS
 
-    x, shape = read_user_data(data)
+    x, shape, labels = read_labelled_user_data(data)
     want = tuple(model.config.data_shape)
     flat_ok = NETWORKS[model.config.network].takes_flat_data and len(shape) == 1
     if x.shape[1] != model.config.data_dim:
@@ -125,7 +148,7 @@ def _user_data(data: str, model, info: dict) -> tuple[torch.Tensor, bool]:
     if warning:
         warnings.warn(AevbWarning(f"{data}: {warning}"), stacklevel=3)
     is_binary = bool(((x == 0) | (x == 1)).all())
-    return x, LIKELIHOODS[model.config.likelihood].binary and not is_binary
+    return x, LIKELIHOODS[model.config.likelihood].binary and not is_binary, labels
 
 
 def _read_noise(noise: str) -> torch.Tensor:

@@ -20,7 +20,8 @@ LATENT = "latent.png"
 THETA_DRAWS = "theta-draws.png"
 AGGREGATE = "aggregate-posterior.png"
 PSEUDO_INPUTS = "pseudo-inputs.png"
+ANALOGIES = "analogies.png"
 
 RUN_FILES = (CONFIG, WEIGHTS, STATE, METRICS)  # what training writes and a resume continues
 FIGURES = (CURVES, MANIFOLD, SAMPLES, RECONSTRUCTIONS, LATENT, THETA_DRAWS, AGGREGATE,
-           PSEUDO_INPUTS)
+           PSEUDO_INPUTS, ANALOGIES)

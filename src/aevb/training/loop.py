@@ -25,6 +25,7 @@ from ..compute import engine
 from ..compute.engine import Choice
 from ..config import TrainConfig
 from ..data import Dataset
+from ..data.labels import Observed
 from ..errors import AevbError, AevbWarning, Interrupted
 from ..evaluation.evaluate import SEED_OFFSETS, evaluation_set, hmc_harmonic_log_likelihood
 from ..maths.distributions import binarize
@@ -69,6 +70,7 @@ class Run:
     order: torch.Tensor | None = None  # the current epoch's permutation of the training set
     state: object = None  # the algorithm's own state (MCEM's chains), if it keeps one
     engine: Choice | None = None  # how the steps run, and why
+    labels: torch.Tensor | None = None  # training labels [N] a model with a label uses (-1: none)
 
     @property
     def algorithm(self):
@@ -117,8 +119,13 @@ def _evaluation(run: Run, eval_sets: dict, report) -> dict:
     cfg, model, p, algorithm = run.config, run.model, run.progress, run.algorithm
     model.eval()
     record = {"samples": p.samples, "epoch": p.samples / len(run.data.train)}
-    for split, (x_eval, seed) in eval_sets.items():
-        record[f"{split}_elbo"] = algorithm.bound(model, x_eval, seed, len(run.data.train))
+    for split, (x_eval, seed, y_eval) in eval_sets.items():
+        record[f"{split}_elbo"] = algorithm.bound(model, x_eval, seed, len(run.data.train),
+                                                  y_eval)
+        if model.config.classes and model.classifier is not None and y_eval is not None:
+            from ..evaluation.labelled import classification_error
+
+            record[f"{split}_error"] = classification_error(model, x_eval, y_eval)
         if cfg.eval_likelihood:
             record[f"{split}_log_likelihood"] = _appendix_d(
                 model, x_eval[:cfg.eval_likelihood], seed, algorithm.trains_encoder,
@@ -146,11 +153,15 @@ class _Session:
         cfg, p = run.config, run.progress
         device = next(run.model.parameters()).device
         # The whole split binarized, then cut: the bits `aevb evaluate` sees for the points.
+        labelled = bool(run.model.config.classes)
         self.eval_sets = {split: (evaluation_set(x.to(device), split, cfg.seed,
                                                  cfg.binarize)[:limit],
-                                  cfg.seed + SEED_OFFSETS[split][1])
-                          for split, x, limit in (("train", run.data.train, cfg.eval_examples),
-                                                  ("test", run.data.test, None))}
+                                  cfg.seed + SEED_OFFSETS[split][1],
+                                  y[:limit].to(device) if labelled and y is not None else None)
+                          for split, x, y, limit in (
+                              ("train", run.data.train, run.data.train_labels,
+                               cfg.eval_examples),
+                              ("test", run.data.test, run.data.test_labels, None))}
         self.started, self.wall_before = time.perf_counter(), p.wall_seconds
         self.bar = tqdm(total=run.total, initial=p.samples, unit="sample", unit_scale=True,
                         disable=not (progress and self.main), file=sys.stderr,
@@ -233,8 +244,10 @@ def loop(run: Run, progress: bool, interrupt: Interrupt, evaluate_first: bool,
     x_train = run.data.train.to(next(model.parameters()).device)
     schedule = [s for s in eval_schedule(run.total, cfg.eval_points) if s > p.samples]
     draw_bits = _binarizer(cfg, x_train.device)
+    labels = None if run.labels is None else \
+        Observed.of(run.labels, model.config.classes, x_train)
     step = run.algorithm.make_step(cfg, model, run.optimizer, run.state, run.engine.name,
-                                   lambda: p.samples, len(x_train))
+                                   lambda: p.samples, len(x_train), labels)
     if progress and distributed.is_main():
         print(f"aevb: engine {run.engine.name}: {run.engine.reason}", file=sys.stderr)
     session = _Session(run, progress, interrupt)

@@ -19,6 +19,7 @@ from .. import __version__, algorithms
 from ..compute import distributed, numerics, resources
 from ..config import DEFAULT_EPOCHS, MAX_SAMPLES, TrainConfig, saved_config
 from ..data import Dataset, load_for_config, typical_range
+from ..data.labels import check_range, class_count, observed_labels
 from ..errors import AevbError
 from ..model import VAE, ModelConfig, initialize
 from ..rundir import checkpoint, folder, integrity, logs, names, state_checks
@@ -37,12 +38,14 @@ def _setup(config: TrainConfig, data: Dataset, device, run_dir: Path) -> Run:
     if config.batch_size < world:
         raise AevbError(f"batch size {config.batch_size} is smaller than the {world} processes")
     algorithm = algorithms.get(config.algorithm)
+    classes, observed = _labels(config, data)
     model_config = ModelConfig(data.shape, config.latent_dim, config.hidden, config.likelihood,
                                config.network, config.activation, prior=config.prior,
                                prior_components=config.prior_components,
                                posterior=config.posterior, flow_steps=config.flow_steps,
                                top_latent_dim=config.top_latent_dim,
-                               top_hidden=config.top_hidden,
+                               top_hidden=config.top_hidden, classes=classes,
+                               classifier_hidden=config.classifier,
                                **algorithm.model_options(config))
     resources.check_model(model_config, "these settings")
     resources.check_step(model_config, -(-config.batch_size // world), config.mc_samples,
@@ -61,7 +64,21 @@ def _setup(config: TrainConfig, data: Dataset, device, run_dir: Path) -> Run:
     choice = choose_engine(config, model, device, total)
     return Run(config, run_dir, data, model,
                 make_optimizer(config, model, n_train, choice.name == "native"),
-                generators, total, Progress(), state=state, engine=choice)
+                generators, total, Progress(), state=state, engine=choice, labels=observed)
+
+
+def _labels(config: TrainConfig, data: Dataset) -> tuple[int, torch.Tensor | None]:
+    """(C, the training labels the run uses) for a model with a label; (0, None) without.
+    Drawn again the same way on every resume (`data.labels.observed_labels`)."""
+    if not config.conditional:
+        return 0, None
+    if data.train_labels is None:
+        raise AevbError(f"{data.name} has no labels: give an .npz with y (or labels), a folder "
+                        "with one sub-folder per class, or a dataset with label files")
+    classes = class_count(data.train_labels, data.name)
+    if data.test_labels is not None:
+        check_range(data.test_labels, classes, f"{data.name}, test split")
+    return classes, observed_labels(data.train_labels, config.labels, classes, config.seed)
 
 
 def train(config: TrainConfig, *, progress: bool = True, outputs: bool = True) -> Path:

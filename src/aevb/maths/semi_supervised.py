@@ -1,0 +1,72 @@
+"""The objectives of models with a label y (Kingma, Rezende, Mohamed & Welling 2014,
+section 3.2), free of parameters, each [N] nats per data point.
+
+A labelled point (x, y) has the bound of the conditional VAE plus the label's prior (eq. 6):
+
+    log p(x, y) >= L(x, y) = E_q(z|x,y)[log p_theta(x|y, z) + log p(z) - log q_phi(z|x, y)]
+                             + log p(y),                  p(y) = Cat(1/C): log p(y) = -log C
+
+An unlabelled point sums y out under the classifier q_phi(y|x) (eq. 7): y is discrete, so
+instead of the reparameterization trick the expectation over y is an exact sum over the C
+classes, and the bound on log p(x) is
+
+    log p(x) >= U(x) = sum_y q_phi(y|x) L(x, y) + H(q_phi(y|x)).
+
+M2 trains on J = sum_labelled L + sum_unlabelled U plus alpha E_labelled[log q_phi(y|x)]
+(eq. 9), which teaches the classifier from the labels too. `bound` is any estimator of
+`objectives.ESTIMATORS` (A, B or the IWAE bound) applied to the model given y; eps [L, N, J]
+is its noise, the same draws for every class of a point.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .objectives import elbo_b
+
+
+def labelled_bound(model, x: torch.Tensor, y: torch.Tensor, eps: torch.Tensor,
+                   bound=elbo_b) -> torch.Tensor:
+    """L(x, y) for x [N, D] and labels y [N] (int64): the bound of the model given y plus
+    log p(y) = -log C; [N] nats, a lower bound on log p(x, y)."""
+    return bound(model.given(y), x, eps) - math.log(model.config.classes)
+
+
+def class_bounds(model, x: torch.Tensor, eps: torch.Tensor, bound=elbo_b) -> torch.Tensor:
+    """L(x, c) for every class c and every row of x [N, D]: [C, N] nats (the N points
+    repeated once per class, one pass of the networks)."""
+    c, n = model.config.classes, len(x)
+    y = torch.arange(c, device=x.device).repeat_interleave(n)  # [C N]: class 0 for all, ...
+    xs = x.reshape(n, -1).repeat(c, 1)  # [C N, D]
+    return labelled_bound(model, xs, y, eps.repeat(1, c, 1), bound).reshape(c, n)
+
+
+def unlabelled_bound(model, x: torch.Tensor, eps: torch.Tensor, bound=elbo_b) -> torch.Tensor:
+    """U(x) = sum_y q(y|x) L(x, y) + H(q(y|x)) for x [N, D]; [N] nats, a lower bound on
+    log p(x) (for the IWAE bound in L: on log p(x) as well, through log p(x, y))."""
+    q = model.classify(x)
+    return (q.probs.T * class_bounds(model, x, eps, bound)).sum(0) + q.entropy()
+
+
+def m2_objective(model, x: torch.Tensor, y: torch.Tensor, eps: torch.Tensor,
+                 bound=elbo_b) -> torch.Tensor:
+    """Each point's share of J: L(x, y) where its label y >= 0 is observed, U(x) where
+    y < 0 (unlabelled); [N] nats. A model without a classifier (a conditional VAE) takes
+    labelled points only."""
+    if model.classifier is None:
+        return labelled_bound(model, x, y, eps, bound)
+    observed = y >= 0
+    known = labelled_bound(model, x, y.clamp(min=0), eps, bound)
+    return torch.where(observed, known, unlabelled_bound(model, x, eps, bound))
+
+
+def classification_log_likelihood(model, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """log q_phi(y|x) for x [N, D] and labels y [N]; [N] nats."""
+    return model.classify(x).log_prob(y)
+
+
+def log_marginal(log_p_x_given_y: torch.Tensor) -> torch.Tensor:
+    """log p(x) = log sum_y p(y) p(x|y) from log p(x|y) [C, N] (with log p(y) = -log C);
+    [N] nats."""
+    return torch.logsumexp(log_p_x_given_y, 0) - math.log(log_p_x_given_y.shape[0])
