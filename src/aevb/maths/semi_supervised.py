@@ -28,18 +28,21 @@ from .objectives import elbo_b
 
 def labelled_bound(model, x: torch.Tensor, y: torch.Tensor, eps: torch.Tensor,
                    bound=elbo_b) -> torch.Tensor:
-    """L(x, y) for x [N, D] and labels y [N] (int64): the bound of the model given y plus
-    log p(y) = -log C; [N] nats, a lower bound on log p(x, y)."""
+    """L(x, y) for x [N, D] and labels y [N] (int64, or one-hot rows [N, C]): the bound of
+    the model given y plus log p(y) = -log C; [N] nats, a lower bound on log p(x, y)."""
     return bound(model.given(y), x, eps) - math.log(model.config.classes)
 
 
 def class_bounds(model, x: torch.Tensor, eps: torch.Tensor, bound=elbo_b) -> torch.Tensor:
     """L(x, c) for every class c and every row of x [N, D]: [C, N] nats (the N points
     repeated once per class, one pass of the networks)."""
-    c, n = model.config.classes, len(x)
-    y = torch.arange(c, device=x.device).repeat_interleave(n)  # [C N]: class 0 for all, ...
-    xs = x.reshape(n, -1).repeat(c, 1)  # [C N, D]
-    return labelled_bound(model, xs, y, eps.repeat(1, c, 1), bound).reshape(c, n)
+    c, n = model.config.classes, x.shape[0]
+    # one-hot rows [C N, C]: class 0 for every point, then class 1, ... (by expand, not by
+    # index, so that an exported program keeps its batch size free)
+    y = torch.eye(c, dtype=x.dtype, device=x.device)[:, None, :].expand(c, n, c).reshape(-1, c)
+    xs = x.reshape(n, -1)[None].expand(c, n, -1).reshape(c * n, -1)  # [C N, D]
+    es = eps[:, None].expand(eps.shape[0], c, *eps.shape[1:]).reshape(eps.shape[0], c * n, -1)
+    return labelled_bound(model, xs, y, es, bound).reshape(c, n)
 
 
 def unlabelled_bound(model, x: torch.Tensor, eps: torch.Tensor, bound=elbo_b) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""A trained model as three standalone programs, for use without aevb (or Python):
+"""A trained model as standalone programs, for use without aevb (or Python):
 
 - `encoder`: x [B, D] -> mean [B, J], log_var [B, J], the parameters of q_phi(z|x);
 - `decoder`: z [B, J] -> the parameters of p_theta(x|z): logits [B, D] (Bernoulli), or
@@ -6,6 +6,11 @@
 - `scorer`: x [B, D], eps [K, B, J] -> log_px [B], the importance-sampled log p_theta(x) in
   nats with K = eps.shape[0] fixed at export and the standard normal noise passed in (the
   same value `objectives.iwae_bound` gives for that noise).
+
+A model with a label (`aevb.labelled`) takes y as one-hot rows [B, C] beside x and z: encoder
+(x, y), decoder (z, y); its scorer gives log p(x|y) from (x, y, eps) for a conditional VAE, or
+M2's log p(x) = log sum_y p(y) p(x|y) from (x, eps), the same K draws for every class; M2
+adds `classifier`: x [B, D] -> logits [B, C] of q_phi(y|x).
 
 B, the batch, is free in every program; D = prod(data_shape) values a data point (flattened
 row-major, as `aevb evaluate` reads images), J the latent dimension. Formats: ONNX (for ONNX
@@ -74,25 +79,120 @@ class ScorerProgram(nn.Module):
         return iwae_bound(self.model, x, eps)
 
 
+class LabelledEncoderProgram(nn.Module):
+    """x [B, D], y [B, C] (one-hot) -> (mean, log_var) [B, J] of q_phi(z|x, y)."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor):
+        q = self.model.given(y).encode(x).base_dist
+        return q.loc, 2.0 * torch.log(q.scale)
+
+
+class LabelledDecoderProgram(nn.Module):
+    """z [B, J], y [B, C] (one-hot) -> the parameters of p_theta(x|y, z)."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, z: torch.Tensor, y: torch.Tensor):
+        return tuple(_parameters(self.model.given(y).decode(z)).values())
+
+
+class ConditionalScorerProgram(nn.Module):
+    """(x [B, D], y [B, C] one-hot, eps [K, B, J]) -> log p(x|y) [B], nats."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor, eps: torch.Tensor):
+        return iwae_bound(self.model.given(y), x, eps)
+
+
+class MarginalScorerProgram(nn.Module):
+    """M2: (x [B, D], eps [K, B, J]) -> log p(x) = log sum_y p(y) p(x|y) [B], nats, the
+    same K draws for every class."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor, eps: torch.Tensor):
+        from ..maths.semi_supervised import class_bounds
+
+        return torch.logsumexp(class_bounds(self.model, x, eps, iwae_bound), 0)
+
+
+class ClassifierProgram(nn.Module):
+    """x [B, D] -> logits [B, C] of q_phi(y|x) (M2)."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor):
+        return self.model.classify(x).logits
+
+
+def _programs(model) -> dict[str, nn.Module]:
+    if not getattr(model.config, "classes", 0):
+        return {"encoder": EncoderProgram(model), "decoder": DecoderProgram(model),
+                "scorer": ScorerProgram(model)}
+    programs = {"encoder": LabelledEncoderProgram(model),
+                "decoder": LabelledDecoderProgram(model),
+                "scorer": ConditionalScorerProgram(model)}
+    if model.classifier is not None:
+        programs.update(scorer=MarginalScorerProgram(model), classifier=ClassifierProgram(model))
+    return programs
+
+
 def signatures(model, k: int) -> dict:
     """Each program's inputs and outputs: {program: {"inputs": {name: shape}, "outputs": ...}},
     shapes with "B" for the free batch size."""
     c = model.config
     d, j = c.data_dim, c.latent_dim
     with torch.no_grad():
-        names = list(_parameters(model.decode(torch.zeros(1, j))))
-    return {
-        "encoder": {"inputs": {"x": ["B", d]}, "outputs": {"mean": ["B", j], "log_var": ["B", j]}},
-        "decoder": {"inputs": {"z": ["B", j]}, "outputs": {n: ["B", d] for n in names}},
-        "scorer": {"inputs": {"x": ["B", d], "eps": [k, "B", j]}, "outputs": {"log_px": ["B"]}},
+        names = list(_parameters((model.given(torch.tensor(0)) if getattr(c, "classes", 0)
+                                  else model).decode(torch.zeros(1, j))))
+    classes = getattr(c, "classes", 0)
+    if not classes:
+        return {
+            "encoder": {"inputs": {"x": ["B", d]},
+                        "outputs": {"mean": ["B", j], "log_var": ["B", j]}},
+            "decoder": {"inputs": {"z": ["B", j]}, "outputs": {n: ["B", d] for n in names}},
+            "scorer": {"inputs": {"x": ["B", d], "eps": [k, "B", j]},
+                       "outputs": {"log_px": ["B"]}},
+        }
+    y = {"y": ["B", classes]}  # one-hot rows
+    sig = {
+        "encoder": {"inputs": {"x": ["B", d], **y},
+                    "outputs": {"mean": ["B", j], "log_var": ["B", j]}},
+        "decoder": {"inputs": {"z": ["B", j], **y}, "outputs": {n: ["B", d] for n in names}},
     }
+    if model.classifier is None:
+        sig["scorer"] = {"inputs": {"x": ["B", d], **y, "eps": [k, "B", j]},
+                         "outputs": {"log_px_given_y": ["B"]}}
+    else:
+        sig["scorer"] = {"inputs": {"x": ["B", d], "eps": [k, "B", j]},
+                         "outputs": {"log_px": ["B"]}}
+        sig["classifier"] = {"inputs": {"x": ["B", d]}, "outputs": {"logits": ["B", classes]}}
+    return sig
 
 
-def _examples(model, k: int) -> dict:
-    c = model.config
-    x = torch.rand(3, c.data_dim)
-    return {"encoder": (x,), "decoder": (torch.randn(3, c.latent_dim),),
-            "scorer": (x, torch.randn(k, 3, c.latent_dim))}
+def _examples(model, k: int, sig: dict) -> dict:
+    """Example inputs of each program, 3 data points, with the shapes of `sig`."""
+    def example(name, shape):
+        shape = [3 if s == "B" else s for s in shape]
+        if name == "y":
+            return torch.eye(shape[1])[torch.arange(3) % shape[1]]
+        return torch.rand(*shape) if name == "x" else torch.randn(*shape)
+
+    return {p: tuple(example(n, shape) for n, shape in v["inputs"].items())
+            for p, v in sig.items()}
 
 
 def export_model(model, out: Path, fmt: str, k: int = 1000) -> dict[str, Path]:
@@ -108,22 +208,18 @@ def export_model(model, out: Path, fmt: str, k: int = 1000) -> dict[str, Path]:
         raise AevbError(f"the {posterior} posterior is a flow: the encoder program gives "
                         "(mean, log_var) of a diagonal Gaussian, which does not describe it; "
                         "export supports models with the gaussian posterior")
-    if getattr(model.config, "classes", 0):
-        raise AevbError("a model with a label takes y beside x and z, which the programs' "
-                        "signatures do not carry yet; export supports models without a label")
     if getattr(model.config, "top_latent_dim", 0):
         raise AevbError("a model with two stochastic layers has no single (mean, log_var) "
                         "encoder or z -> x decoder program; export supports one layer")
     model = model.cpu().eval()
     out = Path(out)
-    paths = {name: out / f"{name}{SUFFIX[fmt]}" for name in ("encoder", "decoder", "scorer")}
+    programs = _programs(model)
+    paths = {name: out / f"{name}{SUFFIX[fmt]}" for name in programs}
     taken = [str(p) for p in [*paths.values(), out / "export.json"] if os.path.lexists(p)]
     if taken:
         raise AevbError(f"{taken[0]} exists; choose another --out (nothing is overwritten)")
     sig = signatures(model, k)
-    programs = {"encoder": EncoderProgram(model), "decoder": DecoderProgram(model),
-                "scorer": ScorerProgram(model)}
-    examples = _examples(model, k)
+    examples = _examples(model, k, sig)
     # Every program is made in memory first, then each file is created whole (a temporary
     # file and a link), so a failure (a full disk) leaves nothing that blocks a retry.
     contents = {}
