@@ -21,7 +21,7 @@ LAYERS = [
     ("foundations", ["aevb", "aevb.errors", "aevb.fields", "aevb.rng", "aevb.files"]),
     ("data", ["aevb.data"]),
     ("the paper's maths", ["aevb.maths"]),
-    ("models", ["aevb.priors", "aevb.networks", "aevb.hierarchy", "aevb.full_vb",
+    ("models", ["aevb.priors", "aevb.networks", "aevb.hierarchy", "aevb.full_vb", "aevb.labelled",
                 "aevb.model"]),
     ("compute", ["aevb.compute", "aevb.native"]),
     ("evaluation", ["aevb.evaluation"]),

@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass, field, fields
 
 from .algorithms import NAMES as ALGORITHMS
-from .algorithms.settings import McemConfig
+from .algorithms.settings import McemConfig, label_rules
 from .errors import AevbError
 from .fields import check_types
 from .presets import PRESETS
@@ -205,29 +205,7 @@ def _rules_of_sizes(c: "TrainConfig") -> list[tuple[bool, str]]:
         (math.isfinite(c.kl_weight) and c.kl_weight > 0,
          f"kl-weight must be positive, got {c.kl_weight}"),
         (c.kl_warmup >= 0, f"kl-warmup must be at least 0, got {c.kl_warmup}"),
-        *_rules_of_labels(c),
-    ]
-
-
-def _rules_of_labels(c: "TrainConfig") -> list[tuple[bool, str]]:
-    """The rules on a label y (conditional, classifier, labels, classifier-weight)."""
-    return [
-        (c.classifier is None or c.conditional,
-         "a classifier q(y|x) is M2's, which conditions on the label: add --conditional true"),
-        (c.classifier is None or all(1 <= h <= 2**31 for h in c.classifier),
-         f"classifier sizes must be positive integers, got {c.classifier}"),
-        (c.labels is None or c.classifier is not None,
-         "labels N leaves the other points unlabelled, which only M2 (a classifier, "
-         "--classifier 500) can use"),
-        (c.labels is None or c.labels >= 1, f"labels must be at least 1, got {c.labels}"),
-        (math.isfinite(c.classifier_weight) and c.classifier_weight >= 0,
-         f"classifier-weight must be 0 or more, got {c.classifier_weight}"),
-        (not c.conditional or c.network == "mlp",
-         f"a label conditions the mlp networks for now, not {c.network}"),
-        (not c.conditional or not c.top_latent_dim,
-         "a label conditions one stochastic layer for now, not two"),
-        (not c.conditional or c.prior != "vamp",
-         "a label does not combine with a VampPrior (its pseudo-inputs have no label)"),
+        *label_rules(c, getattr(_network(c.network), "takes_labels", False)),
     ]
 
 

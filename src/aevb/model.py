@@ -150,7 +150,8 @@ class ModelConfig:
                             f"{list(self.classifier_hidden)}")
         if not self.classes:
             return
-        for refused, why in ((self.network != "mlp", f"the {self.network} networks"),
+        for refused, why in ((not NETWORKS[self.network].takes_labels,
+                              f"the {self.network} networks"),
                              (self.top_latent_dim > 0, "two stochastic layers"),
                              (self.prior == "vamp", "a VampPrior (its pseudo-inputs have "
                               "no label)")):

@@ -3,6 +3,7 @@ validated here. Free of torch: the CLI makes its flags from them (`--mcem-leapfr
 `TrainConfig.mcem.leapfrog`) before torch loads."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from ..errors import AevbError
@@ -25,3 +26,27 @@ class McemConfig:
                 (0 < self.accept < 1, f"mcem-accept must lie in (0, 1), got {self.accept}")):
             if not ok:
                 raise AevbError(message)
+
+
+def label_rules(c, network_takes_labels: bool) -> list[tuple[bool, str]]:
+    """TrainConfig's rules on a label y (conditional, classifier, labels, classifier-weight):
+    (holds, the message if not) per rule; `network_takes_labels`: whether c.network's family
+    conditions on a label (`networks.MLP.takes_labels`)."""
+    return [
+        (c.classifier is None or c.conditional,
+         "a classifier q(y|x) is M2's, which conditions on the label: add --conditional true"),
+        (c.classifier is None or all(1 <= h <= 2**31 for h in c.classifier),
+         f"classifier sizes must be positive integers, got {c.classifier}"),
+        (c.labels is None or c.classifier is not None,
+         "labels N leaves the other points unlabelled, which only M2 (a classifier, "
+         "--classifier 500) can use"),
+        (c.labels is None or c.labels >= 1, f"labels must be at least 1, got {c.labels}"),
+        (math.isfinite(c.classifier_weight) and c.classifier_weight >= 0,
+         f"classifier-weight must be 0 or more, got {c.classifier_weight}"),
+        (not c.conditional or network_takes_labels,
+         f"a label conditions the mlp networks for now, not {c.network}"),
+        (not c.conditional or not c.top_latent_dim,
+         "a label conditions one stochastic layer for now, not two"),
+        (not c.conditional or c.prior != "vamp",
+         "a label does not combine with a VampPrior (its pseudo-inputs have no label)"),
+    ]

@@ -71,7 +71,6 @@ def run_figure(args) -> int:
 
     from ..outputs import plots, report
     from ..rundir.checkpoint import load, read_config
-    from ..rundir.evaluations import dataset_of_run, test_set_of_run
     from ..rundir.logs import read_metrics
 
     writer = _output(getattr(args, "out", None), getattr(args, "force", False))
@@ -120,20 +119,29 @@ def run_figure(args) -> int:
     elif args.command == "sample":
         draw(default, lambda path: plots.samples(decoder(n), path, n=n, seed=args.seed))
     else:
-        data = dataset_of_run(args.run_dir)
-        test = test_set_of_run(args.run_dir, data)
-        if model.config.classes and args.command == "latent":
-            raise AevbError("latent draws q(z|x) of a model without a label; this one "
-                            "conditions on y (its report shows the analogies instead)")
-        if model.config.classes:
-            view = model.given(data.test_labels[:n])
-            draw(default, lambda path: plots.reconstructions(view, test[:n], path, n=n))
-        elif args.command == "reconstruct":
-            draw(default, lambda path: plots.reconstructions(model, test, path, n=n))
-        else:
-            draw(default, lambda path: plots.latent_scatter(model, test, path,
-                                                            labels=data.test_labels))
+        _test_figure(args, model, n, draw, default)
     return 0
+
+
+def _test_figure(args, model, n: int, draw, default) -> None:
+    """`reconstruct` or `latent` of the run's test split (a model with a label reconstructs
+    with the test labels observed, and has no `latent`)."""
+    from ..outputs import plots
+    from ..rundir.evaluations import dataset_of_run, test_set_of_run
+
+    data = dataset_of_run(args.run_dir)
+    test = test_set_of_run(args.run_dir, data)
+    if model.config.classes and args.command == "latent":
+        raise AevbError("latent draws q(z|x) of a model without a label; this one "
+                        "conditions on y (its report shows the analogies instead)")
+    if model.config.classes:
+        view = model.given(data.test_labels[:n])
+        draw(default, lambda path: plots.reconstructions(view, test[:n], path, n=n))
+    elif args.command == "reconstruct":
+        draw(default, lambda path: plots.reconstructions(model, test, path, n=n))
+    else:
+        draw(default, lambda path: plots.latent_scatter(model, test, path,
+                                                        labels=data.test_labels))
 
 
 def _with_label(model, label, command: str):

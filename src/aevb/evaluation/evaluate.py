@@ -137,12 +137,10 @@ def evaluate(model, x: torch.Tensor, *, split: str, importance_samples: int = 50
     trained by MCEM, whose q_phi never learned) allows only method hmc-harmonic, and no bound.
     A model with a posterior over theta (full-vb) is scored by `_evaluate_full_vb`; n_data,
     its training set's size, spreads the KL over theta in its bound. A model with a label
-    takes the rows' labels y [N] (`labelled.evaluate_labelled`).
+    takes the rows' labels y [N] (`_evaluate_labelled`).
     """
     if getattr(model.config, "classes", 0):
-        from .labelled import evaluate_labelled
-
-        return evaluate_labelled(model, x, y, split=split, importance_samples=importance_samples,
+        return _evaluate_labelled(model, x, y, split=split, importance_samples=importance_samples,
                                  batch_size=batch_size, seed=seed)
     if getattr(model, "theta_posterior", None) is not None:
         return _evaluate_full_vb(model, x, split, importance_samples, seed, n_data)
@@ -189,3 +187,30 @@ def _evaluate_full_vb(model, x: torch.Tensor, split: str, k: int, seed: int,
                       time.perf_counter() - start, "importance", ll.cpu().numpy(),
                       use.active_units if use else None, use.kl_per_dimension if use else None,
                       [asdict(s) for s in std_summary(model)])
+
+
+def _evaluate_labelled(model, x: torch.Tensor, y: torch.Tensor | None, *, split: str,
+                      importance_samples: int, batch_size: int, seed: int):
+    """`evaluate` for a model with a label (`labelled`): the bound and log-likelihood above, the
+    latent use of q(z|x, y) (with M2's most probable class where y is not given) and M2's
+    error."""
+    from .labelled import checked_labels, classification_error, label_log_likelihood
+
+    start = time.perf_counter()
+    x = x.to(next(model.parameters()).device)
+    if y is not None:
+        y = checked_labels(y, len(x)).to(x.device)
+    elbo = average_bound(model, x, seed + SEED_OFFSETS[split][1], y=y)
+    ll = label_log_likelihood(model, x, y, importance_samples, seed + 5, batch_size)
+    error = None
+    if model.classifier is not None and y is not None:
+        error = classification_error(model, x, y)
+    use = None
+    if len(x) > 1:
+        seen = y if y is not None else torch.cat(
+            [model.classify(x[i:i + 2000]).logits.argmax(-1) for i in range(0, len(x), 2000)])
+        use = latent_use(model.given(seen), x, batch_size=len(x))
+    return Evaluation(split, len(x), elbo, float(ll.double().mean()), importance_samples,
+                      time.perf_counter() - start, "importance", ll.cpu().numpy(),
+                      use.active_units if use else None, use.kl_per_dimension if use else None,
+                      error=error, given_label=model.classifier is None)

@@ -12,8 +12,6 @@ each class.
 """
 from __future__ import annotations
 
-import time
-
 import torch
 
 from ..errors import AevbError
@@ -28,7 +26,7 @@ def label_bound(model, x: torch.Tensor, y: torch.Tensor | None,
     log p(x) for M2 (U(x)), on log p(x|y) for a conditional VAE (the labels y [N]); [N]."""
     if model.classifier is not None:
         return unlabelled_bound(model, x, eps)
-    return elbo_b(model.given(_needed(y, len(x))), x, eps)
+    return elbo_b(model.given(checked_labels(y, len(x))), x, eps)
 
 
 @torch.no_grad()
@@ -38,7 +36,7 @@ def label_log_likelihood(model, x: torch.Tensor, y: torch.Tensor | None, k: int,
     of x [N, D] by importance sampling with K = k draws of z (per class for M2); [N] nats.
     `progress(done, n)`, where given, hears of each batch."""
     if model.classifier is None:
-        y = _needed(y, len(x))
+        y = checked_labels(y, len(x))
     out = []
     for start in range(0, len(x), batch_size):
         xb = x[start:start + batch_size]
@@ -63,38 +61,11 @@ def classification_error(model, x: torch.Tensor, y: torch.Tensor, batch: int = 2
     return wrong / len(x)
 
 
-def _needed(y, n: int) -> torch.Tensor:
+def checked_labels(y, n: int) -> torch.Tensor:
+    """y, checked to be present and to have one label per data point."""
     if y is None:
         raise AevbError("a conditional model is scored with the data's labels: this data has "
                         "none")
     if len(y) != n:
         raise AevbError(f"{len(y)} labels for {n} data points")
     return y
-
-
-def evaluate_labelled(model, x: torch.Tensor, y: torch.Tensor | None, *, split: str,
-                      importance_samples: int, batch_size: int, seed: int):
-    """`evaluate.evaluate` for a model with a label: the bound and log-likelihood above, the
-    latent use of q(z|x, y) (with M2's most probable class where y is not given) and M2's
-    error; an `evaluate.Evaluation`."""
-    from .evaluate import SEED_OFFSETS, Evaluation, average_bound
-    from .latents import latent_use
-
-    start = time.perf_counter()
-    x = x.to(next(model.parameters()).device)
-    if y is not None:
-        y = _needed(y, len(x)).to(x.device)
-    elbo = average_bound(model, x, seed + SEED_OFFSETS[split][1], y=y)
-    ll = label_log_likelihood(model, x, y, importance_samples, seed + 5, batch_size)
-    error = None
-    if model.classifier is not None and y is not None:
-        error = classification_error(model, x, y)
-    use = None
-    if len(x) > 1:
-        seen = y if y is not None else torch.cat(
-            [model.classify(x[i:i + 2000]).logits.argmax(-1) for i in range(0, len(x), 2000)])
-        use = latent_use(model.given(seen), x, batch_size=len(x))
-    return Evaluation(split, len(x), elbo, float(ll.double().mean()), importance_samples,
-                      time.perf_counter() - start, "importance", ll.cpu().numpy(),
-                      use.active_units if use else None, use.kl_per_dimension if use else None,
-                      error=error, given_label=model.classifier is None)

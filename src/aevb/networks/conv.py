@@ -116,6 +116,7 @@ class Conv:
     needs_hidden = False  # the convolutions alone may do
     takes_flat_data = False  # images only
     runs_in_browser = False  # the explorer page bundles no convolutions
+    takes_labels = False  # conditioning on a label is built for the MLPs only
 
     def check(self, data_shape) -> str | None:
         if len(data_shape) in (2, 3) and min(data_shape[-2:]) >= 4:

@@ -79,6 +79,7 @@ class MLP:
     needs_hidden = True  # at least one hidden layer
     takes_flat_data = True  # data of any shape, as its D values
     runs_in_browser = True  # the explorer page computes these networks itself
+    takes_labels = True  # a label's one-hot vector beside x and z (aevb.labelled)
 
     def check(self, data_shape) -> str | None:
         return None
