@@ -113,20 +113,6 @@ class ConditionalScorerProgram(nn.Module):
         return iwae_bound(self.model.given(y), x, eps)
 
 
-class MarginalScorerProgram(nn.Module):
-    """M2: (x [B, D], eps [K, B, J]) -> log p(x) = log sum_y p(y) p(x|y) [B], nats, the
-    same K draws for every class."""
-
-    def __init__(self, model):
-        super().__init__()
-        self.model = model
-
-    def forward(self, x: torch.Tensor, eps: torch.Tensor):
-        from ..maths.semi_supervised import class_bounds
-
-        return torch.logsumexp(class_bounds(self.model, x, eps, iwae_bound), 0)
-
-
 class ClassifierProgram(nn.Module):
     """x [B, D] -> logits [B, C] of q_phi(y|x) (M2)."""
 
@@ -146,7 +132,7 @@ def _programs(model) -> dict[str, nn.Module]:
                 "decoder": LabelledDecoderProgram(model),
                 "scorer": ConditionalScorerProgram(model)}
     if model.classifier is not None:
-        programs.update(scorer=MarginalScorerProgram(model), classifier=ClassifierProgram(model))
+        programs["classifier"] = ClassifierProgram(model)
     return programs
 
 
@@ -173,12 +159,9 @@ def signatures(model, k: int) -> dict:
                     "outputs": {"mean": ["B", j], "log_var": ["B", j]}},
         "decoder": {"inputs": {"z": ["B", j], **y}, "outputs": {n: ["B", d] for n in names}},
     }
-    if model.classifier is None:
-        sig["scorer"] = {"inputs": {"x": ["B", d], **y, "eps": [k, "B", j]},
-                         "outputs": {"log_px_given_y": ["B"]}}
-    else:
-        sig["scorer"] = {"inputs": {"x": ["B", d], "eps": [k, "B", j]},
-                         "outputs": {"log_px": ["B"]}}
+    sig["scorer"] = {"inputs": {"x": ["B", d], **y, "eps": [k, "B", j]},
+                     "outputs": {"log_px_given_y": ["B"]}}
+    if model.classifier is not None:
         sig["classifier"] = {"inputs": {"x": ["B", d]}, "outputs": {"logits": ["B", classes]}}
     return sig
 
