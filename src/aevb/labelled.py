@@ -40,7 +40,9 @@ class Given:
     def encode(self, x: torch.Tensor):
         """q_phi(z|x, y): x [N, D] -> batch [N], event [J]."""
         x = x.reshape(x.shape[0], -1)
-        y = self.y.to(x.dtype).expand(len(x), self.y.shape[-1])
+        y = self.y.to(x.dtype)
+        if y.dim() == 1:  # one label for every point
+            y = y.expand(x.shape[0], y.shape[-1])
         return self.model.encoder(torch.cat([x, y], -1))
 
     def decode(self, z: torch.Tensor):
