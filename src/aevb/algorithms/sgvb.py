@@ -79,13 +79,13 @@ class LabelledStep(AevbStep):
 
     def __init__(self, model, optimizer, estimator, mc_samples: int, labels, weight: float,
                  binarize: bool, compiled: bool = False, batch_size: int = 0):
-        from ..maths.semi_supervised import m2_objective
+        from ..maths.semi_supervised import classification_log_likelihood, m2_objective
 
         def objective(model, x, eps, y, x_l, y_l):  # [M] nats
             j = m2_objective(model, x, y, eps, estimator)
             if x_l is None:
                 return j
-            return j + weight * model.classify(x_l).log_prob(y_l).mean()
+            return j + weight * classification_log_likelihood(model, x_l, y_l).mean()
 
         super().__init__(model, optimizer, objective, mc_samples, compiled, batch_size)
         self.labels, self.binarize = labels, binarize

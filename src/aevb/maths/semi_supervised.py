@@ -48,8 +48,13 @@ def class_bounds(model, x: torch.Tensor, eps: torch.Tensor, bound=elbo_b) -> tor
 def unlabelled_bound(model, x: torch.Tensor, eps: torch.Tensor, bound=elbo_b) -> torch.Tensor:
     """U(x) = sum_y q(y|x) L(x, y) + H(q(y|x)) for x [N, D]; [N] nats, a lower bound on
     log p(x) (for the IWAE bound in L: on log p(x) as well, through log p(x, y))."""
+    return _expected(model, x, class_bounds(model, x, eps, bound))
+
+
+def _expected(model, x: torch.Tensor, per_class: torch.Tensor) -> torch.Tensor:
+    """sum_y q(y|x) L(x, y) + H(q(y|x)) from L(x, c) [C, N]; [N]."""
     q = model.classify(x)
-    return (q.probs.T * class_bounds(model, x, eps, bound)).sum(0) + q.entropy()
+    return (q.probs.T * per_class).sum(0) + q.entropy()
 
 
 def m2_objective(model, x: torch.Tensor, y: torch.Tensor, eps: torch.Tensor,
@@ -59,9 +64,10 @@ def m2_objective(model, x: torch.Tensor, y: torch.Tensor, eps: torch.Tensor,
     labelled points only."""
     if model.classifier is None:
         return labelled_bound(model, x, y, eps, bound)
-    observed = y >= 0
-    known = labelled_bound(model, x, y.clamp(min=0), eps, bound)
-    return torch.where(observed, known, unlabelled_bound(model, x, eps, bound))
+    # One pass over all classes serves both: a labelled point's L(x, y) is its row y.
+    per_class = class_bounds(model, x, eps, bound)  # [C, N]
+    known = per_class.gather(0, y.clamp(min=0)[None])[0]
+    return torch.where(y >= 0, known, _expected(model, x, per_class))
 
 
 def classification_log_likelihood(model, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
