@@ -9,6 +9,7 @@ from functools import partial
 
 import torch
 
+from ..compute import threads
 from ..full_vb import UnderTheta
 from ..maths import objectives
 from ..networks import widest
@@ -57,31 +58,38 @@ def importance_log_likelihood(model, x: torch.Tensor, k: int, seed: int,
         log_weights = native or partial(objectives.log_weights, model)
 
     out = []
-    for start in range(0, len(x), batch_size):
-        xb = x[start:start + batch_size]
-        j = model.config.latent_dim
-        if noise is not None:
-            eps = noise[:, start:start + batch_size].to(device=x.device, dtype=xb.dtype)
-        elif k * len(xb) * j <= NOISE_ELEMENTS:
-            # All K noise draws at once ([K, N_b, J] is small next to the activations), so
-            # the chunk size changes nothing but memory.
-            eps = torch.randn(k, len(xb), j, generator=gen, device=x.device, dtype=xb.dtype)
-        else:
-            eps = None
-
-        def chunk(done):  # [k_chunk, N_b, J]
-            if eps is not None:
-                return eps[done:done + k_chunk]
-            return torch.randn(min(k_chunk, k - done), len(xb), j, generator=gen,
-                               device=x.device, dtype=xb.dtype)
-
-        sums = []  # [N_b] each
-        for done in range(0, k, k_chunk):
-            sums.append(torch.logsumexp(log_weights(xb, chunk(done)), dim=0))
-            if len(sums) == 4096:  # a K of millions: a bounded list too
-                sums = [torch.logsumexp(torch.stack(sums), dim=0)]
-        out.append(torch.logsumexp(torch.stack(sums), dim=0) - math.log(k))
+    j = model.config.latent_dim
+    with threads.Sharing() as sharing:  # fewer threads while other processes need the cores
+        for start in range(0, len(x), batch_size):
+            xb = x[start:start + batch_size]
+            if noise is not None:
+                eps = noise[:, start:start + batch_size].to(device=x.device, dtype=xb.dtype)
+            elif k * len(xb) * j <= NOISE_ELEMENTS:
+                # All K noise draws at once ([K, N_b, J] is small next to the activations), so
+                # the chunk size changes nothing but memory.
+                eps = torch.randn(k, len(xb), j, generator=gen, device=x.device, dtype=xb.dtype)
+            else:
+                eps = None
+            out.append(_batch(log_weights, xb, eps, k, k_chunk, j, gen, sharing))
     return torch.cat(out)
+
+
+def _batch(log_weights, xb, eps, k, k_chunk, j, gen, sharing) -> torch.Tensor:
+    """log (1/K) sum_k w_k for one batch xb [N_b, D]: the K log-weights in chunks, from the
+    noise `eps` [K, N_b, J] or, where it is None, from draws of `gen` chunk by chunk; [N_b]."""
+    def chunk(done):  # [k_chunk, N_b, J]
+        if eps is not None:
+            return eps[done:done + k_chunk]
+        return torch.randn(min(k_chunk, k - done), len(xb), j, generator=gen,
+                           device=xb.device, dtype=xb.dtype)
+
+    sums = []  # [N_b] each
+    for done in range(0, k, k_chunk):
+        sums.append(torch.logsumexp(log_weights(xb, chunk(done)), dim=0))
+        sharing.tick()
+        if len(sums) == 4096:  # a K of millions: a bounded list too
+            sums = [torch.logsumexp(torch.stack(sums), dim=0)]
+    return torch.logsumexp(torch.stack(sums), dim=0) - math.log(k)
 
 
 @torch.no_grad()

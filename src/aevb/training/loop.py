@@ -20,8 +20,7 @@ import torch
 
 from .. import algorithms
 from ..algorithms.base import NonFinite
-from ..compute import distributed
-from ..compute import engine
+from ..compute import distributed, engine, threads
 from ..compute.engine import Choice
 from ..config import TrainConfig
 from ..data import Dataset
@@ -193,6 +192,7 @@ class _Session:
         self.interrupt.immediate = False  # the log and the checkpoint are written whole
         record["seconds"] = self.wall()
         record["samples_per_second"] = p.samples / p.train_seconds if p.train_seconds else None
+        record["threads"] = torch.get_num_threads()  # changes with the machine's load (threads)
         bad = [k for k, v in record.items() if isinstance(v, float) and not math.isfinite(v)]
         if bad:
             raise _failed(run, bad[0].replace("_", " "), record[bad[0]])
@@ -258,30 +258,32 @@ def loop(run: Run, progress: bool, interrupt: Interrupt, evaluate_first: bool,
     session.stop_if_asked()
     last_save = p.samples
     model.train()
-    while p.samples < run.total:
-        t0 = time.perf_counter()
-        x, idx, size = _minibatch(run, x_train, draw_bits)
-        session.schedule_lr()
-        try:
-            step(x, idx, run.generators["noise"])
-        except NonFinite as bad:
-            raise _failed(run, "loss", bad.value) from None
-        p.train_seconds += time.perf_counter() - t0
-        p.samples += size
-        p.position += size
-        session.bar.update(size)
-        if p.position >= len(x_train):
-            p.epoch += 1
-            run.order = None
-        if schedule and p.samples >= schedule[0]:
-            interrupt.immediate = True
-            session.evaluate_and_save()
-            last_save = p.samples
-            schedule = [s for s in schedule if s > p.samples]
-        elif p.samples - last_save >= cfg.checkpoint_every:
-            session.save()
-            last_save = p.samples
-        session.stop_if_asked()
+    with threads.Sharing() as sharing:  # fewer threads while other processes need the cores
+        while p.samples < run.total:
+            t0 = time.perf_counter()
+            x, idx, size = _minibatch(run, x_train, draw_bits)
+            session.schedule_lr()
+            try:
+                step(x, idx, run.generators["noise"])
+            except NonFinite as bad:
+                raise _failed(run, "loss", bad.value) from None
+            p.train_seconds += time.perf_counter() - t0
+            sharing.tick()
+            p.samples += size
+            p.position += size
+            session.bar.update(size)
+            if p.position >= len(x_train):
+                p.epoch += 1
+                run.order = None
+            if schedule and p.samples >= schedule[0]:
+                interrupt.immediate = True
+                session.evaluate_and_save()
+                last_save = p.samples
+                schedule = [s for s in schedule if s > p.samples]
+            elif p.samples - last_save >= cfg.checkpoint_every:
+                session.save()
+                last_save = p.samples
+            session.stop_if_asked()
     session.bar.close()
     distributed.check_replicas_identical(model)
     if distributed.is_main() and outputs:
