@@ -39,8 +39,9 @@ def child(kind, engine_name, window):
     """One process: warm up, say "ready", read the common start time (time.time()) from
     stdin, keep stepping until then, then count samples for `window` seconds. Prints one
     JSON line."""
-    import aevb  # noqa: F401  (aevb's choice of threads is made here, before torch loads)
+    from aevb.compute import numerics, threads
 
+    numerics.set_up()  # as the `aevb` command does, before torch loads
     import torch
 
     sys.path.insert(0, str(HERE))
@@ -52,8 +53,6 @@ def child(kind, engine_name, window):
         per_call = 100
     else:
         run, per_call = evaluation(engines, x, shape), 100
-    from aevb.compute import threads
-
     with threads.Sharing() as sharing:  # as aevb's training loop uses it, tick after each step
         i, warm_until = 0, time.perf_counter() + WARM
         while time.perf_counter() < warm_until or i < 3:
