@@ -414,6 +414,64 @@ saves.
 """
 
 
+def sharing_section() -> str:
+    """The "Sharing the cores" section, from bench/contention.json (bench/contention.py)."""
+    path = HERE / "contention.json"
+    if not path.exists():
+        return ""
+    c = json.loads(path.read_text())
+    rows = {(x["setting"], x["engine"], x["kind"], x["processes"]): x for x in c["summary"]}
+    what = {"train": "trainings", "evaluate": "evaluation", "train+evaluate":
+            "training (native) + evaluation (K = 100)"}
+    lines = [
+        "## Sharing the cores",
+        "",
+        f"Measured by `AEVB_DATA=../shared/data .venv/bin/python bench/contention.py` on "
+        f"{c['machine']['date']} ({c['machine']['cpus']} cores, one run, {c['rounds']} rounds "
+        "alternating the settings, the best of them): P processes at once, each counting the "
+        f"samples it trains (or scores) in the same {c['window_seconds']:.0f} s of wall time, "
+        "for the mnist-paper model (784-500-20, M = 100). \"share\" is the sum over the "
+        "processes of each one's rate over the rate of one such process alone with a fixed "
+        "thread count: 1.00x uses the cores as well as one process alone does.",
+        "",
+        "| engine | processes at once | fixed threads (before): samples/s in total, share | "
+        "aevb's choice: samples/s in total, share | threads aevb ran |",
+        "|---|---|---|---|---|",
+    ]
+    for (setting, engine, kind, n), x in sorted(rows.items(), key=lambda kv: (
+            kv[0][2] != "train", kv[0][1], kv[0][3])):
+        if setting != "aevb" or kind == "command":
+            continue
+        old = rows[("fixed", engine, kind, n)]
+        label = (f"{engine}: {n} training{'s' if n > 1 else ''}" if kind == "train"
+                 else what[kind])
+        lines.append(f"| {label} | {n} | {sum(old['each']):,} ({old['vs_one_alone_fixed']:.2f}x)"
+                     f" | {sum(x['each']):,} (**{x['vs_one_alone_fixed']:.2f}x**) | "
+                     f"{', '.join(map(str, x['threads']))} |")
+    cmd = {(x["setting"], x["processes"]): x["best_total"] for x in c["summary"]
+           if x["kind"] == "command"}
+    if cmd:
+        lines += ["", "The command itself (`aevb train --preset mnist-paper --samples 3e5`, its "
+                  "samples per second of training from metrics.jsonl, the best round): one "
+                  f"alone {cmd['fixed', 1]:,} with a fixed count and {cmd['aevb', 1]:,} with "
+                  f"aevb's choice; two at once {cmd['fixed', 2]:,} and **{cmd['aevb', 2]:,}** in "
+                  "total."]
+    lines += ["", "What was chosen and why: OpenMP's threads spin while they wait for each "
+              "other, which is the fastest way to run a step of small products alone, and the "
+              "slowest when another process holds the core a thread waits for. Waiting "
+              "passively instead (`OMP_WAIT_POLICY=PASSIVE`) kept two at once at 1.10x but "
+              "cost a quarter of the speed alone (native, 27,400 against 36,800 samples/s, "
+              "measured before the choice was built); a short spin (`GOMP_SPINCOUNT=10000`) "
+              "kept the speed alone and reached only 0.63x for two. So aevb keeps the spinning "
+              "and changes the number of threads: `aevb.compute.threads.Sharing` looks at "
+              "/proc/stat every 0.5 s between steps and runs on the cores that other processes "
+              "leave (one at least, never more than torch started with). The count does not "
+              "change the results (`tests/test_threads.py` switches it at every step and "
+              "compares the weights bit for bit). `OMP_NUM_THREADS` or `AEVB_THREADS` (a "
+              "number, or `fixed`) keeps the count the user chose.", ""]
+    return "\n".join(lines) + "\n"
+
+
 def write_page(r):
     """docs/performance.md from the results `r` of a run (see `main`)."""
     a, p, q, g = r["aevb"], r["peer"], r["ratios"], r["goals"]
@@ -573,6 +631,7 @@ Linear growth doubles the ratio when the size doubles.
 |---|---|---|---|
 {growth_table}
 
+{sharing_section()}
 ## Decisions in the code, and the measurements behind them
 
 Constants and choices in the source name their decision and link here; these are the
@@ -584,6 +643,7 @@ measurements that made them (the development machine: 2 cores, 36 MB L3 cache).
 | `evaluation.importance.NOISE_ELEMENTS` | all K noise draws of a batch at once up to 2^26 values (256 MB), chunk by chunk beyond | bounds memory for a K of millions; the two ways draw different, equally valid noise |
 | `compute.engine.COMPILE_MIN_STEPS` | `--engine auto` compiles runs of at least 20,000 steps | compiling the mnist-paper step takes ~20 s with a cold Inductor cache and saves ~1 ms a step (docs/engines.md) |
 | `compute.numerics.set_up` | subnormals flushed to zero | the Adagrad step took about 3x as long with MNIST's border weights subnormal (`bench/subnormals.py`) |
+| `compute.threads.Sharing` | threads follow the cores other processes leave, looked at every 0.5 s (`INTERVAL`); spinning OpenMP kept | see "Sharing the cores" above (`bench/contention.py`) |
 | `compute.numerics._steady_malloc` | glibc's mmap threshold fixed at 32 MiB | the same K = 5000 evaluation of 300 MNIST images peaked at 0.66 GB in some processes and 1.9 GB in others; 0.66 GB in every process with it, no measured cost in speed |
 | `maths.distributions.binarize` | uniform draws compared with the probabilities | the same bits as torch.bernoulli in about half the time (0.9 against 2.1 ms for a 100 x 784 minibatch, one core) |
 | `native.binarize` | the minibatch draws in C | the same bits about 10x as fast as torch's locked call per element (the binarization was ~10% of a training step) |
