@@ -162,3 +162,13 @@ def test_a_busy_machine_trains_on_fewer_threads_unless_the_user_chose(how, tmp_p
     default = subprocess.run([sys.executable, "-c", "import torch; print(torch.get_num_threads())"],
                              capture_output=True, text=True, env=env, check=True).stdout
     assert last_threads("quiet", {})[-1] == int(default)
+
+
+def test_a_bad_setting_is_one_line_before_any_run_directory(tmp_path):
+    from cli_helpers import cli, one_error_line
+
+    out = tmp_path / "run"
+    r = cli("train", *TRAIN, "--samples", "2000", "--out", out,
+            env={**os.environ, "AEVB_THREADS": "two"})
+    assert "AEVB_THREADS" in one_error_line(r)
+    assert not out.exists()

@@ -32,6 +32,9 @@ def set_up() -> None:
     """Every setting above, once per process (later calls only renew flush-to-zero)."""
     global _done
     prepare_environment()
+    from .threads import user_choice
+
+    user_choice()  # a bad AEVB_THREADS is refused here, before any run directory exists
     import torch
 
     torch.set_flush_denormal(True)
