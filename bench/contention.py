@@ -27,9 +27,9 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-WINDOW, WARM, ROUNDS, COMMAND_SAMPLES = 15.0, 4.0, 2, 300_000
+WINDOW, WARM, ROUNDS, ALONE_ROUNDS, COMMAND_SAMPLES = 15.0, 4.0, 2, 4, 300_000
 if os.environ.get("AEVB_BENCH_QUICK"):  # a smoke run of the script itself (numbers useless)
-    WINDOW, WARM, ROUNDS, COMMAND_SAMPLES = 2.0, 0.5, 1, 2000
+    WINDOW, WARM, ROUNDS, ALONE_ROUNDS, COMMAND_SAMPLES = 2.0, 0.5, 1, 1, 2000
 SETTINGS = {"aevb": {}, "fixed": {"AEVB_THREADS": "fixed"}}
 ENGINES = ("native", "compiled", "eager")
 COUNTS = (1, 2, 4)
@@ -59,20 +59,23 @@ def child(kind, engine_name, window):
             run(i)
             sharing.tick()
             i += 1
+        warm_threads = torch.get_num_threads()
         print("ready", flush=True)
         start_at = float(sys.stdin.readline())
         while time.time() < start_at:
             run(i)
             sharing.tick()
             i += 1
-        done, end = 0, start_at + window
+        done, end, counts = 0, start_at + window, set()
         while time.time() < end:
             run(i)
             sharing.tick()
+            counts.add(torch.get_num_threads())
             i += 1
             done += per_call
         final_threads = torch.get_num_threads()
     print(json.dumps({"samples_per_second": done / window, "threads": final_threads,
+                      "thread_counts_in_window": sorted(counts), "warm_threads": warm_threads,
                       "wait_policy": os.environ.get("OMP_WAIT_POLICY"),
                       "spincount": os.environ.get("GOMP_SPINCOUNT")}))
 
@@ -136,19 +139,25 @@ def command_rates(n, setting):
 def main():
     results = {"machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
                            "date": time.strftime("%Y-%m-%d")},
-               "window_seconds": WINDOW, "rounds": ROUNDS, "runs": [], "commands": []}
+               "window_seconds": WINDOW, "rounds": ROUNDS, "alone_rounds": ALONE_ROUNDS, "runs": [], "commands": []}
     cases = ([(s, e, n, "train") for e in ENGINES for n in COUNTS for s in SETTINGS]
              + [(s, "eager", 1, "evaluate") for s in SETTINGS]
              + [(s, "native", 2, "train+evaluate") for s in SETTINGS])
-    for r in range(ROUNDS):
-        for setting, e, n, kind in cases:
+    alone = [c for c in cases if c[2] == 1 and c[3] != "train+evaluate"]
+    for r in range(ROUNDS + ALONE_ROUNDS):
+        # the later rounds repeat the one-alone cases, where the two settings differ least;
+        # odd rounds run "fixed" first, so that neither setting always runs first
+        order = cases if r < ROUNDS else alone
+        if r % 2:
+            order = [c for pair in zip(order[1::2], order[::2]) for c in pair]
+        for setting, e, n, kind in order:
             jobs = {"train": [("train", e)] * n, "evaluate": [("evaluate", e)],
                     "train+evaluate": [("train", e), ("evaluate", "eager")]}[kind]
             row = {"round": r, "setting": setting, "engine": e, "processes": len(jobs),
                    "kind": kind, "children": measure(jobs, setting)}
             results["runs"].append(row)
             print(json.dumps(row), flush=True)
-        for n in (1, 2):
+        for n in (1, 2) if r < ROUNDS else ():
             for setting in SETTINGS:
                 row = {"round": r, "setting": setting, "processes": n,
                        "samples_per_second": command_rates(n, setting)}
@@ -182,6 +191,15 @@ def summary(runs, commands):
                     "each": [round(t) for t in rates], "threads": [c["threads"] for c in
                                                            row["children"]],
                     "vs_one_alone_fixed": round(share, 3)})
+    # one alone, paired within each round: aevb's rate over the fixed count's, and their median
+    for (e, kind) in sorted({(r["engine"], r["kind"]) for r in runs if r["processes"] == 1}):
+        rate = {(r["round"], r["setting"]): r["children"][0]["samples_per_second"]
+                for r in runs if r["processes"] == 1 and (r["engine"], r["kind"]) == (e, kind)}
+        ratios = sorted(rate[k, "aevb"] / rate[k, "fixed"] for k, s in rate if s == "aevb")
+        mid = len(ratios) // 2
+        median = ratios[mid] if len(ratios) % 2 else (ratios[mid - 1] + ratios[mid]) / 2
+        out.append({"kind": "alone-paired", "engine": e, "of": kind,
+                    "ratios": [round(t, 3) for t in ratios], "median": round(median, 3)})
     for setting in SETTINGS:
         for n in (1, 2):
             totals = [sum(c["samples_per_second"]) for c in commands

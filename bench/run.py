@@ -420,7 +420,9 @@ def sharing_section() -> str:
     if not path.exists():
         return ""
     c = json.loads(path.read_text())
-    rows = {(x["setting"], x["engine"], x["kind"], x["processes"]): x for x in c["summary"]}
+    rows = {(x["setting"], x["engine"], x["kind"], x["processes"]): x for x in c["summary"]
+            if x["kind"] != "alone-paired"}
+    paired = [x for x in c["summary"] if x["kind"] == "alone-paired"]
     what = {"train": "trainings", "evaluate": "evaluation", "train+evaluate":
             "training (native) + evaluation (K = 100)"}
     lines = [
@@ -428,7 +430,8 @@ def sharing_section() -> str:
         "",
         f"Measured by `AEVB_DATA=../shared/data .venv/bin/python bench/contention.py` on "
         f"{c['machine']['date']} ({c['machine']['cpus']} cores, one run, {c['rounds']} rounds "
-        "alternating the settings, the best of them): P processes at once, each counting the "
+        f"alternating the settings, and {c.get('alone_rounds', 0)} more of the one-alone cases; "
+        "the best of them): P processes at once, each counting the "
         f"samples it trains (or scores) in the same {c['window_seconds']:.0f} s of wall time, "
         "for the mnist-paper model (784-500-20, M = 100). \"share\" is the sum over the "
         "processes of each one's rate over the rate of one such process alone with a fixed "
@@ -448,6 +451,20 @@ def sharing_section() -> str:
         lines.append(f"| {label} | {n} | {sum(old['each']):,} ({old['vs_one_alone_fixed']:.2f}x)"
                      f" | {sum(x['each']):,} (**{x['vs_one_alone_fixed']:.2f}x**) | "
                      f"{', '.join(map(str, x['threads']))} |")
+    if paired:
+        lines += ["", "One alone, paired within each round (aevb's choice over the fixed count, "
+                  "the two run one after the other, each first in turn): " + "; ".join(
+                      f"{x['engine']} {'evaluation' if x['of'] == 'evaluate' else 'training'} "
+                      f"median **{x['median']:.3f}x** (rounds: "
+                      f"{', '.join(f'{t:.2f}' for t in x['ratios'])})" for x in paired) + "."]
+        alone = [ch for r in c["runs"] if r["processes"] == 1 and r["setting"] == "aevb"
+                 for ch in r["children"] if "thread_counts_in_window" in ch]
+        if alone and all(len(ch["thread_counts_in_window"]) == 1 for ch in alone):
+            counts = sorted({ch["thread_counts_in_window"][0] for ch in alone})
+            lines[-1] += (f" In all {len(alone)} windows of one process alone, aevb's count "
+                          f"stayed at {', '.join(map(str, counts))} throughout: there the two "
+                          "settings differ only by a look at the clock after each step, and "
+                          "the spread between rounds is the machine's.")
     cmd = {(x["setting"], x["processes"]): x["best_total"] for x in c["summary"]
            if x["kind"] == "command"}
     if cmd:
