@@ -27,7 +27,7 @@ LAYERS = [
     ("evaluation", ["aevb.evaluation"]),
     ("algorithms", ["aevb.algorithms"]),
     ("config", ["aevb.config", "aevb.presets"]),
-    ("run directories", ["aevb.rundir"]),
+    ("run directories", ["aevb.rundir", "aevb.features"]),
     ("outputs", ["aevb.outputs"]),
     ("training", ["aevb.training"]),
     ("the command", ["aevb.cli", "aevb.__main__"]),

@@ -288,3 +288,48 @@ def test_a_dropped_image_file_is_encoded(browser, runs, tmp_path):
     np.testing.assert_allclose(json.loads(stats.get_attribute("data-mean")), mean.numpy(),
                                atol=1e-4)
     assert not _severe(browser)
+
+
+def test_a_labelled_models_page_has_a_label_selector_that_both_networks_read(browser, tmp_path):
+    """M2 (a conditional VAE with a classifier): for every class y the page's encoder, decoder,
+    score and classifier equal the model given y (float64 copy for the score), and choosing y
+    in the selector redraws the decoded picture as the model given y decodes it."""
+    run = _train(tmp_path / "m2", latent_dim=2, hidden=(32,), conditional=True,
+                 classifier=(16,), labels=50, epochs=2, optimizer="adam", lr=3e-3,
+                 weight_prior_std=None)
+    assert (run / "explorer.html").exists()  # training wrote it
+    _open(browser, run / "explorer.html")
+    model = load(run)
+    g = torch.Generator().manual_seed(2)
+    x = (torch.rand(3, 64, generator=g) < 0.3).float()
+    z = torch.randn(3, 2, generator=g)
+    eps = torch.randn(3, 20, 2, generator=g, dtype=torch.float64)
+    probs = browser.execute_script(
+        "return arguments[0].map(x => aevbExplorer.classify(Float32Array.from(x)))", x.tolist())
+    with torch.no_grad():
+        np.testing.assert_allclose(probs, model.classify(x).probs.numpy(), atol=1e-5)
+    double = load(run).double()
+    for y in (0, 4, 9):
+        browser.execute_script("aevbExplorer.setLabel(arguments[0])", y)
+        enc = browser.execute_script(
+            "return arguments[0].map(x => aevbExplorer.encode(Float32Array.from(x)))", x.tolist())
+        dec = browser.execute_script(
+            "return arguments[0].map(z => Array.from(aevbExplorer.decode(z)))", z.tolist())
+        page = browser.execute_script(
+            "return arguments[0].map((x, i) => aevbExplorer.scoreGiven(Float32Array.from(x), "
+            "arguments[1][i]))", x.tolist(), eps.tolist())
+        given = model.given(torch.tensor(y))
+        with torch.no_grad():
+            q, p = given.encode(x), given.decode(z).mean
+            iwae = torch.stack([iwae_bound(double.given(torch.tensor(y)), x[i:i + 1].double(),
+                                           eps[i][:, None]) for i in range(3)])
+        np.testing.assert_allclose([e["mean"] for e in enc], q.mean.numpy(), atol=1e-4)
+        np.testing.assert_allclose(dec, p.numpy(), atol=1e-4)
+        np.testing.assert_allclose([s["logLikelihood"] for s in page], iwae.squeeze(-1).numpy(),
+                                   rtol=1e-4)
+        shown = json.loads(browser.find_element("id", "decoded").get_attribute("data-z"))
+        with torch.no_grad():
+            expected = (given.decode(torch.tensor([shown], dtype=torch.float32)).mean[0]
+                        .clamp(0, 1) * 255).round()
+        assert np.abs(_canvas_pixels(browser, "decoded")[:, 0] - expected.numpy()).max() <= 1
+    assert not _severe(browser)

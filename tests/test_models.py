@@ -259,6 +259,10 @@ def test_presets_beyond_the_paper_hold_their_papers_settings():
     assert (aevb.resolve("mnist-best", samples=1000).samples,
             aevb.resolve("mnist-best", samples=1000).epochs) == (1000, None)
     assert aevb.resolve("mnist-best", epochs=3.0).epochs == 3.0
+    m1, m2 = aevb.resolve("m1-paper"), aevb.resolve("m2-paper", features="runs/m1")
+    assert (m1.hidden, m1.latent_dim, m1.activation, m1.lr) == ((600, 600), 50, "softplus", 3e-4)
+    assert (m2.conditional, m2.classifier, m2.labels, m2.hidden, m2.latent_dim,
+            m2.classifier_weight) == (True, (500,), 100, (500,), 50, 0.1)
     conv = aevb.resolve("conv-images", dataset="photos/")
     model = VAE(ModelConfig((3, 64, 64), conv.latent_dim, conv.hidden, "gaussian",
                             conv.network, conv.activation))

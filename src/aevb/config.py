@@ -45,7 +45,8 @@ class TrainConfig:
     classifier: tuple[int, ...] | None = None  # hidden sizes of q(y|x): M2 (Kingma et al. 2014); none: no classifier
     labels: int | None = None  # keep N training labels, balanced over classes, the rest unlabelled; none: all
     classifier_weight: float = 0.1  # alpha / N of M2's classification term (the paper's 0.1)
-    likelihood: str | None = None  # bernoulli | gaussian; None: from the data
+    features: str | None = None  # M1 + M2: train on the means of q(z|x) of this run directory (M1)
+    likelihood: str | None = None  # bernoulli | gaussian | normal (any range); None: from the data
     binarize: bool | None = None  # sample each binary batch from grey levels; None: from the data
     algorithm: str = "aevb"  # aevb (SGVB) | wake-sleep | mcem (baselines) | full-vb (appendix F)
     estimator: str = "B"  # A (eq. 6), B (eq. 7) or iwae (Burda et al., k = mc-samples)

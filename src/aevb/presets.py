@@ -27,6 +27,18 @@ PRESETS: dict[str, dict] = {
                        optimizer="adam", lr=1e-3, lr_schedule="cosine", batch_size=50,
                        estimator="iwae", mc_samples=5, weight_prior_std=None, init_std=0.05,
                        epochs=850.0),
+    # Kingma, Rezende, Mohamed & Welling (2014), section 4.1: M1, a VAE of MNIST with 50
+    # latent values and two softplus layers of 600 each side; M2 with one layer of 500, 50
+    # latent values, a classifier of 500 and 100 labels, alpha = 0.1 N. Both take their
+    # optimizer's step size of 3e-4 and weights from N(0, 0.001), i.e. std 0.03. M1 + M2 is
+    # `--preset m2-paper --features RUN` with RUN an m1-paper run (aevb.features).
+    "m1-paper": dict(dataset="mnist", hidden=(600, 600), latent_dim=50, activation="softplus",
+                     likelihood="bernoulli", optimizer="adam", lr=3e-4, batch_size=100,
+                     weight_prior_std=None, init_std=0.03),
+    "m2-paper": dict(dataset="mnist", conditional=True, classifier=(500,), labels=100,
+                     classifier_weight=0.1, hidden=(500,), latent_dim=50, activation="softplus",
+                     optimizer="adam", lr=3e-4, batch_size=100, weight_prior_std=None,
+                     init_std=0.03),
     # Convolutional networks for images (aevb.networks.conv): Fashion-MNIST by default; give
     # --dataset an image folder (grey or colour) or array for one's own.
     "conv-images": dict(dataset="fashion-mnist", network="conv", activation="relu",

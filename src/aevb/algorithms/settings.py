@@ -47,6 +47,9 @@ def label_rules(c, network_takes_labels: bool) -> list[tuple[bool, str]]:
          f"a label conditions the mlp networks for now, not {c.network}"),
         (not c.conditional or not c.top_latent_dim,
          "a label conditions one stochastic layer for now, not two"),
+        (c.features is None or c.conditional,
+         "features (M1 + M2) are for a model with a label: add --conditional true and "
+         "--classifier 500"),
         (not c.conditional or c.prior != "vamp",
          "a label does not combine with a VampPrior (its pseudo-inputs have no label)"),
     ]

@@ -91,8 +91,21 @@ class SigmoidGaussian(Head):
         return DiagonalGaussian(torch.sigmoid(mean_logit), torch.exp(0.5 * log_var))
 
 
+class Normal(Head):
+    """prod_d N(x_d; m_d, exp(v_d)) from out = (m, v), for real-valued data of any range (M1's
+    latent features in M1 + M2): the mean unbounded, a learned log-variance per value."""
+
+    name = "normal"
+    per_value = 2
+
+    def __call__(self, out: torch.Tensor) -> DiagonalGaussian:
+        mean, log_var = out.chunk(2, dim=-1)  # [..., D] each
+        return diagonal_gaussian(mean, log_var)
+
+
 POSTERIOR = Gaussian()  # the paper's q_phi(z|x)
-LIKELIHOODS: dict[str, Head] = {"bernoulli": Bernoulli(), "gaussian": SigmoidGaussian()}
+LIKELIHOODS: dict[str, Head] = {"bernoulli": Bernoulli(), "gaussian": SigmoidGaussian(),
+                                "normal": Normal()}
 # --posterior NAME -> "module:class" of this package (a flow is a head with parameters)
 POSTERIORS = {"gaussian": "heads:Gaussian", "iaf": "flows:IAF"}
 

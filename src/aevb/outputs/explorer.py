@@ -8,7 +8,9 @@ a drawn or dropped image with its 2-sigma ellipse, its bound and log p(x) by imp
 sampling, interpolates between two points and samples from the prior.
 
 The MLP networks (any depth and activation, Bernoulli or Gaussian decoder, point-estimate or
-full-vb posterior-mean weights) run in plain JavaScript; convolutional ones are refused.
+full-vb posterior-mean weights) run in plain JavaScript; convolutional ones are refused. A
+model with a label y (a conditional VAE, M2) gets a selector for y, which both networks read
+beside x and z, and M2's classifier q(y|x) names the class of a drawn image.
 """
 from __future__ import annotations
 
@@ -59,9 +61,6 @@ def unsupported_reason(model) -> str | None:
     if not posterior_class(c.posterior).exports_parameters:
         return (f"the explorer's page computes with a diagonal Gaussian q(z|x); this model's "
                 f"posterior is {c.posterior}, a flow the page does not run")
-    if getattr(c, "classes", 0):
-        return ("the explorer's page decodes z alone; this model also takes a label y, for "
-                "which the page has no selector yet (use aevb sample --label for it)")
     if c.top_latent_dim:
         return ("the explorer's page computes with one stochastic layer; this model has two "
                 "(use aevb evaluate and aevb sample for it)")
@@ -71,16 +70,34 @@ def unsupported_reason(model) -> str | None:
     return None
 
 
+def run_unsupported_reason(run_dir, model) -> str | None:
+    """`unsupported_reason` for a run's model, and M1 + M2 runs (whose data are M1's means,
+    not images) refused too."""
+    from ..rundir.checkpoint import read_config
+
+    if read_config(run_dir)["config"].get("features"):
+        return ("this model is M2 on M1's features, not on images; explore M1 (its "
+                "features/ folder) or use aevb sample --label for this one")
+    return unsupported_reason(model)
+
+
 def page_model(model, test: torch.Tensor, labels, title: str) -> dict:
     """What the page needs, as JSON: config, weights, the test set's means and principal axes,
-    and GALLERY test images. test: the run's evaluation test set [N, *data_shape]."""
+    and GALLERY test images. test: the run's evaluation test set [N, *data_shape]. A model
+    with a label encodes each test image with its own label (`labels`), and the page has a
+    label selector (and the classifier q(y|x) where the model has one)."""
     c = model.config
     refused = unsupported_reason(model)
     if refused:
         raise AevbError(refused)
+    if c.classes and labels is None:
+        raise AevbError("this model's encoder reads a label with each image, and the test set "
+                        "has none")
     with torch.no_grad():
         flat = test.reshape(len(test), -1).float()
-        means = torch.cat([model.encode(flat[i:i + 2000]).mean
+        y = torch.as_tensor(np.asarray(labels)[:len(flat)]) if c.classes else None
+        means = torch.cat([(model.given(y[i:i + 2000]) if c.classes else model)
+                           .encode(flat[i:i + 2000]).mean
                            for i in range(0, len(flat), 2000)]).double().numpy()  # [N, J]
     if c.latent_dim <= 2:  # the plane is z itself
         centre, axes = np.zeros(c.latent_dim), np.eye(c.latent_dim)
@@ -94,6 +111,8 @@ def page_model(model, test: torch.Tensor, labels, title: str) -> dict:
         "data_shape": list(c.data_shape), "latent_dim": c.latent_dim,
         "likelihood": c.likelihood, "activation": c.activation,
         "encoder": _layers(model.encoder.net), "decoder": _layers(model.decoder.net),
+        "classes": c.classes, "classifier": _layers(model.classifier.net)
+        if c.classes and model.classifier is not None else None,
         "test_means": _b64(means, np.float32), "n_test": len(means),
         "labels": None if labels is None else _b64(np.asarray(labels)[:len(means)], np.int32),
         "centre": centre.tolist(), "axes": axes.tolist(),
@@ -123,7 +142,7 @@ def write_explorer(run_dir, out=None, data=None) -> Path:
         raise AevbError(f"{out} exists; choose another file (nothing is overwritten)")
     info = read_config(run_dir)
     model = load(run_dir)
-    refused = unsupported_reason(model)
+    refused = run_unsupported_reason(run_dir, model)
     if refused:  # before the work
         raise AevbError(refused)
     data = data if data is not None else dataset_of_run(run_dir)

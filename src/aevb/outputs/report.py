@@ -8,6 +8,7 @@ from pathlib import Path
 
 from .. import algorithms
 from ..data import Dataset
+from ..features import pictured
 from ..rundir import integrity, names
 from ..rundir.checkpoint import load, read_config
 from ..rundir.evaluations import dataset_of_run, test_set_of_run
@@ -40,7 +41,9 @@ def write_figures(run_dir, data: Dataset | None = None) -> list[Path]:
     """Every figure of FIGURES into run_dir; returns their paths."""
     run_dir = Path(run_dir)
     info = read_config(run_dir)
-    model = load(run_dir)
+    model, images = pictured(run_dir, load(run_dir))
+    if images is not None:  # M1 + M2: its pictures are M1's images
+        return _label_figures(model, info, images, images.test, run_dir)
     data = data if data is not None else dataset_of_run(run_dir)
     test = test_set_of_run(run_dir, data)
     if model.config.classes:

@@ -18,10 +18,10 @@ from ..networks.heads import LIKELIHOODS
 
 def dataset_of_run(run_dir):
     """The dataset a run was trained on, with the same split."""
-    from ..data import load_for_config
+    from ..features import load_data
     from .checkpoint import read_config
 
-    return load_for_config(read_config(run_dir)["config"])
+    return load_data(read_config(run_dir)["config"], run_dir)
 
 
 def test_set_of_run(run_dir, data=None) -> torch.Tensor:
@@ -67,7 +67,7 @@ def evaluate_run(run_dir, *, split: str = "test", importance_samples: int = 5000
                         f"N_z = 3), got --importance-samples {importance_samples}")
     y = None
     if data is not None:
-        x, binarize, y = _user_data(data, model, info)
+        x, binarize, y = _user_data(data, run_dir, model, info)
         split = "data"
     else:
         if split not in ("train", "test"):
@@ -126,15 +126,24 @@ def _labels_for(model, y, where: str, limit) -> torch.Tensor | None:
     return y
 
 
-def _user_data(data: str, model, info: dict) -> tuple[torch.Tensor, bool, torch.Tensor | None]:
+def _user_data(data: str, run_dir, model, info: dict) -> tuple[torch.Tensor, bool,
+                                                                 torch.Tensor | None]:
     """A user's file or folder as rows [N, D] of the model's size, whether to binarize it
     (grey levels for a Bernoulli model) and its labels (None where it has none); a warning
-    where it lies outside the training data's range."""
+    where it lies outside the training data's range. An M1 + M2 model scores M1's means of
+    the data (`aevb.features`)."""
     from ..data import outside_range, read_labelled_user_data
     from ..errors import AevbError, AevbWarning
+    from ..features import encoder_means, of_run
     from ..networks import NETWORKS
 
     x, shape, labels = read_labelled_user_data(data)
+    m1 = of_run(run_dir)
+    if m1 is not None:
+        if x.shape[1] != m1.config.data_dim:
+            raise AevbError(f"{data}: data points have {x.shape[1]} values, this model's M1 "
+                            f"expects {m1.config.data_dim} (shape {list(m1.config.data_shape)})")
+        return encoder_means(m1, x), False, labels
     want = tuple(model.config.data_shape)
     flat_ok = NETWORKS[model.config.network].takes_flat_data and len(shape) == 1
     if x.shape[1] != model.config.data_dim:

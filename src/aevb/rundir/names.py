@@ -7,6 +7,7 @@ STATE = "state.safetensors"  # optimizer, generators, progress: what a resume ne
 METRICS = "metrics.jsonl"  # one record per evaluation during training
 EVALUATIONS = "evaluations.jsonl"  # one record per `aevb evaluate`
 MANIFEST = "manifest.json"  # the SHA-256 of every file above and below (`integrity`)
+FEATURES = "features"  # M1 + M2: a copy of M1's config, weights and manifest (`aevb.features`)
 LOCK = ".lock"  # held while a run is trained (`folder.exclusive`)
 MANIFEST_LOCK = ".manifest.lock"  # held while the manifest changes
 REPORT = "report.html"

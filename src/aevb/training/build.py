@@ -23,7 +23,9 @@ def resolve_data_settings(config: TrainConfig, data: Dataset) -> TrainConfig:
     """Fill in likelihood and binarize from the data where the config leaves them open."""
     binary = data.is_binary
     likelihood = config.likelihood
-    if likelihood is None:
+    if likelihood is None and config.features:
+        likelihood = "normal"  # M1's means: real numbers of any range
+    elif likelihood is None:
         likelihood = "bernoulli" if binary or data.name in BINARIZED_BY_DEFAULT else "gaussian"
     head = LIKELIHOODS[likelihood]
     binarize = config.binarize

@@ -18,7 +18,9 @@ import torch
 from .. import __version__, algorithms
 from ..compute import distributed, numerics, resources
 from ..config import DEFAULT_EPOCHS, MAX_SAMPLES, TrainConfig, saved_config
-from ..data import Dataset, load_for_config, typical_range
+from ..data import Dataset, typical_range
+from ..features import keep as keep_features
+from ..features import load_data
 from ..data.labels import check_range, class_count, observed_labels
 from ..errors import AevbError
 from ..model import VAE, ModelConfig, initialize
@@ -95,7 +97,7 @@ def _train(config: TrainConfig, progress: bool, interrupt: Interrupt,
     device = distributed.setup(distributed.pick_device(config.device))
     if config.out:  # fail before the (possibly slow) data loading
         folder.check_new_run_dir(Path(config.out))
-    data = load_for_config(config)
+    data = load_data(config)
     config = resolve_data_settings(config, data)
     run_dir = Path(config.out) if config.out else default_run_dir(config)
     config = dataclasses.replace(config, out=str(run_dir))
@@ -113,6 +115,8 @@ def _train(config: TrainConfig, progress: bool, interrupt: Interrupt,
                 folder.clear_unstarted(run_dir)
             interrupt.run_dir = run_dir
             integrity.start(run_dir)
+            if config.features:  # what the data came from, kept with the run
+                keep_features(config.features, run_dir)
             _write_run_info(run, data, device)
             # A checkpoint from the first moment: a run stopped at any later point resumes.
             save(run, 0.0)
@@ -151,7 +155,7 @@ def resume(run_dir, *, progress: bool = True, outputs: bool = True) -> Path:
     integrity.verify(run_dir, names.RUN_FILES)  # every file it will continue
     with Interrupt() as interrupt:
         device = distributed.setup(distributed.pick_device(config.device))
-        run = _setup(config, load_for_config(config), device, run_dir)
+        run = _setup(config, load_data(config, run_dir), device, run_dir)
         with folder.exclusive(run_dir, distributed.is_main()):
             return _resume(run, progress, interrupt, outputs)
 
