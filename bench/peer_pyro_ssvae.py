@@ -7,7 +7,7 @@ TraceEnum_ELBO, the auxiliary classification loss scaled by `aux`, Adam, and one
 minibatch every N/labels minibatches, as the example interleaves them. The networks, the
 labelled points and the epochs are bench/ssvae.py's. Prints one JSON object.
 
-Usage: python peer_pyro_ssvae.py MNIST_DIR LABELLED_NPY EPOCHS BATCH LR AUX HIDDEN Z
+Usage: python peer_pyro_ssvae.py MNIST_DIR LABELLED_NPY EPOCHS BATCH LR AUX HIDDEN Z [MOST]
 """
 import gzip
 import json
@@ -79,7 +79,7 @@ class SSVAE(nn.Module):
         pass
 
 
-def main(mnist_dir, labelled_npy, epochs, batch, lr, aux, hidden, z_dim):
+def main(mnist_dir, labelled_npy, epochs, batch, lr, aux, hidden, z_dim, most=None):
     torch.manual_seed(0)
     pyro.set_rng_seed(0)
     x = torch.from_numpy(read(f"{mnist_dir}/train-images-idx3-ubyte.gz", 16, 784)
@@ -108,7 +108,7 @@ def main(mnist_dir, labelled_npy, epochs, batch, lr, aux, hidden, z_dim):
         order = torch.randperm(len(x_unsup))
         sup_order = torch.randperm(len(x_sup))
         s = 0
-        for i in range(sup_batches + unsup_batches):
+        for i in range(min(sup_batches + unsup_batches, most or 1 << 62)):
             if i % every == 1 and s < sup_batches:
                 idx = sup_order[s * batch:(s + 1) * batch]
                 s += 1
@@ -131,4 +131,5 @@ def main(mnist_dir, labelled_npy, epochs, batch, lr, aux, hidden, z_dim):
 
 if __name__ == "__main__":
     a = sys.argv[1:]
-    main(a[0], a[1], int(a[2]), int(a[3]), float(a[4]), float(a[5]), int(a[6]), int(a[7]))
+    main(a[0], a[1], int(a[2]), int(a[3]), float(a[4]), float(a[5]), int(a[6]), int(a[7]),
+         int(a[8]) if len(a) > 8 else None)  # most minibatches per epoch: a smoke run

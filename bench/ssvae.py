@@ -27,7 +27,7 @@ LABELS, BATCH, HIDDEN, Z = 100, 100, 500, 50
 
 def main(epochs):
     import aevb
-    from aevb.data import load_dataset, locate, MNIST_FILES
+    from aevb.data import MNIST_FILES, load_dataset, locate
     from aevb.data.labels import balanced_subset
     from aevb.rundir.logs import read_metrics
 

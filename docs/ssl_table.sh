@@ -2,8 +2,8 @@
 # Kingma, Rezende, Mohamed & Welling (2014), Table 1's 100-label column on MNIST
 # (docs/reproduction.md, "Labels"): M1 (the m1-paper preset, no labels) for M1_EPOCHS epochs,
 # then M1 + M2 (the m2-paper preset on M1's means, --features) for M2_EPOCHS epochs with the
-# labels drawn by each seed of SEEDS (the seed also starts the weights), two at a time with one
-# thread each; the table gives each run's test error of q(y|x) on the 10,000 test images and
+# labels drawn by each seed of SEEDS (the seed also starts the weights), AT_ONCE at a time
+# (default 2) with one thread each; the table gives each run's test error of q(y|x) on the 10,000 test images and
 # their mean and spread.
 # Needs the data files (AEVB_DATA or --data-dir).
 #     bash docs/ssl_table.sh [OUT] [M1_EPOCHS] [M2_EPOCHS] [SEEDS]
@@ -26,7 +26,7 @@ m1m2() {
 running=0
 for seed in $seeds; do
     m1m2 "$seed" & running=$((running + 1))
-    if [ "$running" -ge 2 ]; then wait -n; running=$((running - 1)); fi
+    if [ "$running" -ge "${AT_ONCE:-2}" ]; then wait -n; running=$((running - 1)); fi
 done
 wait
 .venv/bin/python - "$out" "$seeds" <<'PY'
