@@ -90,6 +90,9 @@ def test_m2_trains_on_m1s_means_keeps_m1_and_resumes_bitwise(m1, tmp_path):
 
     assert Image.open(reference / "analogies.png").size[1] > 8 * 10  # 10 rows of 8x8 images
     assert Image.open(out).size[0] >= 4 * 8
+    # the test images through M1 and M2 and back (reconstruct reads the images, not z1)
+    assert cli("reconstruct", tmp_path / "run", "-n", "4", "--out", tmp_path / "r.png") \
+        .returncode == 0
     assert "M1's features" in one_error_line(cli("export", reference, "--out", tmp_path / "x"))
     assert "M1's features" in one_error_line(cli("explore", reference))
     assert not (reference / "explorer.html").exists()

@@ -95,7 +95,7 @@ def run_figure(args) -> int:
         return 0
     from ..features import pictured
 
-    model, images = pictured(args.run_dir, load(args.run_dir))
+    model, pixels = pictured(args.run_dir, load(args.run_dir))
     n = getattr(args, "n", 1)
     if n < 1:
         raise AevbError(f"-n must be at least 1, got {n}")
@@ -121,19 +121,19 @@ def run_figure(args) -> int:
     elif args.command == "sample":
         draw(default, lambda path: plots.samples(decoder(n), path, n=n, seed=args.seed))
     else:
-        _test_figure(args, model, n, draw, default, images)
+        _test_figure(args, model, n, draw, default, pixels)
     return 0
 
 
-def _test_figure(args, model, n: int, draw, default, images=None) -> None:
+def _test_figure(args, model, n: int, draw, default, pixels=None) -> None:
     """`reconstruct` or `latent` of the run's test split (a model with a label reconstructs
-    with the test labels observed, and has no `latent`); `images`: an M1 + M2 run's dataset
+    with the test labels observed, and has no `latent`); `pixels`: an M1 + M2 run's dataset
     of images (`features.pictured`)."""
     from ..outputs import plots
     from ..rundir.evaluations import dataset_of_run, test_set_of_run
 
-    data = images if images is not None else dataset_of_run(args.run_dir)
-    test = data.test if images is not None else test_set_of_run(args.run_dir, data)
+    data = pixels if pixels is not None else dataset_of_run(args.run_dir)
+    test = data.test if pixels is not None else test_set_of_run(args.run_dir, data)
     if model.config.classes and args.command == "latent":
         raise AevbError("latent draws q(z|x) of a model without a label; this one "
                         "conditions on y (its report shows the analogies instead)")
