@@ -21,8 +21,8 @@ from pathlib import Path
 import torch
 
 from .errors import AevbError
-
-FOLDER = "features"  # in an M1 + M2 run directory: M1's config.json and weights (names.FEATURES)
+from .rundir.names import FEATURES as FOLDER  # in an M1 + M2 run: M1's config and weights
+from .rundir.names import FEATURES_PARTIAL
 
 
 def source(features: str, run_dir=None) -> Path:
@@ -66,11 +66,16 @@ def encoder_means(m1, x: torch.Tensor, batch: int = 2000) -> torch.Tensor:
     return torch.cat(out) if out else torch.zeros(0, m1.config.latent_dim)
 
 
-def through_m1(data, m1, where: str):
-    """The Dataset `data` with x replaced by M1's means mu(x) (labels kept): shape (J1,)."""
+def through_m1(data, m1, where):
+    """The Dataset `data` with x replaced by M1's means mu(x) (labels kept): shape (J1,). M1
+    read from the run directory `where`."""
     if m1.config.data_dim != data.train.shape[1]:
-        raise AevbError(f"features {where}: M1 models data of {m1.config.data_dim} values, "
-                        f"{data.name} has {data.train.shape[1]}")
+        from .rundir.checkpoint import read_config
+
+        trained_on = read_config(where)["config"].get("dataset")
+        raise AevbError(f"features {where}: M1 models data of {m1.config.data_dim} values "
+                        f"({trained_on}), {data.name} has {data.train.shape[1]}: give "
+                        f"--dataset {trained_on}")
     return dataclasses.replace(data, name=f"{data.name}, M1 features", train=encoder_means(
         m1, data.train), test=encoder_means(m1, data.test), shape=(m1.config.latent_dim,))
 
@@ -86,15 +91,7 @@ def load_data(config, run_dir=None):
     if not features:
         return data
     path = source(features, run_dir)
-    m1 = load_m1(path)
-    if m1.config.data_dim != data.train.shape[1]:
-        from .rundir.checkpoint import read_config
-
-        trained_on = read_config(path)["config"].get("dataset")
-        raise AevbError(f"features {path}: M1 models data of {m1.config.data_dim} values "
-                        f"({trained_on}), {data.name} has {data.train.shape[1]}: give "
-                        f"--dataset {trained_on}")
-    return through_m1(data, m1, str(path))
+    return through_m1(data, load_m1(path), path)
 
 
 def keep(features: str, run_dir) -> None:
@@ -104,7 +101,7 @@ def keep(features: str, run_dir) -> None:
     target = Path(run_dir) / FOLDER
     if target.is_dir():
         return
-    partial = Path(run_dir) / f".{FOLDER}.partial"
+    partial = Path(run_dir) / FEATURES_PARTIAL
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir()
     for name in (names.CONFIG, names.WEIGHTS, names.MANIFEST):
@@ -113,11 +110,16 @@ def keep(features: str, run_dir) -> None:
     partial.rename(target)  # whole or not at all
 
 
-def of_run(run_dir):
-    """M1 of an M1 + M2 run directory, or None for any other run."""
+def features_of(run_dir) -> str | None:
+    """The M1 run directory an M1 + M2 run was given (`--features`), or None for any other."""
     from .rundir.checkpoint import read_config
 
-    features = read_config(run_dir)["config"].get("features")
+    return read_config(run_dir)["config"].get("features")
+
+
+def of_run(run_dir):
+    """M1 of an M1 + M2 run directory, or None for any other run."""
+    features = features_of(run_dir)
     return load_m1(source(features, run_dir)) if features else None
 
 

@@ -39,7 +39,7 @@ def run_evaluate(args) -> int:
 
     from .. import files
     from ..errors import AevbWarning
-    from ..rundir.checkpoint import read_config
+    from ..features import features_of
     from ..rundir.evaluations import evaluate_run
     from ..rundir.logs import append_jsonl
     from ..rundir.names import EVALUATIONS
@@ -63,7 +63,7 @@ def run_evaluate(args) -> int:
         print(json.dumps(summary), flush=True)
     else:
         _print_evaluation(result)
-        if read_config(args.run_dir)["config"].get("features"):
+        if features_of(args.run_dir):
             print("(M1 + M2: the bound and log-likelihood are densities of M1's features z1 = "
                   "mu(x), not of the images)")
     if args.data is None:

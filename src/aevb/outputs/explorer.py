@@ -73,9 +73,9 @@ def unsupported_reason(model) -> str | None:
 def run_unsupported_reason(run_dir, model) -> str | None:
     """`unsupported_reason` for a run's model, and M1 + M2 runs (whose data are M1's means,
     not images) refused too."""
-    from ..rundir.checkpoint import read_config
+    from ..features import features_of
 
-    if read_config(run_dir)["config"].get("features"):
+    if features_of(run_dir):
         return ("this model is M2 on M1's features, not on images; explore M1 (its "
                 "features/ folder) or use aevb sample --label for this one")
     return unsupported_reason(model)

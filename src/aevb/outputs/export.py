@@ -277,10 +277,9 @@ def export_run(run_dir, fmt: str, out=None, k: int = 1000) -> dict[str, Path]:
 
     if fmt not in FORMATS:  # before reading anything
         raise AevbError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
-    from ..features import FOLDER
-    from ..rundir.checkpoint import read_config
+    from ..features import FOLDER, features_of
 
-    if read_config(run_dir)["config"].get("features"):
+    if features_of(run_dir):
         raise AevbError(f"{run_dir} is M2 on M1's features: its programs would read M1's means, "
                         f"not images; export M1 ({Path(run_dir) / FOLDER}) for the images' "
                         "encoder and decoder (a chained M1 + M2 export is not built yet)")

@@ -11,8 +11,8 @@ from pathlib import Path
 from ..errors import AevbError
 from ..files import TEMP_MARK, Busy, lock, remove_stale_temporaries
 from . import integrity
-from .names import (CONFIG, FEATURES, LOCK, MANIFEST, MANIFEST_LOCK, METRICS, RUN_FILES, STATE,
-                    WEIGHTS)
+from .names import (CONFIG, FEATURES, FEATURES_PARTIAL, LOCK, MANIFEST, MANIFEST_LOCK, METRICS,
+                    RUN_FILES, STATE, WEIGHTS)
 
 
 def check_new_run_dir(run_dir) -> bool:
@@ -34,7 +34,7 @@ def check_new_run_dir(run_dir) -> bool:
                         "choose another --out")
     if not names:
         return False
-    foreign = sorted(names - {CONFIG, METRICS, MANIFEST, FEATURES, f".{FEATURES}.partial"})
+    foreign = sorted(names - {CONFIG, METRICS, MANIFEST, FEATURES, FEATURES_PARTIAL})
     if CONFIG in names and not _is_aevb_config(run_dir):
         raise AevbError(f"{run_dir} already holds a run of something else ({CONFIG} is not an "
                         "aevb run's); choose another --out")
@@ -59,7 +59,7 @@ def clear_unstarted(run_dir) -> None:
     run's lock, after `check_new_run_dir` returned True there)."""
     for name in (METRICS, CONFIG, MANIFEST):
         (Path(run_dir) / name).unlink(missing_ok=True)
-    for name in (FEATURES, f".{FEATURES}.partial"):  # M1's copy, taken again
+    for name in (FEATURES, FEATURES_PARTIAL):  # M1's copy, taken again
         shutil.rmtree(Path(run_dir) / name, ignore_errors=True)
 
 

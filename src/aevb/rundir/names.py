@@ -8,6 +8,7 @@ METRICS = "metrics.jsonl"  # one record per evaluation during training
 EVALUATIONS = "evaluations.jsonl"  # one record per `aevb evaluate`
 MANIFEST = "manifest.json"  # the SHA-256 of every file above and below (`integrity`)
 FEATURES = "features"  # M1 + M2: a copy of M1's config, weights and manifest (`aevb.features`)
+FEATURES_PARTIAL = ".features.partial"  # that copy while it is written
 LOCK = ".lock"  # held while a run is trained (`folder.exclusive`)
 MANIFEST_LOCK = ".manifest.lock"  # held while the manifest changes
 REPORT = "report.html"

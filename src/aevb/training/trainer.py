@@ -19,10 +19,10 @@ from .. import __version__, algorithms
 from ..compute import distributed, numerics, resources
 from ..config import DEFAULT_EPOCHS, MAX_SAMPLES, TrainConfig, saved_config
 from ..data import Dataset, typical_range
-from ..features import keep as keep_features
-from ..features import load_data
 from ..data.labels import check_range, class_count, observed_labels
 from ..errors import AevbError
+from ..features import keep as keep_features
+from ..features import load_data
 from ..model import VAE, ModelConfig, initialize
 from ..rundir import checkpoint, folder, integrity, logs, names, state_checks
 from .build import choose_engine, default_run_dir, make_optimizer, resolve_data_settings
