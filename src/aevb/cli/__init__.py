@@ -45,10 +45,16 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
     print(text if text.startswith("aevb:") else f"aevb: warning: {text}", file=sys.stderr)
 
 
+_STOPPED: list[int] = []  # the SIGTERM `_terminated` raised, once it has
+
+
 def _terminated(signum, frame):
     """SIGTERM outside training (which handles it itself): the one line, not a silent death."""
-    raise Interrupted(signum, "stopped; files already written are kept, none was left "
-                      "half-written")
+    _STOPPED.append(signum)
+    raise Interrupted(signum, _STOP_LINE)
+
+
+_STOP_LINE = "stopped; files already written are kept, none was left half-written"
 
 
 def _peer_failure(err: BaseException) -> str | None:
@@ -81,18 +87,23 @@ def main(argv: list[str] | None = None) -> int:
         print(f"aevb: error: {err.strerror or err}{where}; files already written are kept",
               file=sys.stderr)
         return 1
-    except RuntimeError as err:
-        line = _peer_failure(err)
-        if line is None:
-            raise
-        print(f"aevb: error: {line}", file=sys.stderr)
-        return 1
     except Interrupted as stop:
         print(f"aevb: interrupted: {stop}", file=sys.stderr)
         return 128 + stop.signum
     except KeyboardInterrupt:
         print("aevb: interrupted", file=sys.stderr)
         return 130
+    except Exception as err:
+        # A SIGTERM raised inside an import can leave a module half-made, so that the code
+        # catching it fails otherwise (a RecursionError): after a stop, any error is that stop.
+        if _STOPPED:
+            print(f"aevb: interrupted: {_STOP_LINE}", file=sys.stderr)
+            return 128 + _STOPPED[0]
+        line = _peer_failure(err)
+        if line is None:
+            raise
+        print(f"aevb: error: {line}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ class Interrupt:
         self.run_dir: Path | None = None  # once the run directory is made
         self.saved: int | None = None  # samples of the last checkpoint written
         self.finished = False  # training done; the end-of-run outputs are being written
+        self.raised = False  # a Stop was raised into the running code
 
     def __enter__(self):
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -42,13 +43,18 @@ class Interrupt:
     def _handle(self, signum, frame):
         self.signal = signum
         if self.immediate:
+            self.raised = True
             raise Stop(signum)
 
     def __exit__(self, kind, value, traceback):
         for sig, handler in self.previous.items():
             signal.signal(sig, handler)
-        if kind is Stop:
-            raise Interrupted(value.signum, self.kept()) from None
+        # A Stop raised inside an import can leave a module half-made, and the code that
+        # catches it then fails otherwise (a RecursionError in numpy's __getattr__): after a
+        # Stop, any error is that stop.
+        if kind is Stop or (self.raised and kind is not None and issubclass(kind, Exception)
+                            and not issubclass(kind, Interrupted)):
+            raise Interrupted(self.signal, self.kept()) from None
 
     def kept(self) -> str:
         """What a stop now leaves, in one line."""
