@@ -132,3 +132,81 @@ def test_bad_features_are_one_line(m1, tmp_path, case):
                 "conditional-m1": "conditions on a label", "dataset": "--dataset digits"}
     assert expected[case] in one_error_line(r)
     assert not (tmp_path / "r").exists()
+
+
+def _moments_by_hand(m1_dir, x):
+    """(mu(x), sigma(x)) of M1's q(z1|x) from its saved weights in float64: the encoder's last
+    layer gives the mean and log sigma^2."""
+    from safetensors.torch import load_file
+
+    w = {k: v.double() for k, v in load_file(str(m1_dir / "model.safetensors")).items()
+         if k.startswith("encoder.")}
+    linears = sorted({k.rsplit(".", 1)[0] for k in w})
+    h = x.double()
+    for i, name in enumerate(linears):
+        h = h @ w[f"{name}.weight"].t() + w[f"{name}.bias"]
+        if i < len(linears) - 1:
+            h = torch.tanh(h)
+    j = h.shape[1] // 2
+    return h[:, :j], torch.exp(0.5 * h[:, j:])
+
+
+def test_feature_draws_are_gaussian_around_m1s_means_on_its_active_units(m1):
+    """Kingma et al.'s M1 + M2 settings: the kept units are those whose means vary by more
+    than Burda et al.'s 0.01 (checked by hand), and each training minibatch is one draw of
+    N(mu(x), sigma(x)^2) (a KS test of the standardised draws against scipy's N(0, 1))."""
+    from types import SimpleNamespace
+
+    from aevb.features import active_units, load_m1, through_m1
+    from aevb.training.loop import _minibatch
+
+    pixels = aevb.data.load_dataset("digits")
+    mean, std = _moments_by_hand(m1, pixels.train)
+    kept = torch.nonzero(mean.var(0) > 0.01).flatten()
+    data = through_m1(pixels, load_m1(m1), m1, draws=True, active=True)
+    assert data.shape == (len(kept),) and data.train_spread.shape == data.train.shape
+    assert torch.allclose(data.train.double(), mean[:, kept], atol=1e-5)
+    assert torch.allclose(data.train_spread.double(), std[:, kept], rtol=1e-4)
+    assert torch.allclose(data.test.double(), _moments_by_hand(m1, pixels.test)[0][:, kept],
+                          atol=1e-5)
+    # a constant unit is dropped; no unit left is one line
+    means = torch.randn(500, 3)
+    means[:, 1] = 0.5
+    assert active_units(means, "m1").tolist() == [0, 2]
+    with pytest.raises(aevb.AevbError, match="no active unit"):
+        active_units(torch.ones(10, 3), "m1")
+    # the loop's minibatches: draws around the rows, from the run's noise generator
+    n = len(data.train)
+    run = SimpleNamespace(progress=SimpleNamespace(samples=0, position=0), order=None,
+                          config=SimpleNamespace(batch_size=n, binarize=False), total=10 * n,
+                          generators={"order": torch.Generator().manual_seed(1),
+                                      "noise": torch.Generator().manual_seed(2)})
+    x, idx, size = _minibatch(run, data.train, None, data.train_spread)
+    assert size == n
+    z = ((x - data.train[idx]) / data.train_spread[idx]).flatten().numpy()
+    assert scipy.stats.kstest(z, "norm").pvalue > 1e-3
+    again = _minibatch(run, data.train, None, data.train_spread)[0]
+    assert not torch.equal(again, x)  # a fresh draw for the same rows
+
+
+def test_m1m2_with_feature_draws_resumes_bitwise_and_pictures_through_m1(m1, tmp_path):
+    # 4 of M1's 6 units are active; the noisier draws learn more slowly than the means
+    settings = [*M2, "--epochs", "20", "--features", m1, "--feature-draws", "true",
+                "--active-features", "true"]
+    reference = tmp_path / "ref"
+    assert cli("train", *settings, "--out", reference).returncode == 0
+    metrics = aevb.rundir.logs.read_metrics(reference)
+    assert metrics[-1]["test_error"] < min(0.8, metrics[0]["test_error"] - 0.15)
+    killed_run_resumes_bitwise(settings, reference, tmp_path / "run",
+                               keys=("samples", "train_elbo", "test_elbo", "test_error"))
+    # pictures decode M2's z1 of the kept units through M1's decoder (the rest at 0)
+    assert cli("sample", reference, "--label", "3", "-n", "4", "--out", tmp_path / "3.png") \
+        .returncode == 0
+    r = cli("evaluate", reference, "--importance-samples", "20", "--limit", "50")
+    assert r.returncode == 0 and "classification error of q(y|x)" in r.stdout, r.stderr
+
+
+def test_feature_settings_without_features_are_one_line(tmp_path):
+    r = cli("train", *M2, "--feature-draws", "true", "--out", tmp_path / "r")
+    assert "need --features RUN" in one_error_line(r)
+    assert not (tmp_path / "r").exists()

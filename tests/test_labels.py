@@ -74,6 +74,25 @@ def test_the_unlabelled_bound_is_the_expected_labelled_bound_plus_the_entropy():
         assert torch.allclose(mixed[y < 0], explicit[y < 0], atol=1e-10)
 
 
+def test_every_class_at_once_has_the_densities_and_gradients_of_each_label_given():
+    """class_bounds reads x once in the encoder's first layer (`labelled.EveryClass`): the
+    bounds and the parameters' gradients are those of model.given(c) for each class c, and
+    of the one-hot rows concatenated to x, in float64."""
+    model = _model(classes=4, classifier=(5,), seed=4)
+    g = torch.Generator().manual_seed(5)
+    x = torch.bernoulli(torch.full((6, 5), 0.5, dtype=torch.float64), generator=g)
+    eps = torch.randn(2, 6, 2, generator=g, dtype=torch.float64)
+    per_class = ss.class_bounds(model, x, eps, ESTIMATORS["A"])  # [C, N]
+    fast = torch.autograd.grad(per_class.sum(), list(model.parameters()), allow_unused=True)
+    by_label = torch.stack([ESTIMATORS["A"](model.given(torch.full((6,), c)), x, eps)
+                            for c in range(4)]) - math.log(4)
+    slow = torch.autograd.grad(by_label.sum(), list(model.parameters()), allow_unused=True)
+    assert torch.allclose(per_class, by_label, atol=1e-12)
+    for a, b in zip(fast, slow):
+        assert (a is None and b is None) or torch.allclose(a, b, atol=1e-12)
+    assert any(a is not None and a.abs().sum() > 0 for a in fast)
+
+
 def test_the_marginal_of_importance_sampled_class_likelihoods_rises_to_the_exact_sum():
     """log p(x) = log sum_y p(y) p(x|y): the estimate with K draws per class lies below a
     float64 brute-force sum over a grid of z in expectation, and reaches it as K grows."""

@@ -46,6 +46,8 @@ class TrainConfig:
     labels: int | None = None  # keep N training labels, balanced over classes, the rest unlabelled; none: all
     classifier_weight: float = 0.1  # alpha / N of M2's classification term (the paper's 0.1)
     features: str | None = None  # M1 + M2: train on the means of q(z|x) of this run directory (M1)
+    feature_draws: bool = False  # M1 + M2: each minibatch draws z1 ~ q(z1|x) instead of its mean
+    active_features: bool = False  # M1 + M2: keep only M1's active units (Cov_x E_q[z_j] > 0.01)
     likelihood: str | None = None  # bernoulli | gaussian | normal (any range); None: from the data
     binarize: bool | None = None  # sample each binary batch from grey levels; None: from the data
     algorithm: str = "aevb"  # aevb (SGVB) | wake-sleep | mcem (baselines) | full-vb (appendix F)

@@ -57,18 +57,76 @@ def load_m1(path):
 
 
 @torch.no_grad()
-def encoder_means(m1, x: torch.Tensor, batch: int = 2000) -> torch.Tensor:
-    """mu(x) of M1's q_phi(z1|x) for x [N, D] (in [0, 1], as M1 reads grey levels): [N, J1]
-    float32, in chunks of `batch` rows."""
+def encoder_moments(m1, x: torch.Tensor, batch: int = 2000) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mu(x), sigma(x)) of M1's q_phi(z1|x) for x [N, D] (in [0, 1], as M1 reads grey
+    levels): two [N, J1] float32, in chunks of `batch` rows."""
     device = next(m1.parameters()).device
-    out = [m1.encode(x[i:i + batch].to(device)).mean.float().cpu()
-           for i in range(0, len(x), batch)]
-    return torch.cat(out) if out else torch.zeros(0, m1.config.latent_dim)
+    means, stds = [], []
+    for i in range(0, len(x), batch):
+        q = m1.encode(x[i:i + batch].to(device))
+        means.append(q.mean.float().cpu())
+        stds.append(q.stddev.float().cpu())
+    if not means:
+        empty = torch.zeros(0, m1.config.latent_dim)
+        return empty, empty
+    return torch.cat(means), torch.cat(stds)
 
 
-def through_m1(data, m1, where):
-    """The Dataset `data` with x replaced by M1's means mu(x) (labels kept): shape (J1,). M1
-    read from the run directory `where`."""
+def encoder_means(m1, x: torch.Tensor, batch: int = 2000) -> torch.Tensor:
+    """mu(x) of M1's q_phi(z1|x) for x [N, D]: [N, J1] float32."""
+    return encoder_moments(m1, x, batch)[0]
+
+
+def active_units(means: torch.Tensor, where) -> torch.Tensor:
+    """The units j of z1 that M1 uses, from its means mu(x) [N, J1] of the training set: those
+    with activity Var_x(mu_j(x)) > 0.01 (Burda et al.'s active units, `aevb evaluate`; the
+    rule by which Kingma et al.'s code drops the rest), as sorted indices [J1'] int64."""
+    from .evaluation.latents import ACTIVE_THRESHOLD
+
+    kept = torch.nonzero(means.double().var(0) > ACTIVE_THRESHOLD).flatten()
+    if len(kept) == 0:
+        raise AevbError(f"features {where}: M1 has no active unit (every posterior mean is "
+                        "constant): train it longer or leave active-features off")
+    return kept
+
+
+@dataclasses.dataclass(frozen=True)
+class M1:
+    """M1 as M2 reads it: the trained VAE `model` and the units of z1 kept as M2's data
+    (`units` [J1'] indices, or None: all J1)."""
+
+    model: object
+    units: torch.Tensor | None = None
+
+    @property
+    def config(self):
+        return self.model.config
+
+    @property
+    def dim(self) -> int:
+        """J1', the size of M2's data."""
+        return self.config.latent_dim if self.units is None else len(self.units)
+
+    def moments(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mu(x), sigma(x)) of the kept units for images x [N, D]: two [N, J1']."""
+        mean, std = encoder_moments(self.model, x)
+        return (mean, std) if self.units is None else (mean[:, self.units], std[:, self.units])
+
+    def means(self, x: torch.Tensor) -> torch.Tensor:
+        """mu(x) of the kept units for images x [N, D]: [N, J1']."""
+        return self.moments(x)[0]
+
+    def full(self, z1: torch.Tensor) -> torch.Tensor:
+        """z1 of the kept units [..., J1'] as M1's [..., J1], the dropped units at their prior
+        mean 0 (they do not move with x)."""
+        if self.units is None:
+            return z1
+        out = z1.new_zeros(*z1.shape[:-1], self.config.latent_dim)
+        out[..., self.units.to(z1.device)] = z1
+        return out
+
+
+def _check_size(m1, data, where) -> None:
     if m1.config.data_dim != data.train.shape[1]:
         from .rundir.checkpoint import read_config
 
@@ -76,8 +134,20 @@ def through_m1(data, m1, where):
         raise AevbError(f"features {where}: M1 models data of {m1.config.data_dim} values "
                         f"({trained_on}), {data.name} has {data.train.shape[1]}: give "
                         f"--dataset {trained_on}")
-    return dataclasses.replace(data, name=f"{data.name}, M1 features", train=encoder_means(
-        m1, data.train), test=encoder_means(m1, data.test), shape=(m1.config.latent_dim,))
+
+
+def through_m1(data, m1, where, draws: bool = False, active: bool = False):
+    """The Dataset `data` with x replaced by M1's means mu(x) (labels kept): shape (J1,), or
+    (J1',) of the active units where `active`; with `draws`, training minibatches are draws
+    z1 ~ q(z1|x) (Dataset.train_spread = sigma(x)). M1 read from the run directory `where`."""
+    _check_size(m1, data, where)
+    mean, std = encoder_moments(m1, data.train)
+    units = active_units(mean, where) if active else None
+    if units is not None:
+        mean, std = mean[:, units], std[:, units]
+    return dataclasses.replace(
+        data, name=f"{data.name}, M1 features", train=mean, test=M1(m1, units).means(data.test),
+        shape=(mean.shape[1],), train_spread=std if draws else None)
 
 
 def load_data(config, run_dir=None):
@@ -91,7 +161,8 @@ def load_data(config, run_dir=None):
     if not features:
         return data
     path = source(features, run_dir)
-    return through_m1(data, load_m1(path), path)
+    return through_m1(data, load_m1(path), path, bool(get("feature_draws")),
+                      bool(get("active_features")))
 
 
 def keep(features: str, run_dir) -> None:
@@ -117,10 +188,23 @@ def features_of(run_dir) -> str | None:
     return read_config(run_dir)["config"].get("features")
 
 
-def of_run(run_dir):
-    """M1 of an M1 + M2 run directory, or None for any other run."""
+def of_run(run_dir) -> M1 | None:
+    """M1 of an M1 + M2 run directory as its M2 reads it (with the units it keeps), or None
+    for any other run."""
+    from .data import load_for_config
+    from .rundir.checkpoint import read_config
+
     features = features_of(run_dir)
-    return load_m1(source(features, run_dir)) if features else None
+    if not features:
+        return None
+    path = source(features, run_dir)
+    m1 = load_m1(path)
+    config = read_config(run_dir)["config"]
+    if not config.get("active_features"):
+        return M1(m1)
+    data = load_for_config(config)
+    _check_size(m1, data, path)
+    return M1(m1, active_units(encoder_means(m1, data.train), path))
 
 
 class ThroughM1:
@@ -128,7 +212,7 @@ class ThroughM1:
     the mean of M2's p_theta(z1|z2) (`given(y)` likewise), so samples, class samples and
     analogies show images. x itself is not modelled (M2's densities are of z1)."""
 
-    def __init__(self, m2, m1, y: torch.Tensor | None = None):
+    def __init__(self, m2, m1: M1, y: torch.Tensor | None = None):
         self.m2, self.m1, self._y = m2, m1, y
         self.config = dataclasses.replace(m2.config, data_shape=m1.config.data_shape)
         self.p_z = m2.p_z
@@ -147,11 +231,11 @@ class ThroughM1:
 
     def encode(self, x: torch.Tensor):
         """M2's q(z2|z1 (, y)) at M1's means z1 = mu(x) of images x [N, D]."""
-        return self._m2().encode(encoder_means(self.m1, x).to(x.device))
+        return self._m2().encode(self.m1.means(x).to(x.device))
 
     def decode(self, z: torch.Tensor):
         """M1's p_theta(x|z1) at the mean z1 of M2's p_theta(z1|(y,) z2), z [..., N, J2]."""
-        return self.m1.decode(self._m2().decode(z).mean)
+        return self.m1.model.decode(self.m1.full(self._m2().decode(z).mean))
 
 
 def pictured(run_dir, model):

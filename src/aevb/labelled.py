@@ -58,6 +58,41 @@ class Given:
         return self.model.parameters()
 
 
+class EveryClass(Given):
+    """The model given every class, for N points repeated once per class (class-major: the
+    N points with class 0, then with class 1, ...; the layout of
+    `semi_supervised.class_bounds`): batch [C N].
+
+    The same densities as `Given` with those C N one-hot labels. Only the evaluation order
+    differs: the encoder's first layer W [x; y] + b is W_x x + (the column c of W_y) + b, so
+    W_x x, the largest product of a pixel model's encoder (D x H), is computed once per point
+    and not once per point and class (docs/performance.md, "M2's step")."""
+
+    def __init__(self, model, n: int):
+        c = model.config.classes
+        device = next(model.parameters()).device
+        eye = torch.eye(c, device=device)
+        super().__init__(model, eye[:, None, :].expand(c, n, c).reshape(c * n, c))
+        self.n = n
+        net = getattr(model.encoder, "net", None)
+        self._split = isinstance(net, nn.Sequential) and len(net) > 1 and \
+            isinstance(net[0], nn.Linear)  # a hidden layer to add the label's column to
+
+    def encode(self, x: torch.Tensor):
+        """q_phi(z|x, c) for x [C N, D], the N points repeated class-major (the first N rows
+        are read): batch [C N], event [J]."""
+        if not self._split:
+            return super().encode(x)
+        net, c, n = self.model.encoder.net, self.config.classes, self.n
+        x = x.reshape(x.shape[0], -1)[:n]  # [N, D]
+        first = net[0]
+        d = x.shape[1]
+        from_x = torch.nn.functional.linear(x, first.weight[:, :d].to(x.dtype))  # [N, H]
+        from_y = (first.weight[:, d:].T + first.bias).to(x.dtype)  # [C, H]
+        h = (from_y[:, None, :] + from_x[None]).reshape(c * n, -1)  # [C N, H]
+        return self.model.encoder.distribution.after_linear(net[1:-1](h), net[-1])
+
+
 class Classifier(nn.Module):
     """q_phi(y|x) = Cat(softmax(MLP(x))): x [N, D] -> a Categorical with batch [N]."""
 

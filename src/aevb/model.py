@@ -18,7 +18,7 @@ from . import priors
 from .errors import AevbError
 from .full_vb import ParameterPosterior
 from .hierarchy import BottomDecoder, TwoLayerEncoder, TwoLayerPrior
-from .labelled import Classifier, Given
+from .labelled import Classifier, EveryClass, Given
 from .networks import NETWORKS
 from .networks.heads import LIKELIHOODS, POSTERIORS
 from .networks.heads import posterior_class as POSTERIOR_CLASS
@@ -207,6 +207,13 @@ class VAE(nn.Module):
         if not self.config.classes:
             raise AevbError("this model has no label to condition on")
         return Given(self, y)
+
+    def every_class(self, n: int) -> EveryClass:
+        """The model given each of the C classes for n points repeated class-major ([C n]
+        rows: `aevb.labelled.EveryClass`), the layout in which M2 sums y out."""
+        if not self.config.classes:
+            raise AevbError("this model has no label to condition on")
+        return EveryClass(self, n)
 
     def classify(self, x: torch.Tensor) -> Categorical:
         """q_phi(y|x): x [N, D] -> a Categorical over the C classes with batch [N] (M2)."""

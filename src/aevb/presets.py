@@ -39,6 +39,15 @@ PRESETS: dict[str, dict] = {
                      classifier_weight=0.1, hidden=(500,), latent_dim=50, activation="softplus",
                      optimizer="adam", lr=3e-4, batch_size=100, weight_prior_std=None,
                      init_std=0.03),
+    # M1 + M2 as Kingma et al.'s code runs it for 100 labels (github.com/dpkingma/nips14-ssl,
+    # run_2layer_ssl.py): the m2-paper settings with layers of 300, M2 trained on M1's active
+    # units only, and every minibatch a fresh draw z1 ~ q(z1|x) rather than its mean. Needs
+    # --features RUN (an m1-paper run).
+    "m1m2-paper": dict(dataset="mnist", conditional=True, classifier=(300,), labels=100,
+                       classifier_weight=0.1, hidden=(300,), latent_dim=50,
+                       activation="softplus", optimizer="adam", lr=3e-4, batch_size=100,
+                       weight_prior_std=None, init_std=0.03, feature_draws=True,
+                       active_features=True),
     # Convolutional networks for images (aevb.networks.conv): Fashion-MNIST by default; give
     # --dataset an image folder (grey or colour) or array for one's own.
     "conv-images": dict(dataset="fashion-mnist", network="conv", activation="relu",

@@ -50,6 +50,9 @@ def label_rules(c, network_takes_labels: bool) -> list[tuple[bool, str]]:
         (c.features is None or c.conditional,
          "features (M1 + M2) are for a model with a label: add --conditional true and "
          "--classifier 500"),
+        (c.features is not None or not (c.feature_draws or c.active_features),
+         "feature-draws and active-features shape M1's features: they need --features RUN "
+         "(M1 + M2)"),
         (not c.conditional or c.prior != "vamp",
          "a label does not combine with a VampPrior (its pseudo-inputs have no label)"),
     ]

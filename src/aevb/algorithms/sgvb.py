@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from ..compute import distributed, engine
+from ..maths.distributions import draw_around
 from ..maths.objectives import ESTIMATORS, elbo_beta, warmup_beta
 from .base import Algorithm, ObjectiveModule, descend, draw_eps
 
@@ -101,6 +102,8 @@ class LabelledStep(AevbStep):
             x_l, y_l = self.labels.x[pick], self.labels.labelled_y[pick]
             if self.binarize:
                 x_l = torch.bernoulli(x_l, generator=noise)
+            if self.labels.spread is not None:  # M1 + M2's feature draws
+                x_l = draw_around(x_l, self.labels.spread[pick], noise)
         self.take(x, eps, self.labels.y[idx], x_l, y_l)
 
 

@@ -33,7 +33,10 @@ __all__ = ["Dataset", "RemoteFile", "locate", "search_dirs", "sha256_of", "read_
 
 @dataclass(frozen=True)
 class Dataset:
-    """train [N, D] and test [M, D] float32 in [0, 1]; labels int64 or None."""
+    """train [N, D] and test [M, D] float32 in [0, 1]; labels int64 or None. Where
+    train_spread [N, D] is set, a training minibatch is not the rows of train but a draw
+    x ~ N(train, diag(train_spread^2)) per row (M1 + M2's feature draws, `aevb.features`);
+    evaluations read train itself."""
 
     name: str
     train: torch.Tensor
@@ -41,6 +44,7 @@ class Dataset:
     shape: tuple[int, ...]
     train_labels: torch.Tensor | None = None
     test_labels: torch.Tensor | None = None
+    train_spread: torch.Tensor | None = None
 
     @property
     def is_binary(self) -> bool:

@@ -95,15 +95,20 @@ def observed_labels(labels: torch.Tensor, keep: int | None, classes: int,
 class Observed:
     """The labels a run trains with: y [N] int64 for the training set (UNLABELLED where a
     label is not used), the number of classes C, and the labelled points' rows x [N_l, D]
-    (for M2's classification term)."""
+    (for M2's classification term), with their spread [N_l, D] where the data's minibatches
+    are draws around the rows (`data.Dataset.train_spread`; else None)."""
 
     y: torch.Tensor
     classes: int
     x: torch.Tensor
+    spread: torch.Tensor | None = None
 
     @staticmethod
-    def of(y: torch.Tensor, classes: int, x_train: torch.Tensor) -> "Observed":
-        return Observed(y.to(x_train.device), classes, x_train[y.to(x_train.device) >= 0])
+    def of(y: torch.Tensor, classes: int, x_train: torch.Tensor,
+           spread: torch.Tensor | None = None) -> "Observed":
+        known = y.to(x_train.device) >= 0
+        return Observed(y.to(x_train.device), classes, x_train[known],
+                        None if spread is None else spread[known])
 
     @property
     def labelled_y(self) -> torch.Tensor:

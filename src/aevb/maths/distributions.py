@@ -198,3 +198,11 @@ def binarize(probs: torch.Tensor, generator: torch.Generator | None = None,
         probs = probs[rows]
     u = torch.rand(probs.shape, generator=generator, device=probs.device, dtype=probs.dtype)
     return (u < probs).to(probs.dtype)
+
+
+def draw_around(mean: torch.Tensor, std: torch.Tensor,
+                generator: torch.Generator | None = None) -> torch.Tensor:
+    """One draw of N(mean, diag(std^2)) per row: mean + std * eps, eps ~ N(0, I) from
+    `generator`; mean and std [N, D] -> [N, D]."""
+    eps = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+    return mean + std * eps

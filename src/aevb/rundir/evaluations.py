@@ -134,7 +134,7 @@ def _user_data(data: str, run_dir, model, info: dict) -> tuple[torch.Tensor, boo
     the data (`aevb.features`)."""
     from ..data import outside_range, read_labelled_user_data
     from ..errors import AevbError, AevbWarning
-    from ..features import encoder_means, of_run
+    from ..features import of_run
     from ..networks import NETWORKS
 
     x, shape, labels = read_labelled_user_data(data)
@@ -143,7 +143,7 @@ def _user_data(data: str, run_dir, model, info: dict) -> tuple[torch.Tensor, boo
         if x.shape[1] != m1.config.data_dim:
             raise AevbError(f"{data}: data points have {x.shape[1]} values, this model's M1 "
                             f"expects {m1.config.data_dim} (shape {list(m1.config.data_shape)})")
-        return encoder_means(m1, x), False, labels
+        return m1.means(x), False, labels
     want = tuple(model.config.data_shape)
     flat_ok = NETWORKS[model.config.network].takes_flat_data and len(shape) == 1
     if x.shape[1] != model.config.data_dim:

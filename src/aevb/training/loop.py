@@ -27,7 +27,7 @@ from ..data import Dataset
 from ..data.labels import Observed
 from ..errors import AevbError, AevbWarning, Interrupted
 from ..evaluation.evaluate import SEED_OFFSETS, evaluation_set, hmc_harmonic_log_likelihood
-from ..maths.distributions import binarize
+from ..maths.distributions import binarize, draw_around
 from ..model import VAE
 from ..rundir import checkpoint, logs
 from .build import learning_rate
@@ -218,8 +218,9 @@ class _Session:
                                             run.total)
 
 
-def _minibatch(run: Run, x_train: torch.Tensor, draw_bits) -> tuple:
-    """The next minibatch of the seeded order: (x [M, D], its indices, the global size)."""
+def _minibatch(run: Run, x_train: torch.Tensor, draw_bits, spread=None) -> tuple:
+    """The next minibatch of the seeded order: (x [M, D], its indices, the global size);
+    where `spread` [N, D] is given, x is a draw from N(x_train, spread^2) (`data.Dataset`)."""
     p, cfg, n_train = run.progress, run.config, len(x_train)
     if run.order is None:
         run.order = torch.randperm(n_train, generator=run.generators["order"],
@@ -231,6 +232,8 @@ def _minibatch(run: Run, x_train: torch.Tensor, draw_bits) -> tuple:
     if distributed.world_size() > 1:
         idx = idx[distributed.rank()::distributed.world_size()]
     x = draw_bits(x_train, run.generators["noise"], idx) if cfg.binarize else x_train[idx]
+    if spread is not None:
+        x = draw_around(x, spread[idx], run.generators["noise"])
     return x, idx, size
 
 
@@ -244,8 +247,9 @@ def loop(run: Run, progress: bool, interrupt: Interrupt, evaluate_first: bool,
     x_train = run.data.train.to(next(model.parameters()).device)
     schedule = [s for s in eval_schedule(run.total, cfg.eval_points) if s > p.samples]
     draw_bits = _binarizer(cfg, x_train.device)
+    spread = None if run.data.train_spread is None else run.data.train_spread.to(x_train.device)
     labels = None if run.labels is None else \
-        Observed.of(run.labels, model.config.classes, x_train)
+        Observed.of(run.labels, model.config.classes, x_train, spread)
     step = run.algorithm.make_step(cfg, model, run.optimizer, run.state, run.engine.name,
                                    lambda: p.samples, len(x_train), labels)
     if progress and distributed.is_main():
@@ -261,7 +265,7 @@ def loop(run: Run, progress: bool, interrupt: Interrupt, evaluate_first: bool,
     with threads.Sharing() as sharing:  # fewer threads while other processes need the cores
         while p.samples < run.total:
             t0 = time.perf_counter()
-            x, idx, size = _minibatch(run, x_train, draw_bits)
+            x, idx, size = _minibatch(run, x_train, draw_bits, spread)
             session.schedule_lr()
             try:
                 step(x, idx, run.generators["noise"])
