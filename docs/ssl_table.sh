@@ -31,19 +31,6 @@ for seed in $seeds; do
     if [ "$running" -ge "${AT_ONCE:-2}" ]; then wait -n; running=$((running - 1)); fi
 done
 wait
-.venv/bin/python - "$out" "$seeds" <<'PY'
-import json, statistics, sys
-from pathlib import Path
-out, seeds = Path(sys.argv[1]), sys.argv[2].split()
-rows = []
-for seed in seeds:
-    last = [json.loads(l) for l in (out / f"m1m2-seed{seed}" / "metrics.jsonl").read_text()
-            .splitlines()][-1]
-    rows.append((seed, 100 * last["test_error"], last["epoch"], last["seconds"]))
-    print(f"| M1 + M2, seed {seed} | {rows[-1][1]:.2f}% | {last['epoch']:.0f} epochs, "
-          f"{last['seconds']:.0f} s |")
-errors = [r[1] for r in rows]
-spread = statistics.stdev(errors) if len(errors) > 1 else 0.0
-print(f"| M1 + M2, mean (± sd) over {len(errors)} label draws | **{statistics.mean(errors):.2f}%** "
-      f"(± {spread:.2f}) | paper: 3.33% (± 0.14) |")
-PY
+runs=()
+for seed in $seeds; do runs+=("$out/m1m2-seed$seed"); done
+.venv/bin/python scripts/label_table.py "M1 + M2" "${runs[@]}"

@@ -263,6 +263,12 @@ def test_presets_beyond_the_paper_hold_their_papers_settings():
     assert (m1.hidden, m1.latent_dim, m1.activation, m1.lr) == ((600, 600), 50, "softplus", 3e-4)
     assert (m2.conditional, m2.classifier, m2.labels, m2.hidden, m2.latent_dim,
             m2.classifier_weight) == (True, (500,), 100, (500,), 50, 0.1)
+    # Kingma et al.'s code for 100 labels: layers of 300, draws of M1's active units
+    m1m2 = aevb.resolve("m1m2-paper", features="runs/m1")
+    assert (m1m2.hidden, m1m2.classifier, m1m2.feature_draws, m1m2.active_features,
+            m1m2.labels) == ((300,), (300,), True, True, 100)
+    with pytest.raises(aevb.AevbError, match="need --features RUN"):
+        aevb.resolve("m1m2-paper")
     conv = aevb.resolve("conv-images", dataset="photos/")
     model = VAE(ModelConfig((3, 64, 64), conv.latent_dim, conv.hidden, "gaussian",
                             conv.network, conv.activation))

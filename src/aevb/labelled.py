@@ -66,7 +66,7 @@ class EveryClass(Given):
     The same densities as `Given` with those C N one-hot labels. Only the evaluation order
     differs: the encoder's first layer W [x; y] + b is W_x x + (the column c of W_y) + b, so
     W_x x, the largest product of a pixel model's encoder (D x H), is computed once per point
-    and not once per point and class (docs/performance.md, "M2's step")."""
+    and not once per point and class (docs/performance.md, "Decisions in the code")."""
 
     def __init__(self, model, n: int):
         c = model.config.classes
